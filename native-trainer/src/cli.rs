@@ -1,0 +1,295 @@
+//! Command-line interface.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use nook_trainer::data::{self, Dataset, Format, Source};
+use nook_trainer::eval::Target;
+use nook_trainer::models::{AlsConfig, BprConfig, Scorer};
+use nook_trainer::pipeline::{evaluate_all, ModelConfig, ModelKind, ModelSet};
+use nook_trainer::split::{Protocol, Split, SplitConfig};
+use nook_trainer::{atomic, external, splitio, store};
+use std::path::PathBuf;
+
+/// Where `scripts/setup-assets.sh` puts MovieLens 100k; the default `--data`.
+const DEFAULT_DATA: &str = "assets/data/ml-100k";
+
+#[derive(Parser)]
+#[command(
+    name = "nook",
+    version,
+    about = "Train recommenders whose ranking runs privately in the browser",
+    long_about = "nook learns from interaction logs and item text, evaluates honestly against baselines, \
+and exports what its WebAssembly client needs to recommend on-device.\n\n\
+Typical use:\n  nook eval --data assets/data/ml-100k --json out/eval.json\n  \
+nook train --data DIR --out out/model\n  nook split --data DIR --out out/split"
+)]
+pub struct Cli {
+    /// Log filter (tracing syntax): error, warn, info, debug, or e.g. `nook_trainer=debug`.
+    #[arg(long, global = true, default_value = "info", env = "NOOK_LOG")]
+    pub log: String,
+    /// Worker threads (default: one per core).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Split the data and write the parts as CSV, so other tools use exactly the same split.
+    Split {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        split: SplitArgs,
+        /// Output directory (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train models on the training part of the split and save them.
+    Train {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        split: SplitArgs,
+        #[command(flatten)]
+        models: ModelArgs,
+        /// Model directory to write (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Evaluate models on the warm test split and the cold-item split.
+    Eval {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        split: SplitArgs,
+        #[command(flatten)]
+        models: ModelArgs,
+        /// Evaluate the models saved here by `nook train` instead of training afresh.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Also evaluate factors trained elsewhere: NAME=DIR with DIR/user_factors.csv and
+        /// DIR/item_factors.csv (`id,f0,f1,...`, no header). Repeatable.
+        #[arg(long = "factors-from", value_name = "NAME=DIR")]
+        external: Vec<String>,
+        /// Cut-offs for the @K metrics.
+        #[arg(long, value_delimiter = ',', default_value = "10,20")]
+        k: Vec<usize>,
+        /// Which held-out sets to evaluate on.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "warm,cold")]
+        on: Vec<Target>,
+        /// Write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// Data directory (MovieLens latest or 100k, or RecBole atomic files) [default: assets/data/ml-100k].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Input layout.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: Format,
+    /// Generic layout: interactions CSV with header `user,item[,rating][,timestamp]`.
+    #[arg(long)]
+    pub interactions: Option<PathBuf>,
+    /// Generic layout: items CSV with header `item,text[,title]`.
+    #[arg(long)]
+    pub items: Option<PathBuf>,
+    /// Skip malformed rows (and report how many) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct SplitArgs {
+    /// How each user's positives are split.
+    #[arg(long, value_enum, default_value = "temporal")]
+    pub protocol: Protocol,
+    /// Train, valid and test fractions for the temporal protocol.
+    #[arg(long, value_delimiter = ',', default_value = "0.8,0.1,0.1")]
+    pub ratios: Vec<f64>,
+    /// Fraction of items held out with all their interactions (the cold-item split).
+    #[arg(long, default_value_t = 0.1)]
+    pub cold_fraction: f64,
+    /// Ratings at or above this are positives (data without ratings is all positive).
+    #[arg(long, default_value_t = 3.5)]
+    pub min_rating: f32,
+    /// Seed for every random choice (split, initialisation, sampling).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Models to train/evaluate.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "pop,als,bpr,random")]
+    pub models: Vec<ModelKind>,
+    /// Latent factors (ALS and BPR).
+    #[arg(long, default_value_t = 64)]
+    pub factors: usize,
+    /// ALS iterations.
+    #[arg(long, default_value_t = 15)]
+    pub iterations: usize,
+    /// ALS regularisation λ.
+    #[arg(long, default_value_t = AlsConfig::default().regularization)]
+    pub regularization: f32,
+    /// ALS confidence weight: an interaction counts `1 + alpha * r`.
+    #[arg(long, default_value_t = AlsConfig::default().alpha)]
+    pub alpha: f32,
+    /// ALS conjugate-gradient steps per row update.
+    #[arg(long, default_value_t = 3)]
+    pub cg_steps: usize,
+    /// BPR epochs.
+    #[arg(long, default_value_t = BprConfig::default().epochs)]
+    pub bpr_epochs: usize,
+    /// BPR learning rate.
+    #[arg(long, default_value_t = BprConfig::default().learning_rate)]
+    pub bpr_lr: f32,
+    /// BPR regularisation.
+    #[arg(long, default_value_t = BprConfig::default().regularization)]
+    pub bpr_reg: f32,
+}
+
+impl DataArgs {
+    fn load(&self) -> Result<Dataset> {
+        let data = match (&self.data, &self.interactions) {
+            (Some(d), _) => Some(d.clone()),
+            (None, Some(_)) => None,
+            (None, None) => {
+                let default = PathBuf::from(DEFAULT_DATA);
+                anyhow::ensure!(
+                    default.is_dir(),
+                    "no --data given and the default {DEFAULT_DATA} is missing: run scripts/setup-assets.sh"
+                );
+                Some(default)
+            }
+        };
+        let source = Source {
+            data,
+            format: Some(self.format),
+            interactions: self.interactions.clone(),
+            items: self.items.clone(),
+            skip_bad_rows: self.skip_bad_rows,
+        };
+        Ok(data::load(&source)?)
+    }
+}
+
+impl SplitArgs {
+    fn config(&self) -> Result<SplitConfig> {
+        let ratios: [f64; 3] = self
+            .ratios
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("--ratios takes three numbers, e.g. 0.8,0.1,0.1"))?;
+        let cfg = SplitConfig {
+            protocol: self.protocol,
+            ratios,
+            cold_fraction: self.cold_fraction,
+            min_rating: self.min_rating,
+            seed: self.seed,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+impl ModelArgs {
+    fn config(&self, seed: u64) -> ModelConfig {
+        ModelConfig {
+            als: AlsConfig {
+                factors: self.factors,
+                iterations: self.iterations,
+                regularization: self.regularization,
+                alpha: self.alpha,
+                cg_steps: self.cg_steps,
+                seed,
+            },
+            bpr: BprConfig {
+                factors: self.factors,
+                epochs: self.bpr_epochs,
+                learning_rate: self.bpr_lr,
+                regularization: self.bpr_reg,
+                seed,
+            },
+        }
+    }
+
+    fn kinds(&self) -> Vec<ModelKind> {
+        let mut kinds = self.models.clone();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+}
+
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn split(data: &Dataset, args: &SplitArgs) -> Result<Split> {
+    let split = Split::new(data, &args.config()?)?;
+    tracing::info!(
+        "split: {} train, {} valid, {} test, {} cold positives on {} cold items ({} valid/test positives on unseen items dropped)",
+        split.train.len(),
+        split.valid.len(),
+        split.test.len(),
+        split.cold.len(),
+        split.cold_items.len(),
+        split.dropped_unseen
+    );
+    Ok(split)
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Split { data, split: split_args, out } => {
+            let data = data.load()?;
+            let split = split(&data, &split_args)?;
+            splitio::write(&out, &data, &split)?;
+            println!("wrote split to {}", out.display());
+        }
+        Command::Train { data, split: split_args, models, out } => {
+            let data = data.load()?;
+            let split = split(&data, &split_args)?;
+            let cfg = models.config(split_args.seed);
+            let set = ModelSet::train(&split, &models.kinds(), &cfg);
+            store::save(&out, &data, &split.config, &cfg, &set)?;
+            println!("wrote {} model(s) to {}", set.kinds().len(), out.display());
+        }
+        Command::Eval { data, split: split_args, models, model, external, k, on, json } => {
+            anyhow::ensure!(!k.is_empty() && k.iter().all(|&k| k > 0), "--k needs positive cut-offs");
+            let data = data.load()?;
+            let split = split(&data, &split_args)?;
+            let cfg = models.config(split_args.seed);
+            let set = match &model {
+                Some(dir) => store::load(dir, &data, &split.config)?,
+                None => ModelSet::train(&split, &models.kinds(), &cfg),
+            };
+            let imported = external
+                .iter()
+                .map(|spec| {
+                    let (name, dir) =
+                        spec.split_once('=').with_context(|| format!("--factors-from wants NAME=DIR, got {spec:?}"))?;
+                    external::load_factors(name, dir.as_ref(), &data)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let extra: Vec<&dyn Scorer> = imported.iter().map(|f| f as &dyn Scorer).collect();
+            let report = evaluate_all(&data.name, &split, &set, &extra, &cfg, &k, &on);
+            print!("{}", report.table());
+            for (model, secs) in &report.fit_seconds {
+                println!("fit {model}: {secs:.3}s");
+            }
+            if let Some(path) = json {
+                atomic::write_file(&path, &serde_json::to_vec_pretty(&report)?)?;
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Full-sort evaluation: each user's scores over every candidate item, training items excluded.
+//!
+//! * `warm`: the test split; candidates are all items with a training positive.
+//! * `cold`: every positive on held-out cold items; candidates are the cold items only (none of them
+//!   was seen in training, so this measures how well a model ranks brand-new items).
+//! * `valid`: like `warm` on the validation split, for choosing settings.
+
+pub mod metrics;
+
+use crate::data::Interaction;
+use crate::matrix::Csr;
+use crate::models::Scorer;
+use crate::rng::Rng;
+use crate::split::Split;
+use nook_core::top_k;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Which held-out positives to evaluate against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// The test split, warm items.
+    Warm,
+    /// The held-out cold items.
+    Cold,
+    /// The validation split (for choosing settings).
+    Valid,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Warm => "warm",
+            Target::Cold => "cold",
+            Target::Valid => "valid",
+        }
+    }
+}
+
+/// One number in a results table: `{"model": "als", "split": "warm", "metric": "ndcg@10", "value": 0.056}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    pub model: String,
+    pub split: String,
+    pub metric: String,
+    pub value: f64,
+}
+
+/// The users, positives and candidate items of one evaluation.
+pub struct EvalSet<'a> {
+    pub target: Target,
+    /// `(user, sorted relevant items)` for users with training history and at least one positive.
+    pub users: Vec<(u32, Vec<u32>)>,
+    pub candidates: Vec<bool>,
+    pub n_candidates: usize,
+    /// Training positives, excluded from every user's ranking.
+    pub train: &'a Csr,
+    /// A seeded permutation of the items: ties in score are broken by it rather than by item index,
+    /// so a model with constant scores (popularity on cold items) ranks like random, not like the
+    /// catalogue's file order.
+    pub tie_order: Vec<u32>,
+}
+
+/// Size of an evaluation, reported beside the metrics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalSize {
+    pub users: usize,
+    pub positives: usize,
+    pub candidates: usize,
+}
+
+impl<'a> EvalSet<'a> {
+    pub fn new(split: &Split, train: &'a Csr, target: Target) -> Self {
+        let mut tie_order: Vec<u32> = (0..split.n_items as u32).collect();
+        Rng::stream(split.config.seed, "eval-ties").shuffle(&mut tie_order);
+        let (held_out, candidates): (&[Interaction], Vec<bool>) = match target {
+            Target::Warm => (&split.test, split.train_items()),
+            Target::Valid => (&split.valid, split.train_items()),
+            Target::Cold => {
+                let mut c = vec![false; split.n_items];
+                split.cold_items.iter().for_each(|&i| c[i as usize] = true);
+                (&split.cold, c)
+            }
+        };
+        let mut per_user: Vec<Vec<u32>> = vec![Vec::new(); split.n_users];
+        for i in held_out {
+            if candidates[i.item as usize] && train.row_len(i.user as usize) > 0 {
+                per_user[i.user as usize].push(i.item);
+            }
+        }
+        let users = per_user
+            .into_iter()
+            .enumerate()
+            .filter(|(_, items)| !items.is_empty())
+            .map(|(u, mut items)| {
+                items.sort_unstable();
+                (u as u32, items)
+            })
+            .collect();
+        let n_candidates = candidates.iter().filter(|&&c| c).count();
+        Self { target, users, candidates, n_candidates, train, tie_order }
+    }
+
+    pub fn size(&self) -> EvalSize {
+        EvalSize {
+            users: self.users.len(),
+            positives: self.users.iter().map(|(_, p)| p.len()).sum(),
+            candidates: self.n_candidates,
+        }
+    }
+}
+
+/// Per-user sums for each K, plus AUC.
+#[derive(Clone, Default)]
+struct Sums {
+    per_k: Vec<[f64; 5]>,
+    auc: f64,
+    auc_users: usize,
+}
+
+/// Evaluates one model; metrics are averaged over users.
+pub fn evaluate(model: &dyn Scorer, set: &EvalSet<'_>, ks: &[usize]) -> Vec<MetricRow> {
+    let max_k = ks.iter().copied().max().unwrap_or(10);
+    let n_items = set.candidates.len();
+    let per_user: Vec<(Sums, Vec<u32>)> = set
+        .users
+        .par_iter()
+        .with_min_len(8)
+        .map_init(
+            || (vec![0f32; n_items], vec![0f32; n_items]),
+            |(scores, permuted), (user, relevant)| {
+                model.score(*user, scores);
+                user_metrics(scores, permuted, *user, relevant, set, ks, max_k)
+            },
+        )
+        .collect();
+
+    let mut total = Sums { per_k: vec![[0.0; 5]; ks.len()], ..Sums::default() };
+    let mut recommended: Vec<Vec<bool>> = vec![vec![false; n_items]; ks.len()];
+    for (sums, top) in &per_user {
+        for (t, s) in total.per_k.iter_mut().zip(&sums.per_k) {
+            t.iter_mut().zip(s).for_each(|(a, b)| *a += b);
+        }
+        total.auc += sums.auc;
+        total.auc_users += sums.auc_users;
+        for (ki, &k) in ks.iter().enumerate() {
+            top.iter().take(k).for_each(|&i| recommended[ki][i as usize] = true);
+        }
+    }
+    let n = set.users.len().max(1) as f64;
+    let row = |metric: String, value: f64| MetricRow {
+        model: model.name().to_string(),
+        split: set.target.name().to_string(),
+        metric,
+        value,
+    };
+    let mut rows = Vec::new();
+    for (ki, &k) in ks.iter().enumerate() {
+        let names = ["recall", "precision", "ndcg", "map", "hit"];
+        for (name, sum) in names.iter().zip(total.per_k[ki]) {
+            rows.push(row(format!("{name}@{k}"), sum / n));
+        }
+        let covered = recommended[ki].iter().filter(|&&r| r).count();
+        rows.push(row(format!("coverage@{k}"), covered as f64 / set.n_candidates.max(1) as f64));
+    }
+    rows.push(row("auc".into(), total.auc / total.auc_users.max(1) as f64));
+    rows
+}
+
+fn user_metrics(
+    scores: &[f32],
+    permuted: &mut [f32],
+    user: u32,
+    relevant: &[u32],
+    set: &EvalSet<'_>,
+    ks: &[usize],
+    max_k: usize,
+) -> (Sums, Vec<u32>) {
+    let (seen, _) = set.train.row(user as usize);
+    let eligible = |i: u32| set.candidates[i as usize] && seen.binary_search(&i).is_err();
+    // Rank in tie order: position p holds item tie_order[p], so equal scores fall in that order.
+    for (p, &item) in set.tie_order.iter().enumerate() {
+        permuted[p] = scores[item as usize];
+    }
+    let order = &set.tie_order;
+    let top: Vec<u32> =
+        top_k(permuted, max_k, |p| eligible(order[p as usize])).iter().map(|s| order[s.index as usize]).collect();
+    let hits: Vec<bool> = top.iter().map(|i| relevant.binary_search(i).is_ok()).collect();
+    let mut sums = Sums::default();
+    for &k in ks {
+        sums.per_k.push([
+            metrics::recall_at(&hits, relevant.len(), k),
+            metrics::precision_at(&hits, k),
+            metrics::ndcg_at(&hits, relevant.len(), k),
+            metrics::average_precision_at(&hits, relevant.len(), k),
+            metrics::hit_rate_at(&hits, k),
+        ]);
+    }
+    let positives: Vec<f32> = relevant.iter().map(|&i| scores[i as usize]).collect();
+    let mut negatives: Vec<f32> = (0..scores.len() as u32)
+        .filter(|&i| eligible(i) && relevant.binary_search(&i).is_err())
+        .map(|i| scores[i as usize])
+        .collect();
+    negatives.sort_unstable_by(|a, b| a.total_cmp(b));
+    if let Some(auc) = metrics::auc(&positives, &negatives) {
+        sums.auc = auc;
+        sums.auc_users = 1;
+    }
+    (sums, top)
+}

@@ -1,0 +1,16 @@
+//! nook's native trainer: loads interaction logs and item text, splits them honestly, trains
+//! matrix-factorisation models and evaluates them against baselines.
+
+pub mod atomic;
+pub mod data;
+pub mod eval;
+pub mod external;
+pub mod matrix;
+pub mod models;
+pub mod pipeline;
+pub mod progress;
+pub mod rng;
+pub mod split;
+pub mod splitio;
+pub mod store;
+pub mod tensors;

@@ -1,0 +1,204 @@
+//! Training the requested models on a split, and evaluating them.
+
+use crate::eval::{evaluate, EvalSet, EvalSize, MetricRow, Target};
+use crate::matrix::Csr;
+use crate::models::{als, bpr, AlsConfig, BprConfig, Factors, Popularity, RandomScores, Scorer};
+use crate::progress;
+use crate::split::{Split, SplitConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Short stable model ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Most popular items first.
+    Pop,
+    /// Implicit alternating least squares.
+    Als,
+    /// Bayesian personalised ranking.
+    Bpr,
+    /// Seeded random scores: the floor.
+    Random,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 4] = [ModelKind::Pop, ModelKind::Als, ModelKind::Bpr, ModelKind::Random];
+    pub fn id(self) -> &'static str {
+        match self {
+            ModelKind::Pop => "pop",
+            ModelKind::Als => "als",
+            ModelKind::Bpr => "bpr",
+            ModelKind::Random => "random",
+        }
+    }
+}
+
+/// Settings of every model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub als: AlsConfig,
+    pub bpr: BprConfig,
+}
+
+/// Trained models with their fit times.
+#[derive(Default)]
+pub struct ModelSet {
+    pub pop: Option<Popularity>,
+    pub als: Option<Factors>,
+    pub bpr: Option<Factors>,
+    pub random: Option<RandomScores>,
+    pub fit_seconds: BTreeMap<String, f64>,
+}
+
+impl ModelSet {
+    /// Trains `kinds` on the split's training positives.
+    pub fn train(split: &Split, kinds: &[ModelKind], cfg: &ModelConfig) -> Self {
+        let train = split.train_matrix();
+        let mut set = ModelSet::default();
+        for &kind in kinds {
+            let start = Instant::now();
+            match kind {
+                ModelKind::Pop => set.pop = Some(Popularity::fit(&train)),
+                ModelKind::Als => set.als = Some(train_als(&train, &cfg.als)),
+                ModelKind::Bpr => set.bpr = Some(train_bpr(&train, &cfg.bpr)),
+                ModelKind::Random => set.random = Some(RandomScores { seed: split.config.seed }),
+            }
+            let secs = start.elapsed().as_secs_f64();
+            tracing::info!("fitted {} in {secs:.3}s", kind.id());
+            set.fit_seconds.insert(kind.id().to_string(), secs);
+        }
+        set
+    }
+
+    pub fn scorers(&self) -> Vec<&dyn Scorer> {
+        let mut out: Vec<&dyn Scorer> = Vec::new();
+        if let Some(m) = &self.pop {
+            out.push(m);
+        }
+        if let Some(m) = &self.als {
+            out.push(m);
+        }
+        if let Some(m) = &self.bpr {
+            out.push(m);
+        }
+        if let Some(m) = &self.random {
+            out.push(m);
+        }
+        out
+    }
+
+    pub fn kinds(&self) -> Vec<ModelKind> {
+        let present = [self.pop.is_some(), self.als.is_some(), self.bpr.is_some(), self.random.is_some()];
+        ModelKind::ALL.iter().zip(present).filter(|(_, p)| *p).map(|(k, _)| *k).collect()
+    }
+}
+
+fn train_als(train: &Csr, cfg: &AlsConfig) -> Factors {
+    let bar = progress::bar(cfg.iterations as u64, "als");
+    let factors = als::fit(train, cfg, |it| bar.set_position(it as u64));
+    bar.finish_and_clear();
+    factors
+}
+
+fn train_bpr(train: &Csr, cfg: &BprConfig) -> Factors {
+    let bar = progress::bar(cfg.epochs as u64, "bpr");
+    let factors = bpr::fit(train, cfg, |epoch, correct| {
+        bar.set_position(epoch as u64);
+        bar.set_message(format!("ranked right {:.1}%", 100.0 * correct));
+    });
+    bar.finish_and_clear();
+    factors
+}
+
+/// The machine-readable evaluation report (`nook eval --json`). Other tools read it: keep its shape.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub dataset: String,
+    pub protocol: SplitConfig,
+    pub seed: u64,
+    pub ks: Vec<usize>,
+    pub splits: BTreeMap<String, EvalSize>,
+    pub models: ModelConfig,
+    pub fit_seconds: BTreeMap<String, f64>,
+    pub results: Vec<MetricRow>,
+}
+
+/// Evaluates every model of `set` on the warm and cold splits.
+pub fn evaluate_all(
+    dataset: &str,
+    split: &Split,
+    set: &ModelSet,
+    extra: &[&dyn Scorer],
+    cfg: &ModelConfig,
+    ks: &[usize],
+    targets: &[Target],
+) -> EvalReport {
+    let train = split.train_matrix();
+    let mut splits = BTreeMap::new();
+    let mut results = Vec::new();
+    for &target in targets {
+        let eval_set = EvalSet::new(split, &train, target);
+        splits.insert(target.name().to_string(), eval_set.size());
+        if eval_set.users.is_empty() {
+            tracing::warn!("{} split has no users to evaluate", target.name());
+            continue;
+        }
+        for model in set.scorers().into_iter().chain(extra.iter().copied()) {
+            results.extend(evaluate(model, &eval_set, ks));
+        }
+    }
+    EvalReport {
+        dataset: dataset.to_string(),
+        protocol: split.config.clone(),
+        seed: split.config.seed,
+        ks: ks.to_vec(),
+        splits,
+        models: cfg.clone(),
+        fit_seconds: set.fit_seconds.clone(),
+        results,
+    }
+}
+
+impl EvalReport {
+    /// A value by (model, split, metric).
+    pub fn get(&self, model: &str, split: &str, metric: &str) -> Option<f64> {
+        self.results.iter().find(|r| r.model == model && r.split == split && r.metric == metric).map(|r| r.value)
+    }
+
+    /// A plain-text table: one line per (model, split), the main metrics as columns.
+    pub fn table(&self) -> String {
+        let mut cols: Vec<String> = Vec::new();
+        for k in &self.ks {
+            for m in ["recall", "ndcg", "map", "precision", "hit", "coverage"] {
+                cols.push(format!("{m}@{k}"));
+            }
+        }
+        cols.push("auc".into());
+        let mut out = format!("{:<14} {:<6}", "model", "split");
+        cols.iter().for_each(|c| out.push_str(&format!(" {c:>12}")));
+        out.push('\n');
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for r in &self.results {
+            let key = (r.model.clone(), r.split.clone());
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        // Warm, then cold, then valid; models keep their evaluation order within each.
+        let rank = |split: &str| ["warm", "cold", "valid"].iter().position(|s| *s == split);
+        keys.sort_by_key(|k| rank(&k.1));
+        for (model, split) in keys {
+            out.push_str(&format!("{model:<14} {split:<6}"));
+            for c in &cols {
+                match self.get(&model, &split, c) {
+                    Some(v) => out.push_str(&format!(" {v:>12.4}")),
+                    None => out.push_str(&format!(" {:>12}", "-")),
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+}

