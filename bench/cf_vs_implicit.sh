@@ -27,8 +27,8 @@ OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 bench/.venv/bin/python bench/implicit_f
   --split "$out/split" --out "$out" --threads $threads --factors $factors --iterations $iterations \
   --regularization $reg --alpha $alpha --bpr-epochs $bpr_epochs --bpr-lr $bpr_lr --bpr-reg $bpr_reg >/dev/null
 
-# nook's ALS fit is timed three times too (median), like implicit's.
-for run in 1 2 3; do
+# nook's ALS fit is timed five times (median), like implicit's.
+for run in 1 2 3 4 5; do
   "$nook" eval --data "$data" --threads $threads --log warn --models als --on warm \
     --factors $factors --iterations $iterations --regularization $reg --alpha $alpha \
     --json "$out/nook-als-$run.json" >/dev/null
@@ -44,7 +44,7 @@ import json, statistics, sys
 out = sys.argv[1]
 ev = json.load(open(f"{out}/eval.json"))
 imp = json.load(open(f"{out}/implicit.json"))
-nook_als = statistics.median(json.load(open(f"{out}/nook-als-{r}.json"))["fit_seconds"]["als"] for r in (1, 2, 3))
+nook_als = statistics.median(json.load(open(f"{out}/nook-als-{r}.json"))["fit_seconds"]["als"] for r in (1, 2, 3, 4, 5))
 fit = dict(ev["fit_seconds"]); fit.update(imp["fit_seconds"]); fit["als"] = nook_als
 get = lambda m, s, k: next((r["value"] for r in ev["results"] if r["model"] == m and r["split"] == s and r["metric"] == k), float("nan"))
 print(f"dataset {ev['dataset']}; protocol {ev['protocol']['protocol']} {ev['protocol']['ratios']}, "

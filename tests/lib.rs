@@ -1,6 +1,7 @@
-//! Helpers for nook's end-to-end tests: locating the binary and the shared real data.
+//! Helpers for nook's end-to-end tests: the `nook` binary, real data, and running commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -8,7 +9,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// MovieLens latest-small beside the checkout (`../shared/data/movielens-small`), or where
-/// `NOOK_MOVIELENS_SMALL` points. `None` when neither exists.
+/// `NOOK_MOVIELENS_SMALL` points.
 pub fn movielens_small() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("NOOK_MOVIELENS_SMALL").map(PathBuf::from),
@@ -21,4 +22,57 @@ pub fn movielens_small() -> Option<PathBuf> {
 pub fn ml100k() -> Option<PathBuf> {
     let p = repo_root().join("assets/data/ml-100k");
     p.join("ml-100k.inter").is_file().then_some(p)
+}
+
+/// Real data is required in CI (`NOOK_REQUIRE_DATA=1`); elsewhere a missing set skips the test.
+pub fn require(name: &str, path: Option<PathBuf>) -> Option<PathBuf> {
+    if path.is_none() {
+        assert!(std::env::var_os("NOOK_REQUIRE_DATA").is_none(), "{name} is required but missing");
+        eprintln!("skipping: {name} not found");
+    }
+    path
+}
+
+/// The `nook` binary of this build profile, built on first use if the workspace test run has not
+/// built it already.
+pub fn nook_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("nook");
+    if !bin.is_file() {
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "nook-trainer", "--bin", "nook"]).current_dir(repo_root());
+        if release {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().expect("cargo runs").success(), "building nook failed");
+    }
+    bin
+}
+
+/// Runs `nook` with `args`; returns its output whatever the exit status.
+pub fn nook(args: &[&str]) -> Output {
+    Command::new(nook_bin())
+        .args(args)
+        .env("NOOK_LOG", "warn")
+        .current_dir(repo_root())
+        .output()
+        .expect("nook runs")
+}
+
+/// Runs `nook` and insists it succeeds; returns stdout.
+pub fn nook_ok(args: &[&str]) -> String {
+    let out = nook(args);
+    assert!(
+        out.status.success(),
+        "nook {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
 }

@@ -110,6 +110,7 @@ impl Builder {
             users: self.users,
             interactions: self.interactions,
             skipped_rows: 0,
+            skipped_first: Vec::new(),
         })
     }
 }

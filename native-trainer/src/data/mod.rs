@@ -63,6 +63,8 @@ pub struct Dataset {
     pub interactions: Vec<Interaction>,
     /// Number of bad rows skipped under `--skip-bad-rows`.
     pub skipped_rows: usize,
+    /// The first few skipped rows' errors (file, line, column, reason).
+    pub skipped_first: Vec<String>,
 }
 
 impl Dataset {
@@ -118,6 +120,7 @@ pub fn load(source: &Source) -> Result<Dataset, DataError> {
         Format::Auto => unreachable!("auto was resolved above"),
     };
     dataset.skipped_rows = bad.count();
+    dataset.skipped_first = bad.first().to_vec();
     if bad.count() > 0 {
         tracing::warn!("{}: {bad}", dataset.name);
     }

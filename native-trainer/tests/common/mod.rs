@@ -1,0 +1,63 @@
+//! Shared helpers for the trainer's integration tests.
+#![allow(dead_code)]
+
+use nook_trainer::data::{self, DataError, Dataset, Format, Source};
+use std::path::{Path, PathBuf};
+
+/// Writes `files` (name, bytes) into a fresh temporary directory.
+pub fn dir_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).expect("write fixture");
+    }
+    dir
+}
+
+pub fn load_dir(dir: &Path, skip_bad_rows: bool) -> Result<Dataset, DataError> {
+    data::load(&Source { data: Some(dir.to_owned()), skip_bad_rows, ..Source::default() })
+}
+
+pub fn load_generic(interactions: &Path, items: Option<&Path>) -> Result<Dataset, DataError> {
+    data::load(&Source {
+        interactions: Some(interactions.to_owned()),
+        items: items.map(Path::to_owned),
+        format: Some(Format::Generic),
+        ..Source::default()
+    })
+}
+
+/// The error message of a load that must fail.
+pub fn load_error(dir: &Path) -> String {
+    match load_dir(dir, false) {
+        Ok(d) => panic!("expected an error, loaded {} interactions", d.interactions.len()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// MovieLens latest-small beside the checkout, if present.
+pub fn movielens_small() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("NOOK_MOVIELENS_SMALL").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/movielens-small")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.join("ratings.csv").is_file())
+}
+
+/// MovieLens 100k fetched by scripts/setup-assets.sh, if present.
+pub fn ml100k() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/data/ml-100k");
+    p.join("ml-100k.inter").is_file().then_some(p)
+}
+
+/// Real data is required in CI (`NOOK_REQUIRE_DATA=1`); elsewhere a missing set skips the test.
+pub fn require(name: &str, path: Option<PathBuf>) -> Option<PathBuf> {
+    if path.is_none() {
+        assert!(std::env::var_os("NOOK_REQUIRE_DATA").is_none(), "{name} is required (NOOK_REQUIRE_DATA is set) but missing");
+        eprintln!("skipping: {name} not found");
+    }
+    path
+}
+
+/// A small MovieLens-latest layout.
+pub const MOVIES: &str = "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n2,\"Matrix, The (1999)\",Action|Sci-Fi\n3,Heat (1995),Crime\n";
+pub const RATINGS: &str = "userId,movieId,rating,timestamp\n1,1,4.0,100\n1,2,5.0,200\n2,2,3.0,150\n2,3,4.5,160\n";

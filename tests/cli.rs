@@ -1,0 +1,114 @@
+//! The `nook` command end to end on real data: split → train → eval, the JSON contract other
+//! tools read, and clear refusals.
+
+use nook_e2e::*;
+use serde_json::Value;
+
+#[test]
+fn help_explains_each_command() {
+    let top = nook_ok(&["--help"]);
+    for cmd in ["split", "train", "eval"] {
+        assert!(top.contains(cmd), "top-level help lists `{cmd}`");
+    }
+    let train = nook_ok(&["train", "--help"]);
+    for opt in ["--data", "--out", "--models", "--factors", "--iterations", "--seed", "--min-rating", "--skip-bad-rows"] {
+        assert!(train.contains(opt), "train --help documents {opt}");
+    }
+    let eval = nook_ok(&["eval", "--help"]);
+    for opt in ["--json", "--model", "--k", "--cold-fraction", "--factors-from"] {
+        assert!(eval.contains(opt), "eval --help documents {opt}");
+    }
+}
+
+#[test]
+fn train_then_eval_on_ml100k_writes_the_json_contract() {
+    let Some(data) = require("ml-100k", ml100k()) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    let json = tmp.path().join("eval.json");
+    nook_ok(&["train", "--data", path_str(&data), "--out", path_str(&model)]);
+    for f in ["model.json", "ids.json", "pop.safetensors", "als.safetensors", "bpr.safetensors"] {
+        assert!(model.join(f).is_file(), "{f} written");
+    }
+    let table = nook_ok(&["eval", "--data", path_str(&data), "--model", path_str(&model), "--json", path_str(&json)]);
+    assert!(table.contains("ndcg@10") && table.contains("als"), "{table}");
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["dataset"], "ml-100k");
+    assert_eq!(report["seed"], 42);
+    assert_eq!(report["protocol"]["protocol"], "temporal");
+    let rows = report["results"].as_array().unwrap();
+    let get = |model: &str, split: &str, metric: &str| -> f64 {
+        rows.iter()
+            .find(|r| r["model"] == model && r["split"] == split && r["metric"] == metric)
+            .unwrap_or_else(|| panic!("no row {model}/{split}/{metric}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    for model in ["pop", "als", "bpr"] {
+        for split in ["warm", "cold"] {
+            for metric in ["recall@10", "precision@10", "ndcg@10", "map@10", "hit@10", "ndcg@20", "auc", "coverage@10"] {
+                let v = get(model, split, metric);
+                assert!((0.0..=1.0).contains(&v), "{model}/{split}/{metric} = {v}");
+            }
+        }
+    }
+    assert!(rows.iter().all(|r| r.as_object().unwrap().len() == 4), "rows are {{model, split, metric, value}}");
+    assert!(get("als", "warm", "ndcg@10") > get("pop", "warm", "ndcg@10"));
+    assert!(get("bpr", "warm", "ndcg@10") > get("pop", "warm", "ndcg@10"));
+}
+
+#[test]
+fn eval_is_deterministic_for_a_seed() {
+    let Some(data) = require("ml-100k", ml100k()) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, threads: &str| -> Value {
+        let json = tmp.path().join(name);
+        nook_ok(&["eval", "--data", path_str(&data), "--threads", threads, "--json", path_str(&json)]);
+        let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        v["results"].clone()
+    };
+    assert_eq!(run("a.json", "1"), run("b.json", "2"));
+}
+
+#[test]
+fn split_command_writes_csvs_for_outside_tools() {
+    let Some(data) = require("movielens-small", movielens_small()) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("split");
+    nook_ok(&["split", "--data", path_str(&data), "--out", path_str(&out)]);
+    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("split.json")).unwrap()).unwrap();
+    let train_rows = std::fs::read_to_string(out.join("train.csv")).unwrap().lines().count() - 1;
+    assert_eq!(summary["train"].as_u64().unwrap() as usize, train_rows);
+    assert_eq!(summary["cold_items"], 736);
+}
+
+#[test]
+fn model_trained_on_other_data_is_refused() {
+    let (Some(small), Some(ml)) = (require("movielens-small", movielens_small()), require("ml-100k", ml100k())) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    nook_ok(&["train", "--data", path_str(&ml), "--models", "pop", "--out", path_str(&model)]);
+    let out = nook(&["eval", "--data", path_str(&small), "--model", path_str(&model)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("trained on other data"), "{err}");
+}
+
+#[test]
+fn bad_input_fails_cleanly_with_location() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inter = tmp.path().join("inter.csv");
+    std::fs::write(&inter, "user,item,rating\nu1,a,4\nu2,b,lots\n").unwrap();
+    let out = nook(&["eval", "--interactions", path_str(&inter)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("inter.csv:3: column `rating`: expected a rating number, found \"lots\""), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = nook(&["eval", "--interactions", path_str(&inter), "--skip-bad-rows", "--models", "pop"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("skipped 1 bad row(s)"), "{err}");
+}
