@@ -11,7 +11,8 @@ fn help_explains_each_command() {
         assert!(top.contains(cmd), "top-level help lists `{cmd}`");
     }
     let train = nook_ok(&["train", "--help"]);
-    for opt in ["--data", "--out", "--models", "--factors", "--iterations", "--seed", "--min-rating", "--skip-bad-rows"] {
+    for opt in ["--data", "--out", "--models", "--factors", "--iterations", "--seed", "--min-rating", "--skip-bad-rows"]
+    {
         assert!(train.contains(opt), "train --help documents {opt}");
     }
     let eval = nook_ok(&["eval", "--help"]);
@@ -47,7 +48,8 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
     };
     for model in ["pop", "als", "bpr"] {
         for split in ["warm", "cold"] {
-            for metric in ["recall@10", "precision@10", "ndcg@10", "map@10", "hit@10", "ndcg@20", "auc", "coverage@10"] {
+            for metric in ["recall@10", "precision@10", "ndcg@10", "map@10", "hit@10", "ndcg@20", "auc", "coverage@10"]
+            {
                 let v = get(model, split, metric);
                 assert!((0.0..=1.0).contains(&v), "{model}/{split}/{metric} = {v}");
             }

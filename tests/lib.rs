@@ -53,12 +53,7 @@ pub fn nook_bin() -> PathBuf {
 
 /// Runs `nook` with `args`; returns its output whatever the exit status.
 pub fn nook(args: &[&str]) -> Output {
-    Command::new(nook_bin())
-        .args(args)
-        .env("NOOK_LOG", "warn")
-        .current_dir(repo_root())
-        .output()
-        .expect("nook runs")
+    Command::new(nook_bin()).args(args).env("NOOK_LOG", "warn").current_dir(repo_root()).output().expect("nook runs")
 }
 
 /// Runs `nook` and insists it succeeds; returns stdout.

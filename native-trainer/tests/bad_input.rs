@@ -72,7 +72,10 @@ fn missing_column_lists_the_header() {
 
 #[test]
 fn duplicate_item_in_catalogue() {
-    let dir = dir_with(&[("movies.csv", b"movieId,title,genres\n1,A (2000),Drama\n1,B (2001),Drama\n"), ("ratings.csv", RATINGS.as_bytes())]);
+    let dir = dir_with(&[
+        ("movies.csv", b"movieId,title,genres\n1,A (2000),Drama\n1,B (2001),Drama\n"),
+        ("ratings.csv", RATINGS.as_bytes()),
+    ]);
     let err = load_error(dir.path());
     assert!(err.contains("movies.csv:3: column `movieId`: item id \"1\" appears twice"), "{err}");
 }
@@ -98,7 +101,10 @@ fn skipping_never_hides_file_level_errors() {
 
 #[test]
 fn all_rows_bad_is_an_error_even_when_skipping() {
-    let dir = dir_with(&[("movies.csv", MOVIES.as_bytes()), ("ratings.csv", b"userId,movieId,rating,timestamp\n1,1,nan,1\n")]);
+    let dir = dir_with(&[
+        ("movies.csv", MOVIES.as_bytes()),
+        ("ratings.csv", b"userId,movieId,rating,timestamp\n1,1,nan,1\n"),
+    ]);
     let err = load_dir(dir.path(), true).unwrap_err().to_string();
     assert!(err.contains("no usable interactions"), "{err}");
 }
@@ -127,8 +133,10 @@ fn missing_file_is_reported_with_its_path() {
 
 #[test]
 fn a_row_with_an_unterminated_quote_is_reported_not_swallowed() {
-    let err = ratings_error(b"userId,movieId,rating,timestamp
+    let err = ratings_error(
+        b"userId,movieId,rating,timestamp
 1,1,4,100
-\"2,1,4,100\n");
+\"2,1,4,100\n",
+    );
     assert!(err.contains("ratings.csv:3"), "{err}");
 }

@@ -40,8 +40,10 @@ fn als_and_bpr_beat_popularity_and_random_on_movielens_small() {
 fn als_is_fixed_by_its_seed_and_independent_of_threads() {
     let Some((_, train)) = small_split() else { return };
     let cfg = AlsConfig { iterations: 3, ..AlsConfig::default() };
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| als::fit(&train, &cfg, |_| {}));
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| als::fit(&train, &cfg, |_| {}));
+    let one =
+        rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| als::fit(&train, &cfg, |_| {}));
+    let two =
+        rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| als::fit(&train, &cfg, |_| {}));
     assert_eq!(one.items, two.items);
     assert_eq!(one.users, two.users);
     let other = als::fit(&train, &AlsConfig { seed: 9, ..cfg }, |_| {});

@@ -96,7 +96,8 @@ fn written_split_files_match_the_split() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("split");
     nook_trainer::splitio::write(&dir, &d, &s).unwrap();
-    for (name, part) in [("train.csv", &s.train), ("test.csv", &s.test), ("valid.csv", &s.valid), ("cold.csv", &s.cold)] {
+    for (name, part) in [("train.csv", &s.train), ("test.csv", &s.test), ("valid.csv", &s.valid), ("cold.csv", &s.cold)]
+    {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
         let mut lines = text.lines();
         assert_eq!(lines.next(), Some("user,item,rating,timestamp"));

@@ -52,7 +52,10 @@ pub fn ml100k() -> Option<PathBuf> {
 /// Real data is required in CI (`NOOK_REQUIRE_DATA=1`); elsewhere a missing set skips the test.
 pub fn require(name: &str, path: Option<PathBuf>) -> Option<PathBuf> {
     if path.is_none() {
-        assert!(std::env::var_os("NOOK_REQUIRE_DATA").is_none(), "{name} is required (NOOK_REQUIRE_DATA is set) but missing");
+        assert!(
+            std::env::var_os("NOOK_REQUIRE_DATA").is_none(),
+            "{name} is required (NOOK_REQUIRE_DATA is set) but missing"
+        );
         eprintln!("skipping: {name} not found");
     }
     path
