@@ -1,15 +1,18 @@
 //! nook-core: the code both the native trainer and the browser client compile.
 //!
-//! Everything here is plain computation over slices: no filesystem, threads or clocks,
-//! so it builds for `wasm32-unknown-unknown` and ranks identically on both sides.
-//! Floating-point reductions use a fixed accumulation order (eight explicit lanes, see
-//! [`linalg`]), so results are bit-identical whatever SIMD width the compiler picks.
+//! Everything here is computation over bytes and slices: no filesystem, threads or clocks, so it
+//! builds for `wasm32-unknown-unknown` and ranks identically on both sides. Floating-point
+//! reductions use a fixed accumulation order (see [`linalg`]), so results are bit-identical
+//! whatever SIMD width the compiler picks.
 
+pub mod encoder;
+pub mod error;
 pub mod foldin;
 pub mod linalg;
 pub mod score;
 pub mod topk;
 
+pub use error::{NookError, Result};
 pub use foldin::{fold_in, gramian, gramian_finish, gramian_partial, solve_row_cg, RowSolver};
 pub use score::score_items;
 pub use topk::{top_k, Scored};

@@ -1,0 +1,198 @@
+//! A BERT encoder with one switch between fast inference and differentiable training.
+//!
+//! Why not `candle_transformers::models::bert`: its LayerNorm and softmax call fused kernels
+//! (`candle_nn::ops::layer_norm`, `softmax_last_dim`) that have no backward pass, so fine-tuning
+//! through it silently trains nothing (candle issue 3011). Here [`Mode::Inference`] uses those fast
+//! kernels and [`Mode::Training`] composes the same maths from differentiable ops. Weight names
+//! follow Hugging Face's `BertModel`, so the same safetensors load into either mode.
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::{Embedding, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+/// The fields of a Hugging Face BERT `config.json` that the forward pass needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+
+/// Which kernels the forward pass uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Fused LayerNorm and softmax: fast, no gradients.
+    Inference,
+    /// Differentiable compositions of the same functions.
+    Training,
+}
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    fn load(vb: VarBuilder, size: usize, eps: f64) -> Result<Self> {
+        Ok(Self { weight: vb.get(size, "weight")?, bias: vb.get(size, "bias")?, eps })
+    }
+
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        match mode {
+            Mode::Inference => candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps as f32),
+            Mode::Training => {
+                let mean = x.mean_keepdim(D::Minus1)?;
+                let centred = x.broadcast_sub(&mean)?;
+                let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+                let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+                normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+            }
+        }
+    }
+}
+
+fn softmax(x: &Tensor, mode: Mode) -> Result<Tensor> {
+    match mode {
+        Mode::Inference => candle_nn::ops::softmax_last_dim(x),
+        Mode::Training => candle_nn::ops::softmax(x, D::Minus1),
+    }
+}
+
+struct Embeddings {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    norm: LayerNorm,
+}
+
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+}
+
+/// BERT without the pooler: token ids in, last hidden states out.
+pub struct Bert {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    heads: usize,
+    head_dim: usize,
+    pub config: BertConfig,
+}
+
+impl Bert {
+    /// Loads weights named as in Hugging Face's `BertModel` (`embeddings.*`, `encoder.layer.N.*`).
+    pub fn load(vb: VarBuilder, config: &BertConfig) -> Result<Self> {
+        if config.hidden_act != "gelu" {
+            candle_core::bail!("hidden_act {:?} is not supported (only \"gelu\")", config.hidden_act);
+        }
+        let (h, eps) = (config.hidden_size, config.layer_norm_eps);
+        if config.num_attention_heads == 0 || h % config.num_attention_heads != 0 {
+            candle_core::bail!(
+                "hidden_size {h} is not divisible by num_attention_heads {}",
+                config.num_attention_heads
+            );
+        }
+        let e = vb.pp("embeddings");
+        let embeddings = Embeddings {
+            word: candle_nn::embedding(config.vocab_size, h, e.pp("word_embeddings"))?,
+            position: candle_nn::embedding(config.max_position_embeddings, h, e.pp("position_embeddings"))?,
+            token_type: candle_nn::embedding(config.type_vocab_size, h, e.pp("token_type_embeddings"))?,
+            norm: LayerNorm::load(e.pp("LayerNorm"), h, eps)?,
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let l = vb.pp(format!("encoder.layer.{i}"));
+                let a = l.pp("attention");
+                Ok(Layer {
+                    query: candle_nn::linear(h, h, a.pp("self.query"))?,
+                    key: candle_nn::linear(h, h, a.pp("self.key"))?,
+                    value: candle_nn::linear(h, h, a.pp("self.value"))?,
+                    attn_out: candle_nn::linear(h, h, a.pp("output.dense"))?,
+                    attn_norm: LayerNorm::load(a.pp("output.LayerNorm"), h, eps)?,
+                    intermediate: candle_nn::linear(h, config.intermediate_size, l.pp("intermediate.dense"))?,
+                    output: candle_nn::linear(config.intermediate_size, h, l.pp("output.dense"))?,
+                    out_norm: LayerNorm::load(l.pp("output.LayerNorm"), h, eps)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let heads = config.num_attention_heads;
+        Ok(Self { embeddings, layers, heads, head_dim: h / heads, config: config.clone() })
+    }
+
+    /// `ids`, `mask`: `[batch, tokens]` (u32; mask 1 for real tokens, 0 for padding).
+    /// Returns the last hidden states `[batch, tokens, hidden]`.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
+        let (batch, tokens) = ids.dims2()?;
+        if tokens > self.config.max_position_embeddings {
+            candle_core::bail!("{tokens} tokens exceed the model's {} positions", self.config.max_position_embeddings);
+        }
+        let positions = Tensor::arange(0u32, tokens as u32, ids.device())?;
+        let types = ids.zeros_like()?;
+        let e = &self.embeddings;
+        let x = e
+            .word
+            .forward(ids)?
+            .broadcast_add(&e.position.forward(&positions)?)?
+            .add(&e.token_type.forward(&types)?)?;
+        let mut x = e.norm.forward(&x, mode)?;
+        // Additive attention mask: 0 where attending is allowed, a large negative number on padding.
+        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?.reshape((batch, 1, 1, tokens))?;
+        for layer in &self.layers {
+            x = self.layer(layer, &x, &bias, mode)?;
+        }
+        Ok(x)
+    }
+
+    fn layer(&self, l: &Layer, x: &Tensor, bias: &Tensor, mode: Mode) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let split = |y: Tensor| -> Result<Tensor> {
+            y.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let q = split(l.query.forward(x)?)?;
+        let k = split(l.key.forward(x)?)?;
+        let v = split(l.value.forward(x)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
+        let ctx = softmax(&scores, mode)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
+        let attn = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + x)?, mode)?;
+        let inner = l.intermediate.forward(&attn)?.gelu_erf()?;
+        l.out_norm.forward(&(l.output.forward(&inner)? + attn)?, mode)
+    }
+}
+
+/// Mean of the hidden states over real tokens only (padding excluded), then L2-normalised: the
+/// sentence-transformers pooling of all-MiniLM-L6-v2. `hidden`: `[b, t, h]`; `mask`: `[b, t]`.
+pub fn masked_mean_pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let mask = mask.to_dtype(hidden.dtype())?.unsqueeze(2)?;
+    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+    let counts = mask.sum(1)?.clamp(1e-9, f64::INFINITY)?;
+    let mean = summed.broadcast_div(&counts)?;
+    let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+    mean.broadcast_div(&norm)
+}

@@ -1,0 +1,118 @@
+//! On-device text embedding: tokenizer + BERT + masked mean pooling, from bytes.
+
+pub mod bert;
+
+pub use bert::{masked_mean_pool, Bert, BertConfig, Mode};
+
+use crate::error::{NookError, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+/// Longest input, in tokens, by default: all-MiniLM-L6-v2 was trained with 256
+/// (`sentence_bert_config.json`), while its shipped `tokenizer.json` pads and truncates at 128.
+pub const DEFAULT_MAX_TOKENS: usize = 256;
+
+/// A tokenised batch ready for the model.
+pub struct Batch {
+    pub ids: Tensor,
+    pub mask: Tensor,
+}
+
+/// The text encoder: tokenizer, BERT weights and pooling.
+pub struct TextEncoder {
+    pub bert: Bert,
+    tokenizer: Tokenizer,
+    max_tokens: usize,
+    device: Device,
+}
+
+impl TextEncoder {
+    /// Builds from the bytes of `config.json`, `tokenizer.json` and f32 weights (`VarBuilder`).
+    pub fn new(config: &[u8], tokenizer: &[u8], weights: VarBuilder, max_tokens: usize) -> Result<Self> {
+        let config: BertConfig =
+            serde_json::from_slice(config).map_err(|e| NookError::encoder(format!("config.json: {e}")))?;
+        let device = weights.device().clone();
+        let bert = Bert::load(weights, &config)?;
+        let tokenizer = load_tokenizer(tokenizer, max_tokens.min(config.max_position_embeddings))?;
+        Ok(Self { bert, tokenizer, max_tokens: max_tokens.min(config.max_position_embeddings), device })
+    }
+
+    /// Builds from the bytes of `config.json`, `tokenizer.json` and `model.safetensors` (f32).
+    pub fn from_bytes(config: &[u8], tokenizer: &[u8], safetensors: Vec<u8>, device: &Device) -> Result<Self> {
+        let vb = VarBuilder::from_buffered_safetensors(safetensors, DType::F32, device)?;
+        Self::new(config, tokenizer, vb, DEFAULT_MAX_TOKENS)
+    }
+
+    pub fn dim(&self) -> usize {
+        self.bert.config.hidden_size
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Token ids of one text (with `[CLS]`/`[SEP]`, truncated to `max_tokens`).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.tokenizer.encode(text, true).map_err(|e| NookError::encoder(format!("tokenizer: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Pads token-id lists to the longest and builds the model's input tensors.
+    pub fn batch(&self, ids: &[Vec<u32>]) -> Result<Batch> {
+        let longest = ids.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let mut flat_ids = Vec::with_capacity(ids.len() * longest);
+        let mut flat_mask = Vec::with_capacity(ids.len() * longest);
+        for seq in ids {
+            flat_ids.extend(seq.iter().copied().chain(std::iter::repeat_n(0, longest - seq.len())));
+            flat_mask.extend(std::iter::repeat_n(1u32, seq.len()).chain(std::iter::repeat_n(0, longest - seq.len())));
+        }
+        let shape = (ids.len(), longest);
+        Ok(Batch {
+            ids: Tensor::from_vec(flat_ids, shape, &self.device)?,
+            mask: Tensor::from_vec(flat_mask, shape, &self.device)?,
+        })
+    }
+
+    /// Sentence embeddings `[batch, dim]` of a tokenised batch, in the given mode.
+    pub fn forward(&self, batch: &Batch, mode: Mode) -> Result<Tensor> {
+        let hidden = self.bert.forward(&batch.ids, &batch.mask, mode)?;
+        Ok(masked_mean_pool(&hidden, &batch.mask)?)
+    }
+
+    /// Unit-length embeddings of `texts`, row-major `[texts.len() x dim]`.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<f32>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = texts.iter().map(|t| self.tokenize(t)).collect::<Result<Vec<_>>>()?;
+        self.embed_ids(&ids)
+    }
+
+    /// Like [`TextEncoder::embed`] for already tokenised texts.
+    pub fn embed_ids(&self, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
+        let pooled = self.forward(&self.batch(ids)?, Mode::Inference)?;
+        Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+    }
+}
+
+/// Loads `tokenizer.json`, replacing its padding and truncation: the shipped file pads every input
+/// to 128 tokens, which wastes work on short texts and cuts long ones early. Batches are padded to
+/// their longest member instead ([`TextEncoder::batch`]), and inputs truncated at `max_tokens`.
+fn load_tokenizer(bytes: &[u8], max_tokens: usize) -> Result<Tokenizer> {
+    let mut tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| NookError::encoder(format!("tokenizer.json: {e}")))?;
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_tokens,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        }))
+        .map_err(|e| NookError::encoder(format!("tokenizer truncation: {e}")))?;
+    Ok(tokenizer)
+}

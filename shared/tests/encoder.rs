@@ -1,0 +1,97 @@
+//! The encoder reproduces sentence-transformers' all-MiniLM-L6-v2 embeddings (reference vectors
+//! computed independently by `tests/data/make_minilm_reference.py`), with masked mean pooling.
+
+use candle_core::{Device, Tensor};
+use nook_core::encoder::{masked_mean_pool, Mode, TextEncoder};
+use std::path::PathBuf;
+
+fn model_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/models/all-MiniLM-L6-v2");
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    assert!(std::env::var_os("NOOK_REQUIRE_DATA").is_none(), "all-MiniLM-L6-v2 missing: run scripts/setup-assets.sh");
+    eprintln!("skipping: all-MiniLM-L6-v2 not fetched");
+    None
+}
+
+fn encoder(dir: &std::path::Path) -> TextEncoder {
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    TextEncoder::from_bytes(&read("config.json"), &read("tokenizer.json"), read("model.safetensors"), &Device::Cpu)
+        .unwrap()
+}
+
+struct Reference {
+    sentences: Vec<String>,
+    vectors: Vec<Vec<f32>>,
+}
+
+fn reference() -> Reference {
+    let v: serde_json::Value = serde_json::from_str(include_str!("data/minilm_reference.json")).unwrap();
+    Reference {
+        sentences: v["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect(),
+        vectors: v["vectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
+            .collect(),
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn matches_sentence_transformers_batched_and_alone() {
+    let Some(dir) = model_dir() else { return };
+    let enc = encoder(&dir);
+    let reference = reference();
+    let texts: Vec<&str> = reference.sentences.iter().map(String::as_str).collect();
+    // One padded batch: short sentences sit beside a long one, so pooling must ignore padding.
+    let batched = enc.embed(&texts).unwrap();
+    for (i, want) in reference.vectors.iter().enumerate() {
+        let got = &batched[i * 384..(i + 1) * 384];
+        let cos = cosine(got, want);
+        assert!(cos >= 0.999, "sentence {i} ({:?}): cosine {cos}", texts[i]);
+        let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "unit length, got {norm}");
+        let alone = enc.embed(&[texts[i]]).unwrap();
+        assert!(cosine(&alone, got) > 0.9999, "sentence {i}: batch and single differ");
+    }
+}
+
+#[test]
+fn training_mode_computes_the_same_embeddings() {
+    let Some(dir) = model_dir() else { return };
+    let enc = encoder(&dir);
+    let ids: Vec<Vec<u32>> =
+        ["a heist film", "toys that come alive at night"].iter().map(|t| enc.tokenize(t).unwrap()).collect();
+    let batch = enc.batch(&ids).unwrap();
+    let fast: Vec<f32> = enc.forward(&batch, Mode::Inference).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let slow: Vec<f32> = enc.forward(&batch, Mode::Training).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let max_diff = fast.iter().zip(&slow).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max_diff < 1e-4, "inference and training paths differ by {max_diff}");
+}
+
+#[test]
+fn pooling_ignores_padding() {
+    // Two tokens of hidden size 2; the second is padding with huge values that must not count.
+    let hidden = Tensor::new(&[[[3.0f32, 4.0], [1000.0, -1000.0]]], &Device::Cpu).unwrap();
+    let mask = Tensor::new(&[[1u32, 0]], &Device::Cpu).unwrap();
+    let pooled: Vec<f32> = masked_mean_pool(&hidden, &mask).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert!((pooled[0] - 0.6).abs() < 1e-6 && (pooled[1] - 0.8).abs() < 1e-6, "{pooled:?}");
+}
+
+#[test]
+fn long_input_is_truncated_not_refused() {
+    let Some(dir) = model_dir() else { return };
+    let enc = encoder(&dir);
+    let long = "word ".repeat(2000);
+    assert_eq!(enc.tokenize(&long).unwrap().len(), enc.max_tokens());
+    assert_eq!(enc.embed(&[&long]).unwrap().len(), 384);
+}
