@@ -1,13 +1,17 @@
 //! Command-line interface.
 
+use crate::demo;
 use anyhow::{Context, Result};
+use candle_core::Device;
 use clap::{Args, Parser, Subcommand};
+use nook_core::bundle::IdRequest;
 use nook_trainer::data::{self, Dataset, Format, Source};
 use nook_trainer::eval::Target;
 use nook_trainer::models::{AlsConfig, BprConfig, Scorer};
-use nook_trainer::pipeline::{evaluate_all, ModelConfig, ModelKind, ModelSet};
+use nook_trainer::pipeline::{evaluate_all, ModelConfig, ModelKind, ModelSet, TrainInputs};
 use nook_trainer::split::{Protocol, Split, SplitConfig};
-use nook_trainer::{atomic, external, splitio, store};
+use nook_trainer::textvec::{EncoderSource, DEFAULT_ENCODER};
+use nook_trainer::{atomic, export, external, serve, splitio, store};
 use std::path::PathBuf;
 
 /// Where `scripts/setup-assets.sh` puts MovieLens 100k; the default `--data`.
@@ -20,8 +24,13 @@ const DEFAULT_DATA: &str = "assets/data/ml-100k";
     about = "Train recommenders whose ranking runs privately in the browser",
     long_about = "nook learns from interaction logs and item text, evaluates honestly against baselines, \
 and exports what its WebAssembly client needs to recommend on-device.\n\n\
-Typical use:\n  nook eval --data assets/data/ml-100k --json out/eval.json\n  \
-nook train --data DIR --out out/model\n  nook split --data DIR --out out/split"
+Typical use:\n  nook demo                                  fetch, train, export, build and serve the page\n  \
+nook eval --data DIR --json out/eval.json   every model against the baselines\n  \
+nook train --data DIR --out out/model       train and save (with an evaluation)\n  \
+nook export --model out/model --out out/bundle\n  \
+nook recommend --bundle out/bundle --like 1 --query \"space opera\"\n  \
+nook serve --bundle out/bundle\n  \
+nook split --data DIR --out out/split       the exact split as CSV for other tools"
 )]
 pub struct Cli {
     /// Log filter (tracing syntax): error, warn, info, debug, or e.g. `nook_trainer=debug`.
@@ -46,7 +55,7 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Train models on the training part of the split and save them.
+    /// Train models on the training part of the split, evaluate them, and save them.
     Train {
         #[command(flatten)]
         data: DataArgs,
@@ -54,9 +63,72 @@ pub enum Command {
         split: SplitArgs,
         #[command(flatten)]
         models: ModelArgs,
+        #[command(flatten)]
+        encoder: EncoderArgs,
         /// Model directory to write (replaced atomically).
         #[arg(long)]
         out: PathBuf,
+        /// Skip the evaluation (whose metrics the exported bundle carries).
+        #[arg(long)]
+        no_eval: bool,
+    },
+    /// Write a browser bundle from a trained model directory (atomically).
+    Export {
+        /// Model directory written by `nook train` (with the hybrid model).
+        #[arg(long)]
+        model: PathBuf,
+        /// Bundle directory to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Recommend from a bundle, with the same code the browser runs.
+    Recommend {
+        /// Bundle directory written by `nook export`.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// An item id the person likes (repeatable).
+        #[arg(long = "like", value_name = "ID")]
+        likes: Vec<String>,
+        /// An item id the person dislikes (repeatable).
+        #[arg(long = "dislike", value_name = "ID")]
+        dislikes: Vec<String>,
+        /// Free text: what the person is in the mood for.
+        #[arg(long)]
+        query: Option<String>,
+        /// How many results.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Print JSON (`[{id, title, score, reason, ...}]`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the page, the wasm client and a bundle on loopback.
+    Serve {
+        /// Bundle directory to serve under /bundle/.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The page (with the wasm build in pkg/).
+        #[arg(long, default_value = "www")]
+        www: PathBuf,
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Allow any origin to fetch (for tests that load the bundle from another port).
+        #[arg(long)]
+        cors: bool,
+    },
+    /// The whole path on MovieLens 100k: fetch assets, train, export, build the wasm client and serve
+    /// the page. Re-runs skip finished steps.
+    Demo {
+        /// Working directory for the model and bundle.
+        #[arg(long, default_value = "out/demo")]
+        out: PathBuf,
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Prepare everything but do not serve.
+        #[arg(long)]
+        no_serve: bool,
     },
     /// Evaluate models on the warm test split and the cold-item split.
     Eval {
@@ -66,6 +138,8 @@ pub enum Command {
         split: SplitArgs,
         #[command(flatten)]
         models: ModelArgs,
+        #[command(flatten)]
+        encoder: EncoderArgs,
         /// Evaluate the models saved here by `nook train` instead of training afresh.
         #[arg(long)]
         model: Option<PathBuf>,
@@ -126,7 +200,7 @@ pub struct SplitArgs {
 #[derive(Args, Clone)]
 pub struct ModelArgs {
     /// Models to train/evaluate.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "pop,als,bpr,random")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "pop,als,bpr,random,content,hybrid")]
     pub models: Vec<ModelKind>,
     /// Latent factors (ALS and BPR).
     #[arg(long, default_value_t = 64)]
@@ -152,6 +226,25 @@ pub struct ModelArgs {
     /// BPR regularisation.
     #[arg(long, default_value_t = BprConfig::default().regularization)]
     pub bpr_reg: f32,
+}
+
+#[derive(Args, Clone)]
+pub struct EncoderArgs {
+    /// Text encoder: a local Hugging Face BERT directory (config.json, tokenizer.json, model.safetensors).
+    #[arg(long, default_value = DEFAULT_ENCODER)]
+    pub encoder: PathBuf,
+    /// Longest item text, in tokens.
+    #[arg(long, default_value_t = nook_core::encoder::DEFAULT_MAX_TOKENS)]
+    pub max_tokens: usize,
+    /// Where item text vectors are cached between runs.
+    #[arg(long, default_value = "out/cache")]
+    pub cache_dir: PathBuf,
+}
+
+impl EncoderArgs {
+    fn source(&self) -> EncoderSource {
+        EncoderSource { dir: self.encoder.clone(), max_tokens: self.max_tokens }
+    }
 }
 
 impl DataArgs {
@@ -246,6 +339,22 @@ fn split(data: &Dataset, args: &SplitArgs) -> Result<Split> {
     Ok(split)
 }
 
+fn train_inputs<'a>(
+    data: &'a Dataset,
+    split: &'a Split,
+    kinds: &[ModelKind],
+    enc: &EncoderArgs,
+) -> Result<TrainInputs<'a>> {
+    let encoder = if kinds.iter().any(|k| k.needs_text()) {
+        let source = enc.source();
+        source.check()?;
+        Some(source)
+    } else {
+        None
+    };
+    Ok(TrainInputs { data, split, encoder, cache_dir: enc.cache_dir.clone(), device: Device::Cpu })
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Split { data, split: split_args, out } => {
@@ -254,22 +363,30 @@ pub fn run(cli: Cli) -> Result<()> {
             splitio::write(&out, &data, &split)?;
             println!("wrote split to {}", out.display());
         }
-        Command::Train { data, split: split_args, models, out } => {
+        Command::Train { data, split: split_args, models, encoder, out, no_eval } => {
             let data = data.load()?;
             let split = split(&data, &split_args)?;
             let cfg = models.config(split_args.seed);
-            let set = ModelSet::train(&split, &models.kinds(), &cfg);
-            store::save(&out, &data, &split.config, &cfg, &set)?;
+            let inputs = train_inputs(&data, &split, &models.kinds(), &encoder)?;
+            let set = ModelSet::train(&inputs, &models.kinds(), &cfg)?;
+            let report = (!no_eval)
+                .then(|| evaluate_all(&data.name, &split, &set, &[], &cfg, &[10, 20], &[Target::Warm, Target::Cold]));
+            if let Some(report) = &report {
+                print!("{}", report.table());
+            }
+            store::save(&out, &data, &split.config, &cfg, &set, inputs.encoder.as_ref(), report.as_ref())?;
             println!("wrote {} model(s) to {}", set.kinds().len(), out.display());
         }
-        Command::Eval { data, split: split_args, models, model, external, k, on, json } => {
+        Command::Eval { data, split: split_args, models, encoder, model, external, k, on, json } => {
             anyhow::ensure!(!k.is_empty() && k.iter().all(|&k| k > 0), "--k needs positive cut-offs");
             let data = data.load()?;
             let split = split(&data, &split_args)?;
             let cfg = models.config(split_args.seed);
             let set = match &model {
                 Some(dir) => store::load(dir, &data, &split.config)?,
-                None => ModelSet::train(&split, &models.kinds(), &cfg),
+                None => {
+                    ModelSet::train(&train_inputs(&data, &split, &models.kinds(), &encoder)?, &models.kinds(), &cfg)?
+                }
             };
             let imported = external
                 .iter()
@@ -290,6 +407,27 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("wrote {}", path.display());
             }
         }
+        Command::Export { model, out } => {
+            let manifest = export::export(&model, &out)?;
+            let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
+            println!("wrote bundle {} ({} items, {:.1} MB)", out.display(), manifest.n_items, bytes as f64 / 1e6);
+        }
+        Command::Recommend { bundle, likes, dislikes, query, k, json } => {
+            let bundle = export::load_bundle(&bundle)?;
+            let recs = bundle.recommend(&IdRequest { likes, dislikes, query, k })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&recs)?);
+            } else {
+                for (rank, r) in recs.iter().enumerate() {
+                    let year = r.year.map(|y| format!(" ({y})")).unwrap_or_default();
+                    println!("{:>3}. {:<8} {:>7.4}  {}{year} — {}", rank + 1, r.id, r.score, r.title, r.reason);
+                }
+            }
+        }
+        Command::Serve { bundle, www, port, cors } => {
+            serve::serve(serve::ServeConfig { www, bundle, port, cors }, |url| println!("serving on {url}"))?;
+        }
+        Command::Demo { out, port, no_serve } => demo::run(&out, port, no_serve)?,
     }
     Ok(())
 }

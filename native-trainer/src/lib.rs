@@ -4,13 +4,16 @@
 pub mod atomic;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod external;
 pub mod matrix;
 pub mod models;
 pub mod pipeline;
 pub mod progress;
 pub mod rng;
+pub mod serve;
 pub mod split;
 pub mod splitio;
 pub mod store;
 pub mod tensors;
+pub mod textvec;

@@ -1,6 +1,7 @@
 //! `nook`: train and evaluate recommenders whose ranking runs privately in the browser.
 
 mod cli;
+mod demo;
 
 use clap::Parser;
 

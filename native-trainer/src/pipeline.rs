@@ -1,12 +1,18 @@
 //! Training the requested models on a split, and evaluating them.
 
+use crate::data::Dataset;
 use crate::eval::{evaluate, EvalSet, EvalSize, MetricRow, Target};
 use crate::matrix::Csr;
+use crate::models::hybrid::{user_vectors, Hybrid};
 use crate::models::{als, bpr, AlsConfig, BprConfig, Factors, Popularity, RandomScores, Scorer};
 use crate::progress;
 use crate::split::{Split, SplitConfig};
+use crate::textvec::{self, EncoderSource};
+use candle_core::Device;
+use nook_core::ItemMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Short stable model ids.
@@ -21,17 +27,29 @@ pub enum ModelKind {
     Bpr,
     /// Seeded random scores: the floor.
     Random,
+    /// Text embeddings alone (frozen encoder).
+    Content,
+    /// ALS factors + text embeddings (frozen encoder).
+    Hybrid,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 4] = [ModelKind::Pop, ModelKind::Als, ModelKind::Bpr, ModelKind::Random];
+    pub const ALL: [ModelKind; 6] =
+        [ModelKind::Pop, ModelKind::Als, ModelKind::Bpr, ModelKind::Random, ModelKind::Content, ModelKind::Hybrid];
     pub fn id(self) -> &'static str {
         match self {
             ModelKind::Pop => "pop",
             ModelKind::Als => "als",
             ModelKind::Bpr => "bpr",
             ModelKind::Random => "random",
+            ModelKind::Content => "content",
+            ModelKind::Hybrid => "hybrid",
         }
+    }
+
+    /// Whether the model needs item text vectors.
+    pub fn needs_text(self) -> bool {
+        matches!(self, ModelKind::Content | ModelKind::Hybrid)
     }
 }
 
@@ -42,6 +60,17 @@ pub struct ModelConfig {
     pub bpr: BprConfig,
 }
 
+/// What training reads besides the split.
+pub struct TrainInputs<'a> {
+    pub data: &'a Dataset,
+    pub split: &'a Split,
+    /// The text encoder; needed by `content` and `hybrid`.
+    pub encoder: Option<EncoderSource>,
+    /// Where item text vectors are cached between runs.
+    pub cache_dir: PathBuf,
+    pub device: Device,
+}
+
 /// Trained models with their fit times.
 #[derive(Default)]
 pub struct ModelSet {
@@ -49,27 +78,58 @@ pub struct ModelSet {
     pub als: Option<Factors>,
     pub bpr: Option<Factors>,
     pub random: Option<RandomScores>,
+    /// Item text vectors, row-major `n x text_dim`.
+    pub text: Option<(Vec<f32>, usize)>,
+    /// Hybrid and content scoring (present when either was asked for).
+    pub hybrid: Option<Hybrid>,
     pub fit_seconds: BTreeMap<String, f64>,
 }
 
 impl ModelSet {
     /// Trains `kinds` on the split's training positives.
-    pub fn train(split: &Split, kinds: &[ModelKind], cfg: &ModelConfig) -> Self {
+    pub fn train(inputs: &TrainInputs<'_>, kinds: &[ModelKind], cfg: &ModelConfig) -> anyhow::Result<Self> {
+        let split = inputs.split;
         let train = split.train_matrix();
         let mut set = ModelSet::default();
-        for &kind in kinds {
+        let needs_text = kinds.iter().any(|k| k.needs_text());
+        for &kind in kinds.iter().filter(|k| !k.needs_text()) {
             let start = Instant::now();
             match kind {
                 ModelKind::Pop => set.pop = Some(Popularity::fit(&train)),
                 ModelKind::Als => set.als = Some(train_als(&train, &cfg.als)),
                 ModelKind::Bpr => set.bpr = Some(train_bpr(&train, &cfg.bpr)),
                 ModelKind::Random => set.random = Some(RandomScores { seed: split.config.seed }),
+                ModelKind::Content | ModelKind::Hybrid => unreachable!("filtered above"),
             }
-            let secs = start.elapsed().as_secs_f64();
-            tracing::info!("fitted {} in {secs:.3}s", kind.id());
-            set.fit_seconds.insert(kind.id().to_string(), secs);
+            set.record(kind.id(), start);
         }
-        set
+        if needs_text {
+            let source =
+                inputs.encoder.as_ref().ok_or_else(|| anyhow::anyhow!("content/hybrid models need --encoder"))?;
+            let start = Instant::now();
+            let texts: Vec<String> = inputs.data.items.iter().map(|i| i.text()).collect();
+            let vectors = textvec::embed_cached(source, &inputs.device, &texts, &inputs.cache_dir)?;
+            let dim = vectors.len() / texts.len().max(1);
+            set.record("text", start);
+            if set.als.is_none() {
+                let start = Instant::now();
+                set.als = Some(train_als(&train, &cfg.als));
+                set.record("als", start);
+            }
+            let start = Instant::now();
+            let als = set.als.as_ref().expect("trained above");
+            let hybrid = Hybrid::fit(split, &train, als, &cfg.als, &vectors, dim, item_meta(inputs.data))?;
+            set.record("hybrid", start);
+            set.text = Some((vectors, dim));
+            set.hybrid = Some(hybrid);
+        }
+        Ok(set)
+    }
+
+    fn record(&mut self, what: &str, start: Instant) {
+        let secs = start.elapsed().as_secs_f64();
+        tracing::info!("fitted {what} in {secs:.3}s");
+        self.fit_seconds.insert(what.to_string(), secs);
     }
 
     pub fn scorers(&self) -> Vec<&dyn Scorer> {
@@ -90,9 +150,24 @@ impl ModelSet {
     }
 
     pub fn kinds(&self) -> Vec<ModelKind> {
-        let present = [self.pop.is_some(), self.als.is_some(), self.bpr.is_some(), self.random.is_some()];
+        let present = [
+            self.pop.is_some(),
+            self.als.is_some(),
+            self.bpr.is_some(),
+            self.random.is_some(),
+            self.hybrid.is_some(),
+            self.hybrid.is_some(),
+        ];
         ModelKind::ALL.iter().zip(present).filter(|(_, p)| *p).map(|(k, _)| *k).collect()
     }
+}
+
+/// Display metadata of every item, in index order.
+pub fn item_meta(data: &Dataset) -> Vec<ItemMeta> {
+    data.items
+        .iter()
+        .map(|i| ItemMeta { id: i.id.clone(), title: i.title.clone(), year: i.year, genres: i.genres.clone() })
+        .collect()
 }
 
 fn train_als(train: &Csr, cfg: &AlsConfig) -> Factors {
@@ -138,6 +213,12 @@ pub fn evaluate_all(
     let train = split.train_matrix();
     let mut splits = BTreeMap::new();
     let mut results = Vec::new();
+    // Hybrid users are folded in from their training positives by nook-core, as in the browser.
+    let users = set.hybrid.as_ref().map(|h| user_vectors(&h.catalog, &h.scoring, &train)).unwrap_or_default();
+    let hybrid_scorers = set.hybrid.as_ref().map(|h| h.scorers(&users));
+    let mut scorers = set.scorers();
+    scorers.extend(hybrid_scorers.iter().flatten().rev().map(|s| s as &dyn Scorer));
+    scorers.extend(extra.iter().copied());
     for &target in targets {
         let eval_set = EvalSet::new(split, &train, target);
         splits.insert(target.name().to_string(), eval_set.size());
@@ -145,7 +226,7 @@ pub fn evaluate_all(
             tracing::warn!("{} split has no users to evaluate", target.name());
             continue;
         }
-        for model in set.scorers().into_iter().chain(extra.iter().copied()) {
+        for &model in &scorers {
             results.extend(evaluate(model, &eval_set, ks));
         }
     }

@@ -4,15 +4,22 @@
 //! MODEL_DIR/model.json         what was trained, on what, with which settings
 //! MODEL_DIR/ids.json           source ids of users and items, in index order
 //! MODEL_DIR/{pop,als,bpr}.safetensors
+//! MODEL_DIR/text.safetensors   item text vectors       (content/hybrid)
+//! MODEL_DIR/hybrid.safetensors cf, cf_gram, popularity (content/hybrid)
+//! MODEL_DIR/items.json         item display metadata   (content/hybrid)
+//! MODEL_DIR/encoder/           the encoder the text vectors came from (content/hybrid)
 //! ```
 
 use crate::atomic;
 use crate::data::Dataset;
+use crate::models::hybrid::{Hybrid, HybridInfo};
 use crate::models::{Factors, Popularity, RandomScores};
-use crate::pipeline::{ModelConfig, ModelKind, ModelSet};
+use crate::pipeline::{item_meta, EvalReport, ModelConfig, ModelKind, ModelSet};
 use crate::split::SplitConfig;
 use crate::tensors;
+use crate::textvec::EncoderSource;
 use anyhow::{bail, ensure, Context, Result};
+use nook_core::{Catalog, ItemMeta};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,7 +38,15 @@ pub struct ModelInfo {
     pub config: ModelConfig,
     pub models: Vec<ModelKind>,
     pub fit_seconds: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub hybrid: Option<HybridInfo>,
+    /// Token limit the text vectors were computed with.
+    #[serde(default)]
+    pub encoder_max_tokens: Option<usize>,
 }
+
+/// The encoder files copied into a model directory.
+pub const ENCODER_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
 #[derive(Serialize, Deserialize)]
 struct Ids {
@@ -39,7 +54,15 @@ struct Ids {
     items: Vec<String>,
 }
 
-pub fn save(dir: &Path, data: &Dataset, split: &SplitConfig, cfg: &ModelConfig, set: &ModelSet) -> Result<()> {
+pub fn save(
+    dir: &Path,
+    data: &Dataset,
+    split: &SplitConfig,
+    cfg: &ModelConfig,
+    set: &ModelSet,
+    encoder: Option<&EncoderSource>,
+    report: Option<&EvalReport>,
+) -> Result<()> {
     let info = ModelInfo {
         store_version: STORE_VERSION,
         nook_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -50,11 +73,16 @@ pub fn save(dir: &Path, data: &Dataset, split: &SplitConfig, cfg: &ModelConfig, 
         config: cfg.clone(),
         models: set.kinds(),
         fit_seconds: set.fit_seconds.clone(),
+        hybrid: set.hybrid.as_ref().map(Hybrid::info),
+        encoder_max_tokens: set.hybrid.as_ref().and(encoder).map(|e| e.max_tokens),
     };
     let ids = Ids { users: data.users.clone(), items: data.items.iter().map(|i| i.id.clone()).collect() };
     atomic::write_dir(dir, |tmp| {
         std::fs::write(tmp.join("model.json"), serde_json::to_vec_pretty(&info)?)?;
         std::fs::write(tmp.join("ids.json"), serde_json::to_vec(&ids)?)?;
+        if let Some(report) = report {
+            std::fs::write(tmp.join("eval.json"), serde_json::to_vec_pretty(report)?)?;
+        }
         if let Some(pop) = &set.pop {
             std::fs::write(
                 tmp.join("pop.safetensors"),
@@ -71,8 +99,78 @@ pub fn save(dir: &Path, data: &Dataset, split: &SplitConfig, cfg: &ModelConfig, 
             }
             std::fs::write(tmp.join(format!("{}.safetensors", f.name)), tensors::to_bytes(&t)?)?;
         }
+        if let (Some(h), Some((text, text_dim))) = (&set.hybrid, &set.text) {
+            let source = encoder.context("saving a hybrid model needs its encoder")?;
+            save_hybrid(tmp, &h.catalog, text, *text_dim, data)?;
+            std::fs::create_dir(tmp.join("encoder"))?;
+            for (name, from) in ENCODER_FILES.iter().zip(source.files()) {
+                link_or_copy(&from, &tmp.join("encoder").join(name))?;
+            }
+        }
         Ok(())
     })
+}
+
+fn save_hybrid(dir: &Path, c: &Catalog, text: &[f32], text_dim: usize, data: &Dataset) -> Result<()> {
+    let n = c.len();
+    std::fs::write(dir.join("text.safetensors"), tensors::to_bytes(&[("text", vec![n, text_dim], text)])?)?;
+    std::fs::write(
+        dir.join("hybrid.safetensors"),
+        tensors::to_bytes(&[
+            ("cf", vec![n, c.cf_dim], &c.cf),
+            ("cf_gram", vec![c.cf_dim, c.cf_dim], &c.cf_gram),
+            ("popularity", vec![n], &c.popularity),
+        ])?,
+    )?;
+    std::fs::write(dir.join("items.json"), serde_json::to_vec(&item_meta(data))?)?;
+    Ok(())
+}
+
+/// Hard-links when possible (same file system), else copies.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
+/// The catalog and weights of a saved hybrid model, read back for export.
+pub struct SavedHybrid {
+    pub info: ModelInfo,
+    pub catalog: Catalog,
+    pub hybrid: HybridInfo,
+    pub encoder_dir: std::path::PathBuf,
+}
+
+/// Reads what `nook export` needs from a model directory.
+pub fn load_hybrid(dir: &Path) -> Result<SavedHybrid> {
+    let info: ModelInfo = read_json(&dir.join("model.json"))?;
+    let hybrid = info
+        .hybrid
+        .clone()
+        .with_context(|| format!("{}: has no hybrid model (train with --models including hybrid)", dir.display()))?;
+    let items: Vec<ItemMeta> = read_json(&dir.join("items.json"))?;
+    ensure!(
+        items.len() == info.n_items,
+        "{}: items.json has {} items, model.json says {}",
+        dir.display(),
+        items.len(),
+        info.n_items
+    );
+    let path = dir.join("hybrid.safetensors");
+    let bytes = read(&path)?;
+    let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not safetensors", path.display()))?;
+    let cf_dim = st.tensor("cf").with_context(|| format!("{}: no tensor `cf`", path.display()))?.shape()[1];
+    let cf = tensors::read_f32(&path, &st, "cf", &[info.n_items, cf_dim])?;
+    let cf_gram = tensors::read_f32(&path, &st, "cf_gram", &[cf_dim, cf_dim])?;
+    let popularity = tensors::read_f32(&path, &st, "popularity", &[info.n_items])?;
+    let tpath = dir.join("text.safetensors");
+    let tbytes = read(&tpath)?;
+    let tst = SafeTensors::deserialize(&tbytes).with_context(|| format!("{}: not safetensors", tpath.display()))?;
+    let text_dim = tst.tensor("text").with_context(|| format!("{}: no tensor `text`", tpath.display()))?.shape()[1];
+    let text = tensors::read_f32(&tpath, &tst, "text", &[info.n_items, text_dim])?;
+    let catalog = Catalog::new(items, cf, cf_dim, cf_gram, text, text_dim, popularity)?;
+    Ok(SavedHybrid { info, catalog, hybrid, encoder_dir: dir.join("encoder") })
 }
 
 /// Loads a model directory, refusing one trained on other data or another split.
@@ -111,6 +209,20 @@ pub fn load(dir: &Path, data: &Dataset, split: &SplitConfig) -> Result<ModelSet>
             ModelKind::Als => set.als = Some(load_factors(dir, "als", &info, false)?),
             ModelKind::Bpr => set.bpr = Some(load_factors(dir, "bpr", &info, true)?),
             ModelKind::Random => set.random = Some(RandomScores { seed: info.split.seed }),
+            ModelKind::Content | ModelKind::Hybrid => {
+                if set.hybrid.is_none() {
+                    let saved = load_hybrid(dir)?;
+                    let text = saved.catalog.text.clone();
+                    let dim = saved.catalog.text_dim;
+                    set.hybrid = Some(Hybrid {
+                        catalog: saved.catalog,
+                        scoring: saved.hybrid.scoring,
+                        content: saved.hybrid.content,
+                        validation: saved.hybrid.validation,
+                    });
+                    set.text = Some((text, dim));
+                }
+            }
         }
     }
     Ok(set)

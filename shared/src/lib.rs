@@ -5,14 +5,18 @@
 //! reductions use a fixed accumulation order (see [`linalg`]), so results are bit-identical
 //! whatever SIMD width the compiler picks.
 
+pub mod bundle;
 pub mod encoder;
 pub mod error;
 pub mod foldin;
 pub mod linalg;
+pub mod recommend;
 pub mod score;
 pub mod topk;
 
+pub use bundle::{Bundle, Manifest};
 pub use error::{NookError, Result};
 pub use foldin::{fold_in, gramian, gramian_finish, gramian_partial, solve_row_cg, RowSolver};
+pub use recommend::{Catalog, ItemMeta, Reason, Recommendation, Request, Scoring};
 pub use score::score_items;
 pub use topk::{top_k, Scored};

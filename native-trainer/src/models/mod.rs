@@ -2,6 +2,8 @@
 
 pub mod als;
 pub mod bpr;
+pub mod hybrid;
+pub mod ridge;
 
 pub use als::AlsConfig;
 pub use bpr::BprConfig;

@@ -1,0 +1,118 @@
+//! Item text embeddings from a local Hugging Face model directory, cached by content hash.
+
+use crate::progress;
+use crate::tensors;
+use anyhow::{Context, Result};
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use nook_core::bundle::sha256_hex;
+use nook_core::encoder::TextEncoder;
+use safetensors::SafeTensors;
+use std::path::{Path, PathBuf};
+
+/// Where scripts/setup-assets.sh puts all-MiniLM-L6-v2; the default `--encoder`.
+pub const DEFAULT_ENCODER: &str = "assets/models/all-MiniLM-L6-v2";
+
+/// Texts per forward pass. Texts are sorted by length first, so batches pad little.
+const BATCH: usize = 32;
+
+/// A local encoder directory (`config.json`, `tokenizer.json`, `model.safetensors`).
+#[derive(Clone, Debug)]
+pub struct EncoderSource {
+    pub dir: PathBuf,
+    pub max_tokens: usize,
+}
+
+impl EncoderSource {
+    pub fn files(&self) -> [PathBuf; 3] {
+        ["config.json", "tokenizer.json", "model.safetensors"].map(|f| self.dir.join(f))
+    }
+
+    pub fn check(&self) -> Result<()> {
+        for f in self.files() {
+            anyhow::ensure!(
+                f.is_file(),
+                "encoder file {} is missing (pass --encoder DIR with a Hugging Face BERT layout, or run scripts/setup-assets.sh)",
+                f.display()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn load(&self, device: &Device) -> Result<TextEncoder> {
+        self.check()?;
+        let [config, tokenizer, weights] = self.files();
+        let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        // SAFETY-free path: read the weights into memory rather than mmap, the file may change under us.
+        let vb = VarBuilder::from_buffered_safetensors(read(&weights)?, DType::F32, device)
+            .with_context(|| format!("loading {}", weights.display()))?;
+        Ok(TextEncoder::new(&read(&config)?, &read(&tokenizer)?, vb, self.max_tokens)?)
+    }
+
+    /// A hash of the model files and settings, part of the cache key.
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut all = Vec::new();
+        for f in self.files() {
+            all.extend(
+                sha256_hex(&std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?).into_bytes(),
+            );
+        }
+        all.extend(self.max_tokens.to_le_bytes());
+        Ok(sha256_hex(&all))
+    }
+}
+
+/// Unit-length embeddings of `texts`, row-major `[texts.len() x dim]`.
+pub fn embed_all(encoder: &TextEncoder, texts: &[String], label: &str) -> Result<Vec<f32>> {
+    let ids = texts.iter().map(|t| encoder.tokenize(t)).collect::<nook_core::Result<Vec<_>>>()?;
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| ids[i].len());
+    let dim = encoder.dim();
+    let mut out = vec![0f32; texts.len() * dim];
+    let bar = progress::bar(texts.len() as u64, label);
+    let start = std::time::Instant::now();
+    for chunk in order.chunks(BATCH) {
+        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+        let vectors = encoder.embed_ids(&batch)?;
+        for (row, &i) in vectors.chunks_exact(dim).zip(chunk) {
+            out[i * dim..(i + 1) * dim].copy_from_slice(row);
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let tokens: usize = ids.iter().map(Vec::len).sum();
+    tracing::info!(
+        "embedded {} texts ({} tokens, mean {:.0}) in {:.1}s",
+        texts.len(),
+        tokens,
+        tokens as f64 / texts.len().max(1) as f64,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(out)
+}
+
+/// [`embed_all`] through a cache keyed by the encoder fingerprint and the texts, so re-runs skip
+/// the encoding. The cache lives in `cache_dir` (one safetensors file per key).
+pub fn embed_cached(source: &EncoderSource, device: &Device, texts: &[String], cache_dir: &Path) -> Result<Vec<f32>> {
+    let mut key = source.fingerprint()?.into_bytes();
+    for t in texts {
+        key.extend(sha256_hex(t.as_bytes()).into_bytes());
+    }
+    let key = sha256_hex(&key);
+    let path = cache_dir.join(format!("text-{}.safetensors", &key[..32]));
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(st) = SafeTensors::deserialize(&bytes) {
+            let dim = st.tensor("text").ok().and_then(|t| t.shape().get(1).copied()).unwrap_or(0);
+            if let Ok(v) = tensors::read_f32(&path, &st, "text", &[texts.len(), dim]) {
+                tracing::info!("text vectors from cache {}", path.display());
+                return Ok(v);
+            }
+        }
+        tracing::warn!("ignoring unreadable cache file {}", path.display());
+    }
+    let encoder = source.load(device)?;
+    let vectors = embed_all(&encoder, texts, "embed")?;
+    let bytes = tensors::to_bytes(&[("text", vec![texts.len(), encoder.dim()], &vectors)])?;
+    crate::atomic::write_file(&path, &bytes)?;
+    Ok(vectors)
+}

@@ -1,0 +1,338 @@
+//! Hybrid recommendation: collaborative fold-in + text profile + optional query, one scoring path
+//! for the trainer's evaluation, `nook recommend` and the browser.
+//!
+//! For a person with liked items `L` (and disliked `D`) and an optional query embedding `q`:
+//!
+//! ```text
+//! u_cf   = fold-in of L (confidence c⁺) and D (negative preference, confidence c⁻)   [ALS user step]
+//! u_text = normalise(mean of text vectors of L)
+//! score(j) = cf_weight · u_cf·cf_j + text_weight · u_text·text_j + query_weight · q·text_j
+//! ```
+//!
+//! Items without interactions carry a collaborative part predicted from their text by the trainer,
+//! so they are ranked like any other item.
+
+use crate::error::{NookError, Result};
+use crate::foldin::{fold_in, RowSolver};
+use crate::linalg::{axpy, dot};
+use crate::score::score_items;
+use crate::topk::top_k;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Display metadata of one item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItemMeta {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub year: Option<i32>,
+    #[serde(default)]
+    pub genres: Vec<String>,
+}
+
+/// How the parts of a score are weighted; chosen by the trainer on the validation split.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scoring {
+    pub cf_weight: f32,
+    pub text_weight: f32,
+    pub query_weight: f32,
+    /// Confidence of a like in the fold-in (`1 + alpha` of the ALS model).
+    pub like_confidence: f32,
+    /// Confidence of a dislike (a negative preference) in the fold-in.
+    pub dislike_confidence: f32,
+}
+
+/// Every item's vectors and metadata.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pub items: Vec<ItemMeta>,
+    /// Collaborative factors, row-major `n x cf_dim`.
+    pub cf: Vec<f32>,
+    pub cf_dim: usize,
+    /// `YᵀY + λI` of the collaborative factors (`cf_dim x cf_dim`), for fold-in.
+    pub cf_gram: Vec<f32>,
+    /// Unit-length text embeddings, row-major `n x text_dim`.
+    pub text: Vec<f32>,
+    pub text_dim: usize,
+    /// Training popularity, used when a person has given nothing to go on.
+    pub popularity: Vec<f32>,
+    index: HashMap<String, u32>,
+}
+
+/// Why an item was recommended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// Mostly the liked item most similar to this one.
+    BecauseYouLiked { item: u32 },
+    /// Mostly the query.
+    MatchesYourSearch,
+    /// Nothing to personalise on yet.
+    Popular,
+}
+
+/// One ranked result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub index: u32,
+    pub score: f32,
+    pub reason: Reason,
+}
+
+/// A person's signals, by item index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Request {
+    pub likes: Vec<u32>,
+    pub dislikes: Vec<u32>,
+    /// Unit-length embedding of the query text.
+    pub query: Option<Vec<f32>>,
+    pub k: usize,
+}
+
+/// The user side of the score.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserVector {
+    pub cf: Vec<f32>,
+    pub profile: Vec<f32>,
+    pub query: Option<Vec<f32>>,
+}
+
+impl Catalog {
+    /// Checks shapes and builds the id index.
+    pub fn new(
+        items: Vec<ItemMeta>,
+        cf: Vec<f32>,
+        cf_dim: usize,
+        cf_gram: Vec<f32>,
+        text: Vec<f32>,
+        text_dim: usize,
+        popularity: Vec<f32>,
+    ) -> Result<Self> {
+        let n = items.len();
+        let check = |what: &str, got: usize, want: usize| {
+            if got == want {
+                Ok(())
+            } else {
+                Err(NookError::bundle(format!("{what} has {got} values, expected {want}")))
+            }
+        };
+        if cf_dim == 0 || text_dim == 0 {
+            return Err(NookError::bundle("zero-width item vectors"));
+        }
+        check("cf", cf.len(), n * cf_dim)?;
+        check("cf_gram", cf_gram.len(), cf_dim * cf_dim)?;
+        check("text", text.len(), n * text_dim)?;
+        check("popularity", popularity.len(), n)?;
+        let mut index = HashMap::with_capacity(n);
+        for (i, item) in items.iter().enumerate() {
+            if index.insert(item.id.clone(), i as u32).is_some() {
+                return Err(NookError::bundle(format!("item id {:?} appears twice", item.id)));
+            }
+        }
+        Ok(Self { items, cf, cf_dim, cf_gram, text, text_dim, popularity, index })
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The index of an item id.
+    pub fn index_of(&self, id: &str) -> Result<u32> {
+        self.index.get(id).copied().ok_or_else(|| NookError::request(format!("unknown item id {id:?}")))
+    }
+
+    fn cf_row(&self, i: u32) -> &[f32] {
+        &self.cf[i as usize * self.cf_dim..(i as usize + 1) * self.cf_dim]
+    }
+
+    fn text_row(&self, i: u32) -> &[f32] {
+        &self.text[i as usize * self.text_dim..(i as usize + 1) * self.text_dim]
+    }
+
+    fn check_indices(&self, what: &str, items: &[u32]) -> Result<()> {
+        match items.iter().find(|&&i| i as usize >= self.len()) {
+            Some(bad) => Err(NookError::request(format!("{what}: item index {bad} out of range (0..{})", self.len()))),
+            None => Ok(()),
+        }
+    }
+
+    /// The user side of the score for these signals.
+    pub fn user_vector(
+        &self,
+        s: &Scoring,
+        likes: &[u32],
+        dislikes: &[u32],
+        query: Option<&[f32]>,
+    ) -> Result<UserVector> {
+        self.check_indices("likes", likes)?;
+        self.check_indices("dislikes", dislikes)?;
+        if let Some(q) = query {
+            if q.len() != self.text_dim {
+                return Err(NookError::request(format!("query has {} dims, items have {}", q.len(), self.text_dim)));
+            }
+        }
+        let cols: Vec<u32> = likes.iter().chain(dislikes).copied().collect();
+        let conf: Vec<f32> =
+            likes.iter().map(|_| s.like_confidence).chain(dislikes.iter().map(|_| -s.dislike_confidence)).collect();
+        let solver = RowSolver::new(&self.cf, &self.cf_gram, self.cf_dim);
+        let cf = fold_in(&solver, &cols, &conf);
+        let mut profile = vec![0f32; self.text_dim];
+        for &i in likes {
+            axpy(1.0, self.text_row(i), &mut profile);
+        }
+        let norm = dot(&profile, &profile).sqrt();
+        if norm > 0.0 {
+            profile.iter_mut().for_each(|v| *v /= norm);
+        }
+        Ok(UserVector { cf, profile, query: query.map(<[f32]>::to_vec) })
+    }
+
+    /// Scores every item for `user` into `out`.
+    pub fn score(&self, s: &Scoring, user: &UserVector, out: &mut [f32]) {
+        let mut cf_user = user.cf.clone();
+        cf_user.iter_mut().for_each(|v| *v *= s.cf_weight);
+        score_items(&self.cf, self.cf_dim, &cf_user, None, out);
+        let mut text_user = vec![0f32; self.text_dim];
+        axpy(s.text_weight, &user.profile, &mut text_user);
+        if let Some(q) = &user.query {
+            axpy(s.query_weight, q, &mut text_user);
+        }
+        let mut text_scores = vec![0f32; out.len()];
+        score_items(&self.text, self.text_dim, &text_user, None, &mut text_scores);
+        out.iter_mut().zip(&text_scores).for_each(|(o, t)| *o += t);
+    }
+
+    /// The `k` best items the person has not already rated, with reasons.
+    pub fn recommend(&self, s: &Scoring, req: &Request) -> Result<Vec<Recommendation>> {
+        let mut seen = vec![false; self.len()];
+        self.check_indices("likes", &req.likes)?;
+        self.check_indices("dislikes", &req.dislikes)?;
+        req.likes.iter().chain(&req.dislikes).for_each(|&i| seen[i as usize] = true);
+        let mut scores = vec![0f32; self.len()];
+        let personal = !req.likes.is_empty() || !req.dislikes.is_empty() || req.query.is_some();
+        let user = if personal {
+            let user = self.user_vector(s, &req.likes, &req.dislikes, req.query.as_deref())?;
+            self.score(s, &user, &mut scores);
+            Some(user)
+        } else {
+            scores.copy_from_slice(&self.popularity);
+            None
+        };
+        let top = top_k(&scores, req.k, |i| !seen[i as usize]);
+        Ok(top
+            .into_iter()
+            .map(|t| Recommendation {
+                index: t.index,
+                score: t.score,
+                reason: self.reason(s, user.as_ref(), &req.likes, t.index),
+            })
+            .collect())
+    }
+
+    fn reason(&self, s: &Scoring, user: Option<&UserVector>, likes: &[u32], item: u32) -> Reason {
+        let Some(user) = user else { return Reason::Popular };
+        if let Some(q) = &user.query {
+            let from_query = s.query_weight * dot(q, self.text_row(item));
+            let from_likes = s.cf_weight * dot(&user.cf, self.cf_row(item))
+                + s.text_weight * dot(&user.profile, self.text_row(item));
+            if from_query >= from_likes || likes.is_empty() {
+                return Reason::MatchesYourSearch;
+            }
+        }
+        let similarity =
+            |i: u32| cosine(self.text_row(i), self.text_row(item)) + cosine(self.cf_row(i), self.cf_row(item));
+        likes
+            .iter()
+            .copied()
+            .map(|i| (i, similarity(i)))
+            .fold(None, |best: Option<(u32, f32)>, (i, sim)| match best {
+                Some((_, b)) if b >= sim => best,
+                _ => Some((i, sim)),
+            })
+            .map_or(Reason::Popular, |(i, _)| Reason::BecauseYouLiked { item: i })
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let denom = (dot(a, a) * dot(b, b)).sqrt();
+    if denom > 0.0 {
+        dot(a, b) / denom
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Four items: 0 and 1 alike (cf and text), 2 and 3 alike.
+    fn catalog() -> Catalog {
+        let items = (0..4)
+            .map(|i| ItemMeta { id: format!("m{i}"), title: format!("Movie {i}"), year: None, genres: vec![] })
+            .collect();
+        let cf = vec![1.0, 0.0, 0.9, 0.1, 0.0, 1.0, 0.1, 0.9];
+        let gram = crate::foldin::gramian(&cf, 2, 0.1);
+        let text = vec![1.0, 0.0, 0.98, 0.199, 0.0, 1.0, 0.199, 0.98];
+        Catalog::new(items, cf, 2, gram, text, 2, vec![5.0, 1.0, 3.0, 2.0]).unwrap()
+    }
+
+    fn scoring() -> Scoring {
+        Scoring { cf_weight: 1.0, text_weight: 0.5, query_weight: 1.0, like_confidence: 2.0, dislike_confidence: 2.0 }
+    }
+
+    #[test]
+    fn likes_pull_in_similar_items_with_a_reason() {
+        let c = catalog();
+        let recs = c.recommend(&scoring(), &Request { likes: vec![0], k: 2, ..Request::default() }).unwrap();
+        assert_eq!(recs[0].index, 1);
+        assert_eq!(recs[0].reason, Reason::BecauseYouLiked { item: 0 });
+        assert!(recs.iter().all(|r| r.index != 0), "liked items are not recommended");
+    }
+
+    #[test]
+    fn a_query_alone_ranks_by_text_and_says_so() {
+        let c = catalog();
+        let req = Request { query: Some(vec![0.0, 1.0]), k: 1, ..Request::default() };
+        let recs = c.recommend(&scoring(), &req).unwrap();
+        assert_eq!((recs[0].index, &recs[0].reason), (2, &Reason::MatchesYourSearch));
+    }
+
+    #[test]
+    fn nothing_to_go_on_means_popular() {
+        let recs = catalog().recommend(&scoring(), &Request { k: 2, ..Request::default() }).unwrap();
+        assert_eq!(recs.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(recs[0].reason, Reason::Popular);
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        let c = catalog();
+        assert!(c.recommend(&scoring(), &Request { likes: vec![9], k: 1, ..Request::default() }).is_err());
+        assert!(c.recommend(&scoring(), &Request { query: Some(vec![1.0]), k: 1, ..Request::default() }).is_err());
+        assert!(c.index_of("nope").is_err());
+        assert_eq!(c.index_of("m3").unwrap(), 3);
+    }
+
+    #[test]
+    fn dislikes_pull_their_score_towards_zero_and_are_excluded() {
+        let c = catalog();
+        let s = scoring();
+        // In implicit ALS a dislike is a confident zero: it lowers the disliked item's predicted
+        // preference (here raised by liking its neighbour 3).
+        let liked = c.user_vector(&s, &[0, 3], &[], None).unwrap();
+        let both = c.user_vector(&s, &[0, 3], &[2], None).unwrap();
+        let (mut a, mut b) = (vec![0f32; 4], vec![0f32; 4]);
+        c.score(&s, &liked, &mut a);
+        c.score(&s, &both, &mut b);
+        assert!(b[2] < a[2], "disliking 2 lowers its score: {} -> {}", a[2], b[2]);
+        let recs = c.recommend(&s, &Request { likes: vec![0], dislikes: vec![2], k: 4, ..Request::default() }).unwrap();
+        assert!(recs.iter().all(|r| r.index != 2 && r.index != 0));
+        assert_eq!(recs.len(), 2);
+    }
+}
