@@ -161,6 +161,34 @@ impl Catalog {
         }
     }
 
+    /// Items whose title contains `text` (case-insensitive), best first: titles starting with it,
+    /// then titles with a word starting with it, then the rest; more popular first within each.
+    pub fn search_titles(&self, text: &str, limit: usize) -> Vec<u32> {
+        let needle = text.trim().to_lowercase();
+        if needle.is_empty() || limit == 0 {
+            return Vec::new();
+        }
+        let mut hits: Vec<(u8, u32)> = Vec::new();
+        for (i, item) in self.items.iter().enumerate() {
+            let title = item.title.to_lowercase();
+            let Some(at) = title.find(&needle) else { continue };
+            let rank = if at == 0 {
+                0
+            } else if title.split(|c: char| !c.is_alphanumeric()).any(|w| w.starts_with(&needle)) {
+                1
+            } else {
+                2
+            };
+            hits.push((rank, i as u32));
+        }
+        hits.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(self.popularity[b.1 as usize].total_cmp(&self.popularity[a.1 as usize]))
+                .then(a.1.cmp(&b.1))
+        });
+        hits.into_iter().take(limit).map(|h| h.1).collect()
+    }
+
     /// The user side of the score for these signals.
     pub fn user_vector(
         &self,
@@ -308,6 +336,18 @@ mod tests {
         let recs = catalog().recommend(&scoring(), &Request { k: 2, ..Request::default() }).unwrap();
         assert_eq!(recs.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 2]);
         assert_eq!(recs[0].reason, Reason::Popular);
+    }
+
+    #[test]
+    fn title_search_ranks_prefix_then_word_then_substring() {
+        let mut c = catalog();
+        for (item, title) in c.items.iter_mut().zip(["Star Wars", "Lone Star", "Starship Troopers", "Dark Star"]) {
+            item.title = title.into();
+        }
+        assert_eq!(c.search_titles("star", 10), vec![0, 2, 3, 1]);
+        assert_eq!(c.search_titles("  STAR w", 10), vec![0]);
+        assert!(c.search_titles("", 10).is_empty());
+        assert_eq!(c.search_titles("ar", 2).len(), 2);
     }
 
     #[test]

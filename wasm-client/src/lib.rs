@@ -1,5 +1,12 @@
-//! nook's browser client: a thin wasm-bindgen layer over `nook-core`.
+//! nook's browser client: a thin wasm-bindgen layer over `nook-core`. All ranking, embedding and
+//! verification happens in nook-core (the code `nook recommend` runs natively); this layer only
+//! fetches bytes and converts between JavaScript and Rust.
 
+mod fetch;
+
+use nook_core::bundle::{IdRequest, Manifest};
+use nook_core::Bundle;
+use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
 
 /// The version of nook this client was built from.
@@ -8,24 +15,90 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
-/// Folds liked items into a user vector (implicit-ALS user step, see `nook_core::foldin`).
-/// `item_factors` is row-major `n x dim`; `gram` is `YᵀY + λI` (`dim x dim`); `confidence` is the
-/// signed confidence of each liked (positive) or disliked (negative) item.
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// A loaded, verified bundle, ready to embed and recommend.
 #[wasm_bindgen]
-pub fn fold_in(
-    item_factors: &[f32],
-    gram: &[f32],
-    dim: usize,
-    items: &[u32],
-    confidence: &[f32],
-) -> Result<Vec<f32>, JsError> {
-    if dim == 0 || item_factors.len() % dim != 0 || gram.len() != dim * dim || items.len() != confidence.len() {
-        return Err(JsError::new("fold_in: inconsistent shapes"));
+pub struct NookClient {
+    bundle: Bundle,
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+#[wasm_bindgen]
+impl NookClient {
+    /// Fetches the bundle under `base_url` (which ends in `/`), verifying every file against the
+    /// manifest's SHA-256. `on_progress(loaded_bytes, total_bytes, file)` is called as bytes arrive.
+    pub async fn load(base_url: String, on_progress: Option<js_sys::Function>) -> Result<NookClient, JsError> {
+        let manifest_bytes = fetch::fetch_bytes(&format!("{base_url}manifest.json"), &mut |_| {}).await?;
+        let manifest = Manifest::parse(&manifest_bytes).map_err(js_err)?;
+        let total: u64 = manifest.files.values().map(|f| f.bytes).sum();
+        let mut files = HashMap::new();
+        let mut done = 0u64;
+        for name in manifest.files.keys() {
+            let report = |loaded: u64| {
+                if let Some(f) = &on_progress {
+                    let _ = f.call3(&JsValue::NULL, &((done + loaded) as f64).into(), &(total as f64).into(), &name.into());
+                }
+            };
+            let bytes = fetch::fetch_bytes(&format!("{base_url}{name}"), &mut |n| report(n)).await?;
+            nook_core::bundle::verify_file(&manifest, name, &bytes).map_err(js_err)?;
+            done += bytes.len() as u64;
+            files.insert(name.clone(), bytes);
+        }
+        let bundle = Bundle::load(manifest, files).map_err(js_err)?;
+        Ok(NookClient { bundle })
     }
-    let n = (item_factors.len() / dim) as u32;
-    if let Some(bad) = items.iter().find(|&&i| i >= n) {
-        return Err(JsError::new(&format!("fold_in: item index {bad} out of range (0..{n})")));
+
+    /// Builds from bytes already in hand: the manifest and an object mapping file name → Uint8Array.
+    #[wasm_bindgen(js_name = fromFiles)]
+    pub fn from_files(manifest: &[u8], files: &js_sys::Object) -> Result<NookClient, JsError> {
+        let manifest = Manifest::parse(manifest).map_err(js_err)?;
+        let mut map = HashMap::new();
+        for name in manifest.files.keys() {
+            let value = js_sys::Reflect::get(files, &name.into()).map_err(|_| js_err(format!("{name} is missing")))?;
+            if value.is_undefined() {
+                return Err(js_err(format!("{name} is missing")));
+            }
+            map.insert(name.clone(), js_sys::Uint8Array::new(&value).to_vec());
+        }
+        Ok(NookClient { bundle: Bundle::load(manifest, map).map_err(js_err)? })
     }
-    let solver = nook_core::RowSolver::new(item_factors, gram, dim);
-    Ok(nook_core::fold_in(&solver, items, confidence))
+
+    /// The manifest as JSON (dataset, dims, metrics, ...).
+    #[wasm_bindgen(js_name = manifestJson)]
+    pub fn manifest_json(&self) -> Result<String, JsError> {
+        serde_json::to_string(&self.bundle.manifest).map_err(js_err)
+    }
+
+    /// Number of items in the catalogue.
+    #[wasm_bindgen(js_name = itemCount)]
+    pub fn item_count(&self) -> usize {
+        self.bundle.catalog.len()
+    }
+
+    /// Unit-length embedding of `text`, computed on this device.
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>, JsError> {
+        self.bundle.embed(text).map_err(js_err)
+    }
+
+    /// `request_json`: `{"likes": [id], "dislikes": [id], "query": "text", "k": 10}`.
+    /// Returns JSON `[{id, title, year, genres, score, reason, reason_kind, because}]`.
+    pub fn recommend(&self, request_json: &str) -> Result<String, JsError> {
+        let req: IdRequest = serde_json::from_str(request_json).map_err(|e| js_err(format!("request: {e}")))?;
+        let recs = self.bundle.recommend(&req).map_err(js_err)?;
+        serde_json::to_string(&recs).map_err(js_err)
+    }
+
+    /// Items whose title matches `text`, best first, as JSON `[{id, title, year, genres}]`.
+    pub fn search(&self, text: &str, limit: usize) -> Result<String, JsError> {
+        let c = &self.bundle.catalog;
+        let hits: Vec<_> = c.search_titles(text, limit).into_iter().map(|i| &c.items[i as usize]).collect();
+        serde_json::to_string(&hits).map_err(js_err)
+    }
 }
