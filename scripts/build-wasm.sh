@@ -1,21 +1,12 @@
 #!/usr/bin/env bash
 # Builds the browser client into www/pkg/: nook-wasm for wasm32 (with SIMD), wasm-bindgen's JS glue
 # (--target web), then wasm-opt from npm binaryen@132 (Debian's binaryen 108 emits broken modules).
-# Installs what is missing: the wasm32 target, wasm-bindgen-cli at the crate's exact version
-# (without --locked, which fails on this registry), and the npm tools.
+# scripts/install-deps.sh brings what is missing (wasm32 target, wasm-bindgen-cli at the crate's
+# exact version, the npm tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-target}
-
-rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
-want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
-if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$want" ]; then
-  echo "installing wasm-bindgen-cli $want" >&2
-  cargo install wasm-bindgen-cli --version "$want"
-fi
-if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
-  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
-fi
+scripts/install-deps.sh
 
 cargo build -p nook-wasm --profile wasm --target wasm32-unknown-unknown
 rm -rf www/pkg.partial

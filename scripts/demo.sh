@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: fetch assets, train on MovieLens 100k, evaluate against the
-# baselines and write the report.
+# The main job on a fresh machine: install the build tools, build nook, then `nook demo` — fetch the
+# assets, train on MovieLens 100k, export the bundle, build the wasm client and serve the page.
+#   scripts/demo.sh [--port N] [--no-serve]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-assets.sh
+scripts/install-deps.sh
 cargo build --release -p nook-trainer
-nook=${CARGO_TARGET_DIR:-target}/release/nook
-"$nook" train --data assets/data/ml-100k --out out/model
-"$nook" eval --data assets/data/ml-100k --model out/model --json out/eval.json
+exec "${CARGO_TARGET_DIR:-target}/release/nook" demo "$@"

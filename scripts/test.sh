@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # nook's whole test suite: formatting, lints, every test (real data included), and the wasm32 build
-# of the shared core and the client. This is the README's test command and what CI runs.
+# of the shared core and the client, and the browser tests in headless Chromium. This is the
+# README's test command and what CI runs; it installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target list --installed | grep -q wasm32-unknown-unknown
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
-
+scripts/install-deps.sh --browser
 scripts/setup-assets.sh
 
 # MovieLens latest-small sits beside the checkout in this workplace; tests use it when present.
@@ -33,4 +32,6 @@ echo "== cargo test" >&2
 cargo test --workspace
 echo "== wasm32 build (nook-core, nook-wasm)" >&2
 cargo build -p nook-core -p nook-wasm --target wasm32-unknown-unknown
+echo "== browser tests" >&2
+scripts/browser-tests.sh
 echo "all checks passed" >&2

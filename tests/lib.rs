@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -70,4 +71,36 @@ pub fn nook_ok(args: &[&str]) -> String {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// A model and bundle trained once per test process on MovieLens 100k (ALS + hybrid), shared by
+/// the tests that need one. `None` when the data or the encoder is missing (and not required).
+pub fn ml100k_bundle() -> Option<&'static (PathBuf, PathBuf)> {
+    static BUNDLE: OnceLock<Option<(tempfile::TempDir, (PathBuf, PathBuf))>> = OnceLock::new();
+    BUNDLE
+        .get_or_init(|| {
+            let data = require("ml-100k", ml100k())?;
+            require("all-MiniLM-L6-v2", encoder_dir())?;
+            let tmp = tempfile::tempdir().expect("temp dir");
+            let (model, bundle) = (tmp.path().join("model"), tmp.path().join("bundle"));
+            nook_ok(&[
+                "train",
+                "--data",
+                path_str(&data),
+                "--out",
+                path_str(&model),
+                "--models",
+                "pop,als,content,hybrid",
+            ]);
+            nook_ok(&["export", "--model", path_str(&model), "--out", path_str(&bundle)]);
+            Some((tmp, (model, bundle)))
+        })
+        .as_ref()
+        .map(|(_, paths)| paths)
+}
+
+/// all-MiniLM-L6-v2 as fetched by `scripts/setup-assets.sh`.
+pub fn encoder_dir() -> Option<PathBuf> {
+    let p = repo_root().join("assets/models/all-MiniLM-L6-v2");
+    p.join("model.safetensors").is_file().then_some(p)
 }

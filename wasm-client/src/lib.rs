@@ -43,7 +43,8 @@ impl NookClient {
         for name in manifest.files.keys() {
             let report = |loaded: u64| {
                 if let Some(f) = &on_progress {
-                    let _ = f.call3(&JsValue::NULL, &((done + loaded) as f64).into(), &(total as f64).into(), &name.into());
+                    let _ =
+                        f.call3(&JsValue::NULL, &((done + loaded) as f64).into(), &(total as f64).into(), &name.into());
                 }
             };
             let bytes = fetch::fetch_bytes(&format!("{base_url}{name}"), &mut |n| report(n)).await?;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks for nook's build and tests, skipping what is there:
+# the wasm32 target, rustfmt/clippy, Debian's chromium + chromium-driver (browser tests),
+# wasm-bindgen-cli at the crate's version, and the npm tools (binaryen, playwright-core).
+#   scripts/install-deps.sh [--browser]   (--browser: also the browser-test packages)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target list --installed | grep -q wasm32-unknown-unknown
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+if [ "${1:-}" = "--browser" ]; then
+  missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing ${missing[*]} from Debian" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$want" ]; then
+  echo "installing wasm-bindgen-cli $want (cargo install, a few minutes)" >&2
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+if [ ! -x tools/node_modules/.bin/wasm-opt ] || [ ! -d tools/node_modules/playwright-core ]; then
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi

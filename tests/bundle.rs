@@ -1,0 +1,143 @@
+//! Train → export → load → recommend on real data, and a corrupted or mismatched bundle refused
+//! with a reason.
+
+use nook_core::bundle::{sha256_hex, Manifest};
+use nook_e2e::*;
+use serde_json::Value;
+use std::path::Path;
+
+/// Copies a bundle directory so a test can damage its copy.
+fn copy_bundle(from: &Path) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for sub in ["", "encoder"] {
+        std::fs::create_dir_all(tmp.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(from.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, tmp.path().join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    tmp
+}
+
+fn recommend_err(bundle: &Path) -> String {
+    let out = nook(&["recommend", "--bundle", path_str(bundle), "--like", "1"]);
+    assert!(!out.status.success(), "a damaged bundle was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn exported_bundle_lists_every_file_with_its_checksum() {
+    let Some((model, bundle)) = ml100k_bundle() else { return };
+    let manifest = Manifest::parse(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest.n_items, 1682);
+    assert_eq!((manifest.cf_dim, manifest.text_dim), (64, 384));
+    for (name, entry) in &manifest.files {
+        let bytes = std::fs::read(bundle.join(name)).unwrap();
+        assert_eq!(bytes.len() as u64, entry.bytes, "{name}");
+        assert_eq!(sha256_hex(&bytes), entry.sha256, "{name}");
+    }
+    let metric =
+        |m: &str, s: &str| manifest.metrics.iter().find(|r| r.model == m && r.split == s && r.metric == "ndcg@10");
+    assert!(metric("hybrid", "warm").is_some() && metric("hybrid", "cold").is_some(), "metrics snapshot");
+    assert!(model.join("eval.json").is_file());
+}
+
+#[test]
+fn recommend_excludes_likes_and_explains_itself() {
+    let Some((_, bundle)) = ml100k_bundle() else { return };
+    let out =
+        nook_ok(&["recommend", "--bundle", path_str(bundle), "--like", "1", "--like", "50", "--like", "181", "--json"]);
+    let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(recs.len(), 10);
+    for r in &recs {
+        assert!(!["1", "50", "181"].contains(&r["id"].as_str().unwrap()), "liked item recommended: {r}");
+        assert!(r["reason"].as_str().unwrap().starts_with("because you liked "), "{r}");
+        assert!(r["title"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+    let scores: Vec<f64> = recs.iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "sorted by score: {scores:?}");
+
+    // Star Wars (50) + Return of the Jedi (181) should bring in The Empire Strikes Back (172).
+    assert!(recs.iter().any(|r| r["id"] == "172"), "Empire Strikes Back missing: {out}");
+}
+
+#[test]
+fn a_query_changes_the_list_and_says_so() {
+    let Some((_, bundle)) = ml100k_bundle() else { return };
+    let out =
+        nook_ok(&["recommend", "--bundle", path_str(bundle), "--query", "zombies and horror", "--k", "10", "--json"]);
+    let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(recs.iter().all(|r| r["reason"] == "matches your search"));
+    let horror = recs.iter().filter(|r| r["genres"].as_array().unwrap().iter().any(|g| g == "Horror")).count();
+    assert!(horror >= 5, "a horror query should bring horror films, got {horror}/10: {out}");
+}
+
+#[test]
+fn nothing_known_means_popular_and_unknown_ids_are_errors() {
+    let Some((_, bundle)) = ml100k_bundle() else { return };
+    let out = nook_ok(&["recommend", "--bundle", path_str(bundle), "--k", "3", "--json"]);
+    let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(recs[0]["id"], "50", "Star Wars is ml-100k's most popular film");
+    assert!(recs.iter().all(|r| r["reason"] == "popular"));
+    let out = nook(&["recommend", "--bundle", path_str(bundle), "--like", "no-such-item"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown item id \"no-such-item\""));
+    let out = nook(&["recommend", "--bundle", path_str(bundle), "--k", "0"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("k must be between 1 and"));
+}
+
+#[test]
+fn corrupted_truncated_or_mismatched_bundles_are_refused() {
+    let Some((_, bundle)) = ml100k_bundle() else { return };
+
+    let tmp = copy_bundle(bundle);
+    let path = tmp.path().join("items.json");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(recommend_err(tmp.path()).contains("items.json: checksum mismatch"));
+
+    let tmp = copy_bundle(bundle);
+    let path = tmp.path().join("items.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(recommend_err(tmp.path()).contains("items.safetensors:"), "truncated");
+
+    let tmp = copy_bundle(bundle);
+    let manifest_path = tmp.path().join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path).unwrap();
+    std::fs::write(&manifest_path, text.replacen("\"version\": 1", "\"version\": 99", 1)).unwrap();
+    let err = recommend_err(tmp.path());
+    assert!(err.contains("format version Some(99) is not supported"), "{err}");
+
+    std::fs::remove_file(tmp.path().join("encoder/tokenizer.json")).unwrap();
+    std::fs::write(&manifest_path, &text).unwrap();
+    assert!(recommend_err(tmp.path()).contains("tokenizer.json"), "missing file");
+
+    let tmp = copy_bundle(bundle);
+    let manifest_path = tmp.path().join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    m["n_items"] = Value::from(1000);
+    std::fs::write(&manifest_path, m.to_string()).unwrap();
+    assert!(recommend_err(tmp.path()).contains("items.json has 1682 items, manifest says 1000"));
+
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap()).unwrap();
+    let entry = m["files"]["items.json"].clone();
+    m["files"]["../items.json"] = entry;
+    std::fs::write(&manifest_path, m.to_string()).unwrap();
+    assert!(recommend_err(tmp.path()).contains("path outside the bundle"));
+}
+
+#[test]
+fn export_replaces_a_bundle_atomically() {
+    let Some((model, _)) = ml100k_bundle() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bundle");
+    nook_ok(&["export", "--model", path_str(model), "--out", path_str(&out)]);
+    std::fs::write(out.join("stale.txt"), "old").unwrap();
+    nook_ok(&["export", "--model", path_str(model), "--out", path_str(&out)]);
+    assert!(!out.join("stale.txt").exists(), "the old bundle was replaced as a whole");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("bundle")], "no temporary directories left");
+}

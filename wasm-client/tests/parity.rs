@@ -1,0 +1,49 @@
+//! In headless Chromium, the browser client's rankings equal native `nook recommend` exactly.
+//!
+//! `scripts/browser-tests.sh` trains and exports a bundle, records native results for several
+//! requests, serves the bundle, and builds this test with:
+//! * `NOOK_PARITY_BUNDLE_URL`: where the bundle is served (with CORS);
+//! * `NOOK_PARITY_CASES`: JSON `[{"request": {...}, "expected": [...]}]` from `nook recommend --json`.
+
+use nook_core::bundle::RecommendedItem;
+use nook_wasm::NookClient;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[derive(serde::Deserialize)]
+struct Case {
+    request: serde_json::Value,
+    expected: Vec<RecommendedItem>,
+}
+
+#[wasm_bindgen_test]
+async fn browser_ranks_exactly_like_native() {
+    let (Some(url), Some(cases)) = (option_env!("NOOK_PARITY_BUNDLE_URL"), option_env!("NOOK_PARITY_CASES")) else {
+        assert!(option_env!("NOOK_REQUIRE_DATA").is_none(), "parity inputs missing: run scripts/browser-tests.sh");
+        return;
+    };
+    let cases: Vec<Case> = serde_json::from_str(cases).expect("NOOK_PARITY_CASES is JSON");
+    assert!(!cases.is_empty());
+    let client = match NookClient::load(url.to_string(), None).await {
+        Ok(c) => c,
+        Err(e) => panic!("loading {url}: {:?}", wasm_bindgen::JsValue::from(e)),
+    };
+    for case in &cases {
+        let request = case.request.to_string();
+        let got = client.recommend(&request).map_err(wasm_bindgen::JsValue::from).expect("recommend");
+        let got: Vec<RecommendedItem> = serde_json::from_str(&got).unwrap();
+        let ids = |v: &[RecommendedItem]| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&got), ids(&case.expected), "top-k ids differ for {request}");
+        for (g, e) in got.iter().zip(&case.expected) {
+            assert!(
+                (g.score - e.score).abs() <= 1e-4,
+                "{request}: {} scores {} in the browser, {} natively",
+                g.id,
+                g.score,
+                e.score
+            );
+            assert_eq!(g.reason, e.reason, "{request}: reason for {}", g.id);
+        }
+    }
+}
