@@ -30,8 +30,8 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace
-echo "== wasm32 build (nook-core, nook-wasm)" >&2
-cargo build -p nook-core -p nook-wasm --target wasm32-unknown-unknown
+echo "== cargo clippy for wasm32 (nook-core, nook-wasm)" >&2
+cargo clippy -p nook-core -p nook-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
 echo "== browser tests" >&2
 scripts/browser-tests.sh
 echo "all checks passed" >&2
