@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use nook_core::bundle::IdRequest;
 use nook_trainer::data::{self, Dataset, Format, Source};
 use nook_trainer::eval::Target;
+use nook_trainer::finetune::FinetuneConfig;
 use nook_trainer::models::{AlsConfig, BprConfig, Scorer};
 use nook_trainer::pipeline::{evaluate_all, ModelConfig, ModelKind, ModelSet, TrainInputs};
 use nook_trainer::split::{Protocol, Split, SplitConfig};
@@ -80,6 +81,9 @@ pub enum Command {
         /// Bundle directory to write.
         #[arg(long)]
         out: PathBuf,
+        /// Which model the bundle carries.
+        #[arg(long, value_enum, default_value = "auto")]
+        variant: export::Variant,
     },
     /// Recommend from a bundle, with the same code the browser runs.
     Recommend {
@@ -226,6 +230,27 @@ pub struct ModelArgs {
     /// BPR regularisation.
     #[arg(long, default_value_t = BprConfig::default().regularization)]
     pub bpr_reg: f32,
+    /// Fine-tuning steps (content-ft, fused-ft).
+    #[arg(long, default_value_t = FinetuneConfig::default().steps)]
+    pub ft_steps: usize,
+    /// Fine-tuning pairs per step.
+    #[arg(long, default_value_t = FinetuneConfig::default().batch)]
+    pub ft_batch: usize,
+    /// Fine-tuning peak learning rate (AdamW, linear warm-up and decay).
+    #[arg(long, default_value_t = FinetuneConfig::default().learning_rate)]
+    pub ft_lr: f64,
+    /// How many top encoder layers fine-tune (the rest, and the embeddings, stay frozen).
+    #[arg(long, default_value_t = FinetuneConfig::default().train_layers)]
+    pub ft_layers: usize,
+    /// Tokens per text while fine-tuning.
+    #[arg(long, default_value_t = FinetuneConfig::default().max_tokens)]
+    pub ft_max_tokens: usize,
+    /// A training pair is an item and one of the next N items the same person consumed.
+    #[arg(long, default_value_t = FinetuneConfig::default().window)]
+    pub ft_window: usize,
+    /// InfoNCE temperature.
+    #[arg(long, default_value_t = FinetuneConfig::default().temperature)]
+    pub ft_temperature: f64,
 }
 
 #[derive(Args, Clone)]
@@ -239,11 +264,43 @@ pub struct EncoderArgs {
     /// Where item text vectors are cached between runs.
     #[arg(long, default_value = "out/cache")]
     pub cache_dir: PathBuf,
+    /// Where fine-tuning writes checkpoints.
+    #[arg(long, default_value = "out/checkpoints")]
+    pub checkpoint_dir: PathBuf,
+    /// Continue an interrupted fine-tuning from its checkpoint (same settings and data).
+    #[arg(long)]
+    pub resume: bool,
+    /// Device for the encoder and fine-tuning: `cpu`, or `cuda` / `cuda:N` (needs a build with
+    /// `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 impl EncoderArgs {
     fn source(&self) -> EncoderSource {
         EncoderSource { dir: self.encoder.clone(), max_tokens: self.max_tokens }
+    }
+
+    fn device(&self) -> Result<Device> {
+        parse_device(&self.device)
+    }
+}
+
+/// `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal: usize = match s.strip_prefix("cuda:") {
+                Some(n) => n.parse().with_context(|| format!("--device {s}: expected cuda:N"))?,
+                None => 0,
+            };
+            if !candle_core::utils::cuda_is_available() {
+                anyhow::bail!("--device {s}: this nook was built without CUDA (rebuild with `--features cuda`)");
+            }
+            Ok(Device::new_cuda(ordinal).with_context(|| format!("opening CUDA device {ordinal}"))?)
+        }
+        other => anyhow::bail!("--device {other:?}: expected cpu, cuda or cuda:N"),
     }
 }
 
@@ -309,6 +366,17 @@ impl ModelArgs {
                 regularization: self.bpr_reg,
                 seed,
             },
+            finetune: FinetuneConfig {
+                steps: self.ft_steps,
+                batch: self.ft_batch,
+                learning_rate: self.ft_lr,
+                train_layers: self.ft_layers,
+                max_tokens: self.ft_max_tokens,
+                window: self.ft_window,
+                temperature: self.ft_temperature,
+                seed,
+                ..FinetuneConfig::default()
+            },
         }
     }
 
@@ -352,7 +420,15 @@ fn train_inputs<'a>(
     } else {
         None
     };
-    Ok(TrainInputs { data, split, encoder, cache_dir: enc.cache_dir.clone(), device: Device::Cpu })
+    Ok(TrainInputs {
+        data,
+        split,
+        encoder,
+        cache_dir: enc.cache_dir.clone(),
+        device: enc.device()?,
+        checkpoint_dir: enc.checkpoint_dir.clone(),
+        resume: enc.resume,
+    })
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -407,8 +483,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("wrote {}", path.display());
             }
         }
-        Command::Export { model, out } => {
-            let manifest = export::export(&model, &out)?;
+        Command::Export { model, out, variant } => {
+            let manifest = export::export(&model, &out, variant)?;
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
             println!("wrote bundle {} ({} items, {:.1} MB)", out.display(), manifest.n_items, bytes as f64 / 1e6);
         }

@@ -3,6 +3,7 @@
 
 use crate::atomic;
 use crate::pipeline::EvalReport;
+use crate::models::hybrid::{FINETUNED, FROZEN};
 use crate::store::{self, ENCODER_FILES};
 use crate::tensors;
 use anyhow::{Context, Result};
@@ -13,20 +14,39 @@ use std::path::Path;
 /// Metrics copied into the manifest (all models, warm and cold).
 const SNAPSHOT_METRICS: [&str; 4] = ["ndcg@10", "recall@10", "recall@20", "auc"];
 
-pub fn export(model_dir: &Path, out: &Path) -> Result<Manifest> {
-    let saved = store::load_hybrid(model_dir)?;
-    let c = &saved.catalog;
+/// Which trained model a bundle carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Variant {
+    /// `fused-ft` when the model directory has it, else `hybrid`.
+    Auto,
+    /// ALS + frozen encoder.
+    Hybrid,
+    /// ALS + fine-tuned encoder, fused.
+    FusedFt,
+}
+
+pub fn export(model_dir: &Path, out: &Path, variant: Variant) -> Result<Manifest> {
+    let spec = match variant {
+        Variant::Hybrid => FROZEN,
+        Variant::FusedFt => FINETUNED,
+        Variant::Auto if model_dir.join(FINETUNED.name).is_dir() => FINETUNED,
+        Variant::Auto => FROZEN,
+    };
+    let saved = store::load_family(model_dir, spec)?;
+    let c = &saved.hybrid.catalog;
+    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![
+        ("cf", vec![c.len(), c.cf_dim], &c.cf),
+        ("cf_gram", vec![c.cf_dim, c.cf_dim], &c.cf_gram),
+        ("text", vec![c.len(), c.text_dim], &c.text),
+        ("popularity", vec![c.len()], &c.popularity),
+    ];
+    if let Some(p) = &c.projection {
+        tensors.push(("text_projection", vec![p.out_dim, p.in_dim], &p.components));
+        tensors.push(("text_mean", vec![p.in_dim], &p.mean));
+    }
     let mut files: Vec<(String, Vec<u8>)> = vec![
         ("items.json".into(), serde_json::to_vec(&c.items)?),
-        (
-            "items.safetensors".into(),
-            tensors::to_bytes(&[
-                ("cf", vec![c.len(), c.cf_dim], &c.cf),
-                ("cf_gram", vec![c.cf_dim, c.cf_dim], &c.cf_gram),
-                ("text", vec![c.len(), c.text_dim], &c.text),
-                ("popularity", vec![c.len()], &c.popularity),
-            ])?,
-        ),
+        ("items.safetensors".into(), tensors::to_bytes(&tensors)?),
     ];
     for name in ENCODER_FILES {
         let path = saved.encoder_dir.join(name);
@@ -43,6 +63,7 @@ pub fn export(model_dir: &Path, out: &Path) -> Result<Manifest> {
         cf_dim: c.cf_dim,
         text_dim: c.text_dim,
         scoring: saved.hybrid.scoring,
+        model: spec.name.to_string(),
         encoder: EncoderInfo {
             max_tokens: saved.info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
         },

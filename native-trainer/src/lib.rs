@@ -6,6 +6,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod external;
+pub mod finetune;
 pub mod matrix;
 pub mod models;
 pub mod pipeline;

@@ -3,7 +3,9 @@
 use crate::data::Dataset;
 use crate::eval::{evaluate, EvalSet, EvalSize, MetricRow, Target};
 use crate::matrix::Csr;
-use crate::models::hybrid::{user_vectors, Hybrid};
+use crate::finetune::{self, FineTuned, FinetuneConfig};
+use crate::models::hybrid::{user_vectors, Hybrid, HybridScorer, FINETUNED, FROZEN};
+use nook_core::recommend::UserVector;
 use crate::models::{als, bpr, AlsConfig, BprConfig, Factors, Popularity, RandomScores, Scorer};
 use crate::progress;
 use crate::split::{Split, SplitConfig};
@@ -17,7 +19,7 @@ use std::time::Instant;
 
 /// Short stable model ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
     /// Most popular items first.
     Pop,
@@ -31,11 +33,23 @@ pub enum ModelKind {
     Content,
     /// ALS factors + text embeddings (frozen encoder).
     Hybrid,
+    /// Text embeddings alone, encoder fine-tuned on the interactions.
+    ContentFt,
+    /// ALS factors fused with fine-tuned text embeddings (weighted, reduced).
+    FusedFt,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 6] =
-        [ModelKind::Pop, ModelKind::Als, ModelKind::Bpr, ModelKind::Random, ModelKind::Content, ModelKind::Hybrid];
+    pub const ALL: [ModelKind; 8] = [
+        ModelKind::Pop,
+        ModelKind::Als,
+        ModelKind::Bpr,
+        ModelKind::Random,
+        ModelKind::Content,
+        ModelKind::Hybrid,
+        ModelKind::ContentFt,
+        ModelKind::FusedFt,
+    ];
     pub fn id(self) -> &'static str {
         match self {
             ModelKind::Pop => "pop",
@@ -44,12 +58,19 @@ impl ModelKind {
             ModelKind::Random => "random",
             ModelKind::Content => "content",
             ModelKind::Hybrid => "hybrid",
+            ModelKind::ContentFt => "content-ft",
+            ModelKind::FusedFt => "fused-ft",
         }
     }
 
     /// Whether the model needs item text vectors.
     pub fn needs_text(self) -> bool {
-        matches!(self, ModelKind::Content | ModelKind::Hybrid)
+        matches!(self, ModelKind::Content | ModelKind::Hybrid | ModelKind::ContentFt | ModelKind::FusedFt)
+    }
+
+    /// Whether the model needs the fine-tuned encoder.
+    pub fn needs_finetuning(self) -> bool {
+        matches!(self, ModelKind::ContentFt | ModelKind::FusedFt)
     }
 }
 
@@ -58,6 +79,8 @@ impl ModelKind {
 pub struct ModelConfig {
     pub als: AlsConfig,
     pub bpr: BprConfig,
+    #[serde(default)]
+    pub finetune: FinetuneConfig,
 }
 
 /// What training reads besides the split.
@@ -69,6 +92,9 @@ pub struct TrainInputs<'a> {
     /// Where item text vectors are cached between runs.
     pub cache_dir: PathBuf,
     pub device: Device,
+    /// Where fine-tuning checkpoints go, and whether to resume from one.
+    pub checkpoint_dir: PathBuf,
+    pub resume: bool,
 }
 
 /// Trained models with their fit times.
@@ -82,6 +108,9 @@ pub struct ModelSet {
     pub text: Option<(Vec<f32>, usize)>,
     /// Hybrid and content scoring (present when either was asked for).
     pub hybrid: Option<Hybrid>,
+    /// The fine-tuned encoder and its fused/content models.
+    pub finetuned: Option<FineTuned>,
+    pub fused: Option<Hybrid>,
     pub fit_seconds: BTreeMap<String, f64>,
 }
 
@@ -99,29 +128,44 @@ impl ModelSet {
                 ModelKind::Als => set.als = Some(train_als(&train, &cfg.als)),
                 ModelKind::Bpr => set.bpr = Some(train_bpr(&train, &cfg.bpr)),
                 ModelKind::Random => set.random = Some(RandomScores { seed: split.config.seed }),
-                ModelKind::Content | ModelKind::Hybrid => unreachable!("filtered above"),
+                _ => unreachable!("text models are filtered out above"),
             }
             set.record(kind.id(), start);
         }
         if needs_text {
-            let source =
-                inputs.encoder.as_ref().ok_or_else(|| anyhow::anyhow!("content/hybrid models need --encoder"))?;
-            let start = Instant::now();
+            let source = inputs.encoder.as_ref().ok_or_else(|| anyhow::anyhow!("text models need --encoder"))?;
             let texts: Vec<String> = inputs.data.items.iter().map(|i| i.text()).collect();
-            let vectors = textvec::embed_cached(source, &inputs.device, &texts, &inputs.cache_dir)?;
-            let dim = vectors.len() / texts.len().max(1);
-            set.record("text", start);
             if set.als.is_none() {
                 let start = Instant::now();
                 set.als = Some(train_als(&train, &cfg.als));
                 set.record("als", start);
             }
-            let start = Instant::now();
-            let als = set.als.as_ref().expect("trained above");
-            let hybrid = Hybrid::fit(split, &train, als, &cfg.als, &vectors, dim, item_meta(inputs.data))?;
-            set.record("hybrid", start);
-            set.text = Some((vectors, dim));
-            set.hybrid = Some(hybrid);
+            let als = set.als.clone().expect("trained above");
+            let items = item_meta(inputs.data);
+            if kinds.contains(&ModelKind::Content) || kinds.contains(&ModelKind::Hybrid) {
+                let start = Instant::now();
+                let vectors = textvec::embed_cached(source, &inputs.device, &texts, &inputs.cache_dir)?;
+                let dim = vectors.len() / texts.len().max(1);
+                set.record("text", start);
+                let start = Instant::now();
+                set.hybrid = Some(Hybrid::fit(FROZEN, split, &train, &als, &cfg.als, &vectors, dim, items.clone())?);
+                set.record("hybrid", start);
+                set.text = Some((vectors, dim));
+            }
+            if kinds.iter().any(|k| k.needs_finetuning()) {
+                let start = Instant::now();
+                let ft = finetune::run(source, &texts, split, &cfg.finetune, &inputs.device, &inputs.checkpoint_dir, inputs.resume)?;
+                set.record("finetune", start);
+                let start = Instant::now();
+                let key = format!("{}|{}", ft.fingerprint, source.max_tokens);
+                let vectors = textvec::embed_cached_with(&key, &texts, &inputs.cache_dir, || ft.encoder(source.max_tokens, &inputs.device))?;
+                let dim = vectors.len() / texts.len().max(1);
+                set.record("text-ft", start);
+                let start = Instant::now();
+                set.fused = Some(Hybrid::fit(FINETUNED, split, &train, &als, &cfg.als, &vectors, dim, items)?);
+                set.record("fused-ft", start);
+                set.finetuned = Some(ft);
+            }
         }
         Ok(set)
     }
@@ -157,6 +201,8 @@ impl ModelSet {
             self.random.is_some(),
             self.hybrid.is_some(),
             self.hybrid.is_some(),
+            self.fused.is_some(),
+            self.fused.is_some(),
         ];
         ModelKind::ALL.iter().zip(present).filter(|(_, p)| *p).map(|(k, _)| *k).collect()
     }
@@ -214,10 +260,14 @@ pub fn evaluate_all(
     let mut splits = BTreeMap::new();
     let mut results = Vec::new();
     // Hybrid users are folded in from their training positives by nook-core, as in the browser.
-    let users = set.hybrid.as_ref().map(|h| user_vectors(&h.catalog, &h.scoring, &train)).unwrap_or_default();
-    let hybrid_scorers = set.hybrid.as_ref().map(|h| h.scorers(&users));
+    let families: Vec<&Hybrid> = [&set.hybrid, &set.fused].into_iter().flatten().collect();
+    let users: Vec<(Vec<UserVector>, Vec<UserVector>)> = families
+        .iter()
+        .map(|h| (user_vectors(&h.catalog, &h.scoring, &train), user_vectors(&h.content_catalog, &h.content, &train)))
+        .collect();
+    let family_scorers: Vec<[HybridScorer<'_>; 2]> = families.iter().zip(&users).map(|(h, (u, c))| h.scorers(u, c)).collect();
     let mut scorers = set.scorers();
-    scorers.extend(hybrid_scorers.iter().flatten().rev().map(|s| s as &dyn Scorer));
+    scorers.extend(family_scorers.iter().flatten().map(|s| s as &dyn Scorer));
     scorers.extend(extra.iter().copied());
     for &target in targets {
         let eval_set = EvalSet::new(split, &train, target);

@@ -19,6 +19,16 @@ impl Rng {
         Self::new(seed ^ h.rotate_left(17))
     }
 
+    /// The generator's whole state, for checkpoints.
+    pub fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// A generator continuing from a saved [`Rng::state`].
+    pub fn from_state(state: u64) -> Self {
+        Self(state)
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -1,25 +1,28 @@
-//! The trained-model directory written by `nook train` and read by `nook eval --model`.
+//! The trained-model directory written by `nook train` and read by `nook eval --model` and
+//! `nook export`.
 //!
 //! ```text
-//! MODEL_DIR/model.json         what was trained, on what, with which settings
-//! MODEL_DIR/ids.json           source ids of users and items, in index order
+//! MODEL_DIR/model.json                 what was trained, on what, with which settings
+//! MODEL_DIR/ids.json                   source ids of users and items, in index order
+//! MODEL_DIR/eval.json                  the evaluation run at training time
 //! MODEL_DIR/{pop,als,bpr}.safetensors
-//! MODEL_DIR/text.safetensors   item text vectors       (content/hybrid)
-//! MODEL_DIR/hybrid.safetensors cf, cf_gram, popularity (content/hybrid)
-//! MODEL_DIR/items.json         item display metadata   (content/hybrid)
-//! MODEL_DIR/encoder/           the encoder the text vectors came from (content/hybrid)
+//! MODEL_DIR/items.json                 item display metadata            (text models)
+//! MODEL_DIR/hybrid/, fused-ft/         catalog.safetensors + info.json  (cf, cf_gram, text, popularity,
+//!                                      [text_projection, text_mean], [content_text])
+//! MODEL_DIR/encoder/, encoder-ft/      the frozen and the fine-tuned encoder (Hugging Face layout)
+//! MODEL_DIR/finetune.json              fine-tuning settings and loss by step
 //! ```
 
 use crate::atomic;
 use crate::data::Dataset;
-use crate::models::hybrid::{Hybrid, HybridInfo};
+use crate::models::hybrid::{Hybrid, HybridInfo, HybridSpec, FINETUNED, FROZEN};
 use crate::models::{Factors, Popularity, RandomScores};
 use crate::pipeline::{item_meta, EvalReport, ModelConfig, ModelKind, ModelSet};
 use crate::split::SplitConfig;
 use crate::tensors;
 use crate::textvec::EncoderSource;
 use anyhow::{bail, ensure, Context, Result};
-use nook_core::{Catalog, ItemMeta};
+use nook_core::{Catalog, ItemMeta, Projection};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,8 +41,6 @@ pub struct ModelInfo {
     pub config: ModelConfig,
     pub models: Vec<ModelKind>,
     pub fit_seconds: BTreeMap<String, f64>,
-    #[serde(default)]
-    pub hybrid: Option<HybridInfo>,
     /// Token limit the text vectors were computed with.
     #[serde(default)]
     pub encoder_max_tokens: Option<usize>,
@@ -73,8 +74,7 @@ pub fn save(
         config: cfg.clone(),
         models: set.kinds(),
         fit_seconds: set.fit_seconds.clone(),
-        hybrid: set.hybrid.as_ref().map(Hybrid::info),
-        encoder_max_tokens: set.hybrid.as_ref().and(encoder).map(|e| e.max_tokens),
+        encoder_max_tokens: encoder.map(|e| e.max_tokens),
     };
     let ids = Ids { users: data.users.clone(), items: data.items.iter().map(|i| i.id.clone()).collect() };
     atomic::write_dir(dir, |tmp| {
@@ -99,30 +99,44 @@ pub fn save(
             }
             std::fs::write(tmp.join(format!("{}.safetensors", f.name)), tensors::to_bytes(&t)?)?;
         }
-        if let (Some(h), Some((text, text_dim))) = (&set.hybrid, &set.text) {
-            let source = encoder.context("saving a hybrid model needs its encoder")?;
-            save_hybrid(tmp, &h.catalog, text, *text_dim, data)?;
+        if set.hybrid.is_some() || set.fused.is_some() {
+            let source = encoder.context("saving a text model needs its encoder")?;
+            std::fs::write(tmp.join("items.json"), serde_json::to_vec(&item_meta(data))?)?;
             std::fs::create_dir(tmp.join("encoder"))?;
             for (name, from) in ENCODER_FILES.iter().zip(source.files()) {
                 link_or_copy(&from, &tmp.join("encoder").join(name))?;
             }
         }
+        for h in [&set.hybrid, &set.fused].into_iter().flatten() {
+            save_family(&tmp.join(h.spec.name), h)?;
+        }
+        if let Some(ft) = &set.finetuned {
+            ft.save_dir(&tmp.join("encoder-ft"))?;
+            let record = serde_json::json!({ "config": cfg.finetune, "losses": ft.losses, "seconds": ft.seconds });
+            std::fs::write(tmp.join("finetune.json"), serde_json::to_vec_pretty(&record)?)?;
+        }
         Ok(())
     })
 }
 
-fn save_hybrid(dir: &Path, c: &Catalog, text: &[f32], text_dim: usize, data: &Dataset) -> Result<()> {
+fn save_family(dir: &Path, h: &Hybrid) -> Result<()> {
+    std::fs::create_dir(dir)?;
+    let c = &h.catalog;
     let n = c.len();
-    std::fs::write(dir.join("text.safetensors"), tensors::to_bytes(&[("text", vec![n, text_dim], text)])?)?;
-    std::fs::write(
-        dir.join("hybrid.safetensors"),
-        tensors::to_bytes(&[
-            ("cf", vec![n, c.cf_dim], &c.cf),
-            ("cf_gram", vec![c.cf_dim, c.cf_dim], &c.cf_gram),
-            ("popularity", vec![n], &c.popularity),
-        ])?,
-    )?;
-    std::fs::write(dir.join("items.json"), serde_json::to_vec(&item_meta(data))?)?;
+    let mut t: Vec<(&str, Vec<usize>, &[f32])> = vec![
+        ("cf", vec![n, c.cf_dim], &c.cf),
+        ("cf_gram", vec![c.cf_dim, c.cf_dim], &c.cf_gram),
+        ("text", vec![n, c.text_dim], &c.text),
+        ("popularity", vec![n], &c.popularity),
+    ];
+    if let Some(p) = &c.projection {
+        t.push(("text_projection", vec![p.out_dim, p.in_dim], &p.components));
+        t.push(("text_mean", vec![p.in_dim], &p.mean));
+        let full = &h.content_catalog;
+        t.push(("content_text", vec![n, full.text_dim], &full.text));
+    }
+    std::fs::write(dir.join("catalog.safetensors"), tensors::to_bytes(&t)?)?;
+    std::fs::write(dir.join("info.json"), serde_json::to_vec_pretty(&h.info())?)?;
     Ok(())
 }
 
@@ -134,43 +148,60 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The catalog and weights of a saved hybrid model, read back for export.
-pub struct SavedHybrid {
+/// A saved hybrid family, read back for export and evaluation.
+pub struct SavedFamily {
     pub info: ModelInfo,
-    pub catalog: Catalog,
-    pub hybrid: HybridInfo,
+    pub hybrid: Hybrid,
+    /// The encoder whose vectors the catalog holds.
     pub encoder_dir: std::path::PathBuf,
 }
 
-/// Reads what `nook export` needs from a model directory.
-pub fn load_hybrid(dir: &Path) -> Result<SavedHybrid> {
+/// Reads the family `name` (`hybrid` or `fused-ft`) from a model directory.
+pub fn load_family(dir: &Path, spec: HybridSpec) -> Result<SavedFamily> {
     let info: ModelInfo = read_json(&dir.join("model.json"))?;
-    let hybrid = info
-        .hybrid
-        .clone()
-        .with_context(|| format!("{}: has no hybrid model (train with --models including hybrid)", dir.display()))?;
+    let fdir = dir.join(spec.name);
+    ensure!(fdir.is_dir(), "{}: has no {} model (train with --models including {})", dir.display(), spec.name, spec.name);
+    let hinfo: HybridInfo = read_json(&fdir.join("info.json"))?;
     let items: Vec<ItemMeta> = read_json(&dir.join("items.json"))?;
-    ensure!(
-        items.len() == info.n_items,
-        "{}: items.json has {} items, model.json says {}",
-        dir.display(),
-        items.len(),
-        info.n_items
-    );
-    let path = dir.join("hybrid.safetensors");
+    ensure!(items.len() == info.n_items, "{}: items.json has {} items, model.json says {}", dir.display(), items.len(), info.n_items);
+    let path = fdir.join("catalog.safetensors");
     let bytes = read(&path)?;
     let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not safetensors", path.display()))?;
-    let cf_dim = st.tensor("cf").with_context(|| format!("{}: no tensor `cf`", path.display()))?.shape()[1];
-    let cf = tensors::read_f32(&path, &st, "cf", &[info.n_items, cf_dim])?;
+    let dim_of = |name: &str, axis: usize| -> Result<usize> {
+        st.tensor(name)
+            .with_context(|| format!("{}: no tensor `{name}`", path.display()))?
+            .shape()
+            .get(axis)
+            .copied()
+            .with_context(|| format!("{}: `{name}` has too few dimensions", path.display()))
+    };
+    let n = info.n_items;
+    let (cf_dim, text_dim) = (dim_of("cf", 1)?, dim_of("text", 1)?);
+    let cf = tensors::read_f32(&path, &st, "cf", &[n, cf_dim])?;
     let cf_gram = tensors::read_f32(&path, &st, "cf_gram", &[cf_dim, cf_dim])?;
-    let popularity = tensors::read_f32(&path, &st, "popularity", &[info.n_items])?;
-    let tpath = dir.join("text.safetensors");
-    let tbytes = read(&tpath)?;
-    let tst = SafeTensors::deserialize(&tbytes).with_context(|| format!("{}: not safetensors", tpath.display()))?;
-    let text_dim = tst.tensor("text").with_context(|| format!("{}: no tensor `text`", tpath.display()))?.shape()[1];
-    let text = tensors::read_f32(&tpath, &tst, "text", &[info.n_items, text_dim])?;
-    let catalog = Catalog::new(items, cf, cf_dim, cf_gram, text, text_dim, popularity)?;
-    Ok(SavedHybrid { info, catalog, hybrid, encoder_dir: dir.join("encoder") })
+    let text = tensors::read_f32(&path, &st, "text", &[n, text_dim])?;
+    let popularity = tensors::read_f32(&path, &st, "popularity", &[n])?;
+    let catalog = Catalog::new(items.clone(), cf.clone(), cf_dim, cf_gram.clone(), text.clone(), text_dim, popularity.clone())?;
+    let (catalog, content_catalog) = if st.names().iter().any(|n| *n == "text_mean") {
+        let in_dim = dim_of("text_mean", 0)?;
+        let mean = tensors::read_f32(&path, &st, "text_mean", &[in_dim])?;
+        let components = tensors::read_f32(&path, &st, "text_projection", &[text_dim, in_dim])?;
+        let full = tensors::read_f32(&path, &st, "content_text", &[n, in_dim])?;
+        let content = Catalog::new(items, cf, cf_dim, cf_gram, full, in_dim, popularity)?;
+        (catalog.with_projection(Projection::new(mean, components, text_dim)?)?, content)
+    } else {
+        (catalog.clone(), catalog)
+    };
+    let encoder_dir = dir.join(if spec.name == FINETUNED.name { "encoder-ft" } else { "encoder" });
+    let hybrid = Hybrid {
+        spec,
+        catalog,
+        scoring: hinfo.scoring,
+        content_catalog,
+        content: hinfo.content,
+        validation: hinfo.validation,
+    };
+    Ok(SavedFamily { info, hybrid, encoder_dir })
 }
 
 /// Loads a model directory, refusing one trained on other data or another split.
@@ -211,16 +242,12 @@ pub fn load(dir: &Path, data: &Dataset, split: &SplitConfig) -> Result<ModelSet>
             ModelKind::Random => set.random = Some(RandomScores { seed: info.split.seed }),
             ModelKind::Content | ModelKind::Hybrid => {
                 if set.hybrid.is_none() {
-                    let saved = load_hybrid(dir)?;
-                    let text = saved.catalog.text.clone();
-                    let dim = saved.catalog.text_dim;
-                    set.hybrid = Some(Hybrid {
-                        catalog: saved.catalog,
-                        scoring: saved.hybrid.scoring,
-                        content: saved.hybrid.content,
-                        validation: saved.hybrid.validation,
-                    });
-                    set.text = Some((text, dim));
+                    set.hybrid = Some(load_family(dir, FROZEN)?.hybrid);
+                }
+            }
+            ModelKind::ContentFt | ModelKind::FusedFt => {
+                if set.fused.is_none() {
+                    set.fused = Some(load_family(dir, FINETUNED)?.hybrid);
                 }
             }
         }

@@ -43,7 +43,6 @@ impl EncoderSource {
         self.check()?;
         let [config, tokenizer, weights] = self.files();
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-        // SAFETY-free path: read the weights into memory rather than mmap, the file may change under us.
         let vb = VarBuilder::from_buffered_safetensors(read(&weights)?, DType::F32, device)
             .with_context(|| format!("loading {}", weights.display()))?;
         Ok(TextEncoder::new(&read(&config)?, &read(&tokenizer)?, vb, self.max_tokens)?)
@@ -94,7 +93,17 @@ pub fn embed_all(encoder: &TextEncoder, texts: &[String], label: &str) -> Result
 /// [`embed_all`] through a cache keyed by the encoder fingerprint and the texts, so re-runs skip
 /// the encoding. The cache lives in `cache_dir` (one safetensors file per key).
 pub fn embed_cached(source: &EncoderSource, device: &Device, texts: &[String], cache_dir: &Path) -> Result<Vec<f32>> {
-    let mut key = source.fingerprint()?.into_bytes();
+    embed_cached_with(&source.fingerprint()?, texts, cache_dir, || source.load(device))
+}
+
+/// Like [`embed_cached`] for any encoder: `fingerprint` must identify it (weights and settings).
+pub fn embed_cached_with(
+    fingerprint: &str,
+    texts: &[String],
+    cache_dir: &Path,
+    load: impl FnOnce() -> Result<TextEncoder>,
+) -> Result<Vec<f32>> {
+    let mut key = fingerprint.as_bytes().to_vec();
     for t in texts {
         key.extend(sha256_hex(t.as_bytes()).into_bytes());
     }
@@ -110,7 +119,7 @@ pub fn embed_cached(source: &EncoderSource, device: &Device, texts: &[String], c
         }
         tracing::warn!("ignoring unreadable cache file {}", path.display());
     }
-    let encoder = source.load(device)?;
+    let encoder = load()?;
     let vectors = embed_all(&encoder, texts, "embed")?;
     let bytes = tensors::to_bytes(&[("text", vec![texts.len(), encoder.dim()], &vectors)])?;
     crate::atomic::write_file(&path, &bytes)?;

@@ -5,7 +5,8 @@
 //! ```text
 //! manifest.json               format, version, dataset, dims, scoring weights, metrics, file list
 //! items.json                  [{id, title, year, genres}], one per item, in index order
-//! items.safetensors           cf [n, cf_dim], cf_gram [cf_dim, cf_dim], text [n, text_dim], popularity [n]   (f32)
+//! items.safetensors           cf [n, cf_dim], cf_gram [cf_dim, cf_dim], text [n, text_dim], popularity [n],
+//!                             optionally text_projection [text_dim, encoder_dim] + text_mean [encoder_dim]  (f32)
 //! encoder/config.json         BERT config
 //! encoder/tokenizer.json      tokenizer
 //! encoder/model.safetensors   BERT weights (f32)
@@ -13,7 +14,7 @@
 
 use crate::encoder::TextEncoder;
 use crate::error::{NookError, Result};
-use crate::recommend::{Catalog, ItemMeta, Reason, Request, Scoring};
+use crate::recommend::{Catalog, ItemMeta, Projection, Reason, Request, Scoring};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use safetensors::tensor::Dtype;
@@ -63,6 +64,9 @@ pub struct Manifest {
     pub cf_dim: usize,
     pub text_dim: usize,
     pub scoring: Scoring,
+    /// The trained model the bundle carries (`hybrid`, `fused-ft`).
+    #[serde(default)]
+    pub model: String,
     pub encoder: EncoderInfo,
     #[serde(default)]
     pub metrics: Vec<MetricSnapshot>,
@@ -180,11 +184,11 @@ impl Bundle {
             VarBuilder::from_buffered_safetensors(take("encoder/model.safetensors")?, DType::F32, &Device::Cpu)
                 .map_err(|e| NookError::bundle(format!("encoder/model.safetensors: {e}")))?;
         let encoder = TextEncoder::new(&config, &tokenizer, weights, manifest.encoder.max_tokens)?;
-        if encoder.dim() != manifest.text_dim {
+        if encoder.dim() != catalog.query_dim() {
             return Err(NookError::bundle(format!(
-                "encoder produces {} dims, manifest says text_dim {}",
+                "encoder produces {} dims, the item text vectors expect {}",
                 encoder.dim(),
-                manifest.text_dim
+                catalog.query_dim()
             )));
         }
         Ok(Self { manifest, catalog, encoder })
@@ -280,7 +284,14 @@ fn read_catalog(m: &Manifest, items: Vec<ItemMeta>, bytes: &[u8]) -> Result<Cata
     let cf_gram = f32_tensor(&st, "cf_gram", &[m.cf_dim, m.cf_dim])?;
     let text = f32_tensor(&st, "text", &[n, m.text_dim])?;
     let popularity = f32_tensor(&st, "popularity", &[n])?;
-    Catalog::new(items, cf, m.cf_dim, cf_gram, text, m.text_dim, popularity)
+    let catalog = Catalog::new(items, cf, m.cf_dim, cf_gram, text, m.text_dim, popularity)?;
+    if st.names().iter().any(|name| *name == "text_mean") {
+        let encoder_dim = st.tensor("text_mean").map(|t| t.shape().first().copied().unwrap_or(0)).unwrap_or(0);
+        let mean = f32_tensor(&st, "text_mean", &[encoder_dim])?;
+        let components = f32_tensor(&st, "text_projection", &[m.text_dim, encoder_dim])?;
+        return catalog.with_projection(Projection::new(mean, components, m.text_dim)?);
+    }
+    Ok(catalog)
 }
 
 fn f32_tensor(st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {

@@ -17,6 +17,6 @@ pub mod topk;
 pub use bundle::{Bundle, Manifest};
 pub use error::{NookError, Result};
 pub use foldin::{fold_in, gramian, gramian_finish, gramian_partial, solve_row_cg, RowSolver};
-pub use recommend::{Catalog, ItemMeta, Reason, Recommendation, Request, Scoring};
+pub use recommend::{Catalog, ItemMeta, Projection, Reason, Recommendation, Request, Scoring};
 pub use score::score_items;
 pub use topk::{top_k, Scored};

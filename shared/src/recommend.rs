@@ -57,7 +57,42 @@ pub struct Catalog {
     pub text_dim: usize,
     /// Training popularity, used when a person has given nothing to go on.
     pub popularity: Vec<f32>,
+    /// When the text vectors were reduced (e.g. by PCA), the map a query embedding goes through.
+    pub projection: Option<Projection>,
     index: HashMap<String, u32>,
+}
+
+/// A linear reduction of embeddings: `z = C (x − mean)`, `C` row-major `out_dim x in_dim`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Projection {
+    pub mean: Vec<f32>,
+    pub components: Vec<f32>,
+    pub in_dim: usize,
+    pub out_dim: usize,
+}
+
+impl Projection {
+    pub fn new(mean: Vec<f32>, components: Vec<f32>, out_dim: usize) -> Result<Self> {
+        let in_dim = mean.len();
+        if in_dim == 0 || out_dim == 0 || components.len() != in_dim * out_dim {
+            return Err(NookError::bundle(format!(
+                "projection has {} values, expected {out_dim} x {in_dim}",
+                components.len()
+            )));
+        }
+        Ok(Self { mean, components, in_dim, out_dim })
+    }
+
+    /// Projects one embedding.
+    pub fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let centred: Vec<f32> = x.iter().zip(&self.mean).map(|(a, m)| a - m).collect();
+        self.components.chunks_exact(self.in_dim).map(|row| dot(row, &centred)).collect()
+    }
+
+    /// Projects row-major `n x in_dim` embeddings.
+    pub fn apply_rows(&self, rows: &[f32]) -> Vec<f32> {
+        rows.chunks_exact(self.in_dim).flat_map(|r| self.apply(r)).collect()
+    }
 }
 
 /// Why an item was recommended.
@@ -130,7 +165,24 @@ impl Catalog {
                 return Err(NookError::bundle(format!("item id {:?} appears twice", item.id)));
             }
         }
-        Ok(Self { items, cf, cf_dim, cf_gram, text, text_dim, popularity, index })
+        Ok(Self { items, cf, cf_dim, cf_gram, text, text_dim, popularity, projection: None, index })
+    }
+
+    /// Declares that the text vectors were reduced by `projection` (queries go through it too).
+    pub fn with_projection(mut self, projection: Projection) -> Result<Self> {
+        if projection.out_dim != self.text_dim {
+            return Err(NookError::bundle(format!(
+                "projection gives {} dims, the text vectors have {}",
+                projection.out_dim, self.text_dim
+            )));
+        }
+        self.projection = Some(projection);
+        Ok(self)
+    }
+
+    /// Dimension of the embeddings queries arrive in (before any projection).
+    pub fn query_dim(&self) -> usize {
+        self.projection.as_ref().map_or(self.text_dim, |p| p.in_dim)
     }
 
     pub fn len(&self) -> usize {
@@ -200,10 +252,14 @@ impl Catalog {
         self.check_indices("likes", likes)?;
         self.check_indices("dislikes", dislikes)?;
         if let Some(q) = query {
-            if q.len() != self.text_dim {
-                return Err(NookError::request(format!("query has {} dims, items have {}", q.len(), self.text_dim)));
+            if q.len() != self.query_dim() {
+                return Err(NookError::request(format!("query has {} dims, expected {}", q.len(), self.query_dim())));
             }
         }
+        let query = query.map(|q| match &self.projection {
+            Some(p) => p.apply(q),
+            None => q.to_vec(),
+        });
         let cols: Vec<u32> = likes.iter().chain(dislikes).copied().collect();
         let conf: Vec<f32> =
             likes.iter().map(|_| s.like_confidence).chain(dislikes.iter().map(|_| -s.dislike_confidence)).collect();
@@ -217,7 +273,7 @@ impl Catalog {
         if norm > 0.0 {
             profile.iter_mut().for_each(|v| *v /= norm);
         }
-        Ok(UserVector { cf, profile, query: query.map(<[f32]>::to_vec) })
+        Ok(UserVector { cf, profile, query })
     }
 
     /// Scores every item for `user` into `out`.
@@ -348,6 +404,17 @@ mod tests {
         assert_eq!(c.search_titles("  STAR w", 10), vec![0]);
         assert!(c.search_titles("", 10).is_empty());
         assert_eq!(c.search_titles("ar", 2).len(), 2);
+    }
+
+    #[test]
+    fn projected_catalogs_project_queries() {
+        let c = catalog();
+        // Swap the two text dimensions: a query along x now matches items strong in y.
+        let p = Projection::new(vec![0.0, 0.0], vec![0.0, 1.0, 1.0, 0.0], 2).unwrap();
+        let c = c.with_projection(p).unwrap();
+        let req = Request { query: Some(vec![1.0, 0.0]), k: 1, ..Request::default() };
+        assert_eq!(c.recommend(&scoring(), &req).unwrap()[0].index, 2);
+        assert!(Projection::new(vec![0.0; 3], vec![0.0; 5], 2).is_err());
     }
 
     #[test]

@@ -1,14 +1,15 @@
-//! Hybrid item vectors: ALS factors beside text embeddings, scored by nook-core's [`Catalog`] (the
-//! browser's code). Items without training interactions get their collaborative part from a ridge
-//! map text → ALS factor fitted on the warm items. The text weight is chosen on the validation split.
+//! Hybrid item vectors: ALS factors beside text embeddings (concatenate, weight, optionally reduce
+//! the text part by PCA), scored by nook-core's [`Catalog`] (the browser's code). Items without
+//! training interactions get their collaborative part from a ridge map text → ALS factor fitted on
+//! the warm items. Text weight and dimensions are chosen on the validation split.
 
 use super::ridge::RidgeMap;
-use super::{AlsConfig, Factors, Scorer};
+use super::{pca, AlsConfig, Factors, Scorer};
 use crate::eval::{evaluate, EvalSet, Target};
 use crate::matrix::Csr;
 use crate::split::Split;
 use nook_core::recommend::UserVector;
-use nook_core::{gramian, Catalog, ItemMeta, Scoring};
+use nook_core::{gramian, Catalog, ItemMeta, Projection, Scoring};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -17,23 +18,49 @@ const TEXT_WEIGHTS: [f32; 11] = [0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5,
 /// Ridge penalties tried for the text → cf map.
 const RIDGE_GRID: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
 
-/// The chosen hybrid: its catalog and the weights of its two eval variants.
+/// Names and choices of one hybrid family.
+#[derive(Clone, Copy, Debug)]
+pub struct HybridSpec {
+    /// The fused model's id (`hybrid`, `fused-ft`).
+    pub name: &'static str,
+    /// The text-only model's id (`content`, `content-ft`).
+    pub content_name: &'static str,
+    /// Text dimensions tried for the fused vectors (`None`: unreduced; `Some(k)`: PCA to k).
+    pub reductions: &'static [Option<usize>],
+}
+
+/// Frozen encoder: concatenate and weight.
+pub const FROZEN: HybridSpec = HybridSpec { name: "hybrid", content_name: "content", reductions: &[None] };
+/// Fine-tuned encoder: concatenate, weight and reduce.
+pub const FINETUNED: HybridSpec =
+    HybridSpec { name: "fused-ft", content_name: "content-ft", reductions: &[None, Some(128), Some(64)] };
+
+/// A fitted hybrid family: the fused model and its text-only part.
 #[derive(Clone, Debug)]
 pub struct Hybrid {
+    pub spec: HybridSpec,
+    /// The fused model's catalog (text possibly reduced).
     pub catalog: Catalog,
-    /// `hybrid`: collaborative + text, text weight chosen on validation.
     pub scoring: Scoring,
-    /// `content`: text alone.
+    /// The text-only model's catalog (unreduced text).
+    pub content_catalog: Catalog,
     pub content: Scoring,
-    /// Validation NDCG@10 of each text weight tried, for the report.
-    pub validation: Vec<(f32, f64)>,
+    /// Validation NDCG@10 of every (text dims, text weight) tried.
+    pub validation: Vec<ValidationPoint>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationPoint {
+    pub text_dims: usize,
+    pub text_weight: f32,
+    pub ndcg10: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HybridInfo {
     pub scoring: Scoring,
     pub content: Scoring,
-    pub validation: Vec<(f32, f64)>,
+    pub validation: Vec<ValidationPoint>,
 }
 
 impl Hybrid {
@@ -41,8 +68,11 @@ impl Hybrid {
         HybridInfo { scoring: self.scoring, content: self.content, validation: self.validation.clone() }
     }
 
-    /// Builds the catalog from ALS factors and text vectors, then picks the text weight.
+    /// Builds catalogs from ALS factors and text vectors, then picks the text dimensions and weight
+    /// on the validation split.
+    #[allow(clippy::too_many_arguments)]
     pub fn fit(
+        spec: HybridSpec,
         split: &Split,
         train: &Csr,
         als: &Factors,
@@ -51,42 +81,47 @@ impl Hybrid {
         text_dim: usize,
         items: Vec<ItemMeta>,
     ) -> anyhow::Result<Self> {
-        let catalog = build_catalog(split, als, als_cfg, text, text_dim, items)?;
         let like_confidence = 1.0 + als_cfg.alpha;
-        let base = Scoring {
-            cf_weight: 1.0,
-            text_weight: 0.0,
-            query_weight: 1.0,
-            like_confidence,
-            dislike_confidence: like_confidence,
-        };
+        let base = Scoring { cf_weight: 1.0, text_weight: 0.0, query_weight: 1.0, like_confidence, dislike_confidence: like_confidence };
         let content = Scoring { cf_weight: 0.0, text_weight: 1.0, ..base };
-        let users = user_vectors(&catalog, &base, train);
         let valid = EvalSet::new(split, train, Target::Valid);
+        let full = build_catalog(split, als, als_cfg, text, text_dim, items.clone(), None)?;
         let mut validation = Vec::new();
-        for &w in &TEXT_WEIGHTS {
-            let scorer = HybridScorer {
-                name: "hybrid",
-                catalog: &catalog,
-                scoring: Scoring { text_weight: w, ..base },
-                users: &users,
+        let mut best: Option<(f64, f32, Catalog)> = None;
+        for &reduction in spec.reductions {
+            let catalog = match reduction {
+                None => full.clone(),
+                Some(k) => {
+                    let projection = pca::fit(text, text_dim, k);
+                    let reduced = projection.apply_rows(text);
+                    build_catalog(split, als, als_cfg, &reduced, projection.out_dim, items.clone(), Some(projection))?
+                }
             };
-            let ndcg = evaluate(&scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value);
-            tracing::debug!("hybrid text weight {w}: validation ndcg@10 {ndcg:.4}");
-            validation.push((w, ndcg));
+            let users = user_vectors(&catalog, &base, train);
+            for &w in &TEXT_WEIGHTS {
+                let scoring = Scoring { text_weight: w, ..base };
+                let scorer = HybridScorer { name: spec.name, catalog: &catalog, scoring, users: &users };
+                let ndcg = evaluate(&scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value);
+                tracing::debug!("{}: {} text dims, weight {w}: validation ndcg@10 {ndcg:.4}", spec.name, catalog.text_dim);
+                validation.push(ValidationPoint { text_dims: catalog.text_dim, text_weight: w, ndcg10: ndcg });
+                if best.as_ref().is_none_or(|b| ndcg > b.0) {
+                    best = Some((ndcg, w, catalog.clone()));
+                }
+            }
         }
-        let best = validation.iter().copied().fold((0.0, f64::MIN), |b, v| if v.1 > b.1 { v } else { b });
-        tracing::info!("hybrid: text weight {} (validation ndcg@10 {:.4})", best.0, best.1);
-        // The query is weighted like a strong liked-items profile.
-        let scoring = Scoring { text_weight: best.0, query_weight: best.0.max(1.0), ..base };
-        Ok(Self { catalog, scoring, content, validation })
+        let (ndcg, weight, catalog) = best.expect("at least one reduction and weight were tried");
+        tracing::info!("{}: {} text dims, text weight {weight} (validation ndcg@10 {ndcg:.4})", spec.name, catalog.text_dim);
+        // A typed query weighs like a strong liked-items profile.
+        let scoring = Scoring { text_weight: weight, query_weight: weight.max(1.0), ..base };
+        Ok(Self { spec, catalog, scoring, content_catalog: full, content, validation })
     }
 
-    /// The `hybrid` and `content` scorers for evaluation, sharing one set of user vectors.
-    pub fn scorers<'a>(&'a self, users: &'a [UserVector]) -> [HybridScorer<'a>; 2] {
+    /// The fused and text-only scorers for evaluation. `users` and `content_users` come from
+    /// [`user_vectors`] on [`Hybrid::catalog`] and [`Hybrid::content_catalog`].
+    pub fn scorers<'a>(&'a self, users: &'a [UserVector], content_users: &'a [UserVector]) -> [HybridScorer<'a>; 2] {
         [
-            HybridScorer { name: "hybrid", catalog: &self.catalog, scoring: self.scoring, users },
-            HybridScorer { name: "content", catalog: &self.catalog, scoring: self.content, users },
+            HybridScorer { name: self.spec.content_name, catalog: &self.content_catalog, scoring: self.content, users: content_users },
+            HybridScorer { name: self.spec.name, catalog: &self.catalog, scoring: self.scoring, users },
         ]
     }
 }
@@ -100,6 +135,7 @@ fn build_catalog(
     text: &[f32],
     text_dim: usize,
     items: Vec<ItemMeta>,
+    projection: Option<Projection>,
 ) -> anyhow::Result<Catalog> {
     let dim = als.dim;
     let trained = split.train_items();
@@ -126,7 +162,11 @@ fn build_catalog(
     }
     let mut popularity = vec![0f32; split.n_items];
     split.train.iter().for_each(|i| popularity[i.item as usize] += 1.0);
-    Ok(Catalog::new(items, cf, dim, cf_gram, text.to_vec(), text_dim, popularity)?)
+    let catalog = Catalog::new(items, cf, dim, cf_gram, text.to_vec(), text_dim, popularity)?;
+    Ok(match projection {
+        Some(p) => catalog.with_projection(p)?,
+        None => catalog,
+    })
 }
 
 /// Every user's vector from their training positives, through nook-core's fold-in and profile.

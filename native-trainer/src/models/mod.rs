@@ -3,6 +3,7 @@
 pub mod als;
 pub mod bpr;
 pub mod hybrid;
+pub mod pca;
 pub mod ridge;
 
 pub use als::AlsConfig;

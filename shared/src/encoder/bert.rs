@@ -6,7 +6,7 @@
 //! kernels and [`Mode::Training`] composes the same maths from differentiable ops. Weight names
 //! follow Hugging Face's `BertModel`, so the same safetensors load into either mode.
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +105,14 @@ pub struct Bert {
     pub config: BertConfig,
 }
 
+/// Weight names of the embeddings block (position 0) and of encoder layer `i` (position `i + 1`).
+pub fn block_prefix(position: usize) -> String {
+    match position {
+        0 => "embeddings.".to_string(),
+        p => format!("encoder.layer.{}.", p - 1),
+    }
+}
+
 impl Bert {
     /// Loads weights named as in Hugging Face's `BertModel` (`embeddings.*`, `encoder.layer.N.*`).
     pub fn load(vb: VarBuilder, config: &BertConfig) -> Result<Self> {
@@ -148,6 +156,15 @@ impl Bert {
     /// `ids`, `mask`: `[batch, tokens]` (u32; mask 1 for real tokens, 0 for padding).
     /// Returns the last hidden states `[batch, tokens, hidden]`.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_from(ids, mask, if mode == Mode::Training { 0 } else { usize::MAX })
+    }
+
+    /// Like [`Bert::forward`], with the blocks before position `first_trained` run by the fast
+    /// inference kernels and the rest by the differentiable ones. Position 0 is the embeddings,
+    /// position `i + 1` is encoder layer `i`. Frozen blocks need no gradients, so fine-tuning only
+    /// the top layers costs little more than inference.
+    pub fn forward_from(&self, ids: &Tensor, mask: &Tensor, first_trained: usize) -> Result<Tensor> {
+        let mode_at = |position: usize| if position >= first_trained { Mode::Training } else { Mode::Inference };
         let (batch, tokens) = ids.dims2()?;
         if tokens > self.config.max_position_embeddings {
             candle_core::bail!("{tokens} tokens exceed the model's {} positions", self.config.max_position_embeddings);
@@ -155,16 +172,12 @@ impl Bert {
         let positions = Tensor::arange(0u32, tokens as u32, ids.device())?;
         let types = ids.zeros_like()?;
         let e = &self.embeddings;
-        let x = e
-            .word
-            .forward(ids)?
-            .broadcast_add(&e.position.forward(&positions)?)?
-            .add(&e.token_type.forward(&types)?)?;
-        let mut x = e.norm.forward(&x, mode)?;
+        let x = e.word.forward(ids)?.broadcast_add(&e.position.forward(&positions)?)?.add(&e.token_type.forward(&types)?)?;
+        let mut x = e.norm.forward(&x, mode_at(0))?;
         // Additive attention mask: 0 where attending is allowed, a large negative number on padding.
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?.reshape((batch, 1, 1, tokens))?;
-        for layer in &self.layers {
-            x = self.layer(layer, &x, &bias, mode)?;
+        let bias = ((mask.to_dtype(x.dtype())? - 1.0)? * 1e4)?.reshape((batch, 1, 1, tokens))?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = self.layer(layer, &x, &bias, mode_at(i + 1))?;
         }
         Ok(x)
     }

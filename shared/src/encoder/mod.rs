@@ -2,7 +2,7 @@
 
 pub mod bert;
 
-pub use bert::{masked_mean_pool, Bert, BertConfig, Mode};
+pub use bert::{block_prefix, masked_mean_pool, Bert, BertConfig, Mode};
 
 use crate::error::{NookError, Result};
 use candle_core::{DType, Device, Tensor};
@@ -81,6 +81,13 @@ impl TextEncoder {
     /// Sentence embeddings `[batch, dim]` of a tokenised batch, in the given mode.
     pub fn forward(&self, batch: &Batch, mode: Mode) -> Result<Tensor> {
         let hidden = self.bert.forward(&batch.ids, &batch.mask, mode)?;
+        Ok(masked_mean_pool(&hidden, &batch.mask)?)
+    }
+
+    /// Sentence embeddings with blocks from `first_trained` on differentiable (see
+    /// [`Bert::forward_from`]): the fine-tuning forward pass.
+    pub fn forward_from(&self, batch: &Batch, first_trained: usize) -> Result<Tensor> {
+        let hidden = self.bert.forward_from(&batch.ids, &batch.mask, first_trained)?;
         Ok(masked_mean_pool(&hidden, &batch.mask)?)
     }
 

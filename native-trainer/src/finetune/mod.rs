@@ -1,0 +1,287 @@
+//! Contrastive fine-tuning of the text encoder on the interactions.
+//!
+//! Pairs of items the same person consumed close together in time ([`pairs::co_consumed`]) are
+//! pulled together and every other item in the batch pushed apart (InfoNCE with in-batch
+//! negatives, symmetric). Only the top `train_layers` blocks train: the frozen blocks below run the
+//! fast inference kernels and build no autograd graph. AdamW with linear warm-up and decay,
+//! gradient clipping, checkpoints every `checkpoint_every` steps, and `--resume` that continues
+//! exactly (weights, optimizer moments, batch order and step).
+
+pub mod adamw;
+pub mod pairs;
+
+use crate::atomic;
+use crate::progress;
+use crate::rng::Rng;
+use crate::split::Split;
+use crate::tensors;
+use crate::textvec::EncoderSource;
+use adamw::{clip_grad_norm, AdamW};
+use anyhow::{bail, ensure, Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarBuilder;
+use nook_core::bundle::sha256_hex;
+use nook_core::encoder::{block_prefix, BertConfig, TextEncoder};
+use pairs::{Batcher, BatcherState};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneConfig {
+    pub steps: usize,
+    /// Pairs per step (each pair's positive is a negative for every other anchor).
+    pub batch: usize,
+    /// Tokens per text while training.
+    pub max_tokens: usize,
+    pub learning_rate: f64,
+    /// Fraction of the steps spent warming the learning rate up from zero.
+    pub warmup: f64,
+    pub weight_decay: f64,
+    pub clip_norm: f64,
+    /// InfoNCE temperature.
+    pub temperature: f64,
+    /// How many of the top encoder layers train (one more also trains the embeddings).
+    pub train_layers: usize,
+    /// A pair is an item and one of the next `window` items the same person consumed.
+    pub window: usize,
+    pub checkpoint_every: usize,
+    pub seed: u64,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        Self {
+            steps: 200,
+            batch: 32,
+            max_tokens: 64,
+            learning_rate: 1e-4,
+            warmup: 0.1,
+            weight_decay: 0.01,
+            clip_norm: 1.0,
+            temperature: 0.05,
+            train_layers: 2,
+            window: 3,
+            checkpoint_every: 25,
+            seed: 42,
+        }
+    }
+}
+
+/// A fine-tuned encoder: every weight (trained and frozen) by its Hugging Face name.
+pub struct FineTuned {
+    pub weights: HashMap<String, Tensor>,
+    pub config_json: Vec<u8>,
+    pub tokenizer_json: Vec<u8>,
+    /// Training loss at every step.
+    pub losses: Vec<f32>,
+    pub seconds: f64,
+    /// Identifies base encoder + settings + data, for caching what is computed from the result.
+    pub fingerprint: String,
+}
+
+impl FineTuned {
+    /// The fine-tuned encoder for inference, embedding up to `max_tokens` tokens.
+    pub fn encoder(&self, max_tokens: usize, device: &Device) -> Result<TextEncoder> {
+        let vb = VarBuilder::from_tensors(self.weights.clone(), DType::F32, device);
+        Ok(TextEncoder::new(&self.config_json, &self.tokenizer_json, vb, max_tokens)?)
+    }
+
+    /// Writes a Hugging Face layout directory (`config.json`, `tokenizer.json`, `model.safetensors`).
+    pub fn save_dir(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("config.json"), &self.config_json)?;
+        std::fs::write(dir.join("tokenizer.json"), &self.tokenizer_json)?;
+        candle_core::safetensors::save(&self.weights, dir.join("model.safetensors"))?;
+        Ok(())
+    }
+}
+
+/// Learning rate at `step`: linear warm-up, then linear decay to zero.
+pub fn learning_rate(cfg: &FinetuneConfig, step: usize) -> f64 {
+    let warm = ((cfg.steps as f64 * cfg.warmup).round() as usize).max(1);
+    if step < warm {
+        cfg.learning_rate * (step + 1) as f64 / warm as f64
+    } else {
+        let rest = (cfg.steps - warm).max(1) as f64;
+        cfg.learning_rate * (1.0 - (step - warm) as f64 / rest).max(0.0)
+    }
+}
+
+/// What a checkpoint records besides tensors.
+#[derive(Serialize, Deserialize)]
+struct CheckpointState {
+    fingerprint: String,
+    step: usize,
+    losses: Vec<f32>,
+    batcher: BatcherState,
+}
+
+/// Fine-tunes `source` on pairs from `split` (items' texts in `texts`). With `resume`, continues
+/// from the checkpoint in `checkpoint_dir` if one matches these settings.
+pub fn run(
+    source: &EncoderSource,
+    texts: &[String],
+    split: &Split,
+    cfg: &FinetuneConfig,
+    device: &Device,
+    checkpoint_dir: &Path,
+    resume: bool,
+) -> Result<FineTuned> {
+    source.check()?;
+    ensure!(cfg.steps > 0 && cfg.batch >= 2, "fine-tuning needs steps > 0 and a batch of at least 2 pairs");
+    let [config_path, tokenizer_path, weights_path] = source.files();
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let (config_json, tokenizer_json) = (read(&config_path)?, read(&tokenizer_path)?);
+    let config: BertConfig = serde_json::from_slice(&config_json).context("config.json")?;
+    let mut weights = candle_core::safetensors::load_buffer(&read(&weights_path)?, device)?;
+
+    let pairs = pairs::co_consumed(split, cfg.window);
+    ensure!(pairs.len() >= cfg.batch, "only {} co-consumed pairs: too little data to fine-tune on", pairs.len());
+    let fingerprint = sha256_hex(
+        format!("{}|{}|{:?}|{}", source.fingerprint()?, serde_json::to_string(cfg)?, split.config, pairs.len()).as_bytes(),
+    );
+
+    // Trainable blocks become Vars; the VarBuilder hands their tensors to the model.
+    let layers = config.num_hidden_layers;
+    let first_trained = (layers + 1).saturating_sub(cfg.train_layers.clamp(1, layers + 1));
+    let prefixes: Vec<String> = (first_trained..=layers).map(block_prefix).collect();
+    let mut names: Vec<String> = weights
+        .iter()
+        .filter(|(n, t)| t.dtype() == DType::F32 && prefixes.iter().any(|p| n.starts_with(p.as_str())))
+        .map(|(n, _)| n.clone())
+        .collect();
+    names.sort();
+    let vars = names.iter().map(|n| Var::from_tensor(&weights[n])).collect::<candle_core::Result<Vec<_>>>()?;
+    for (n, v) in names.iter().zip(&vars) {
+        weights.insert(n.clone(), v.as_tensor().clone());
+    }
+    let encoder = TextEncoder::new(
+        &config_json,
+        &tokenizer_json,
+        VarBuilder::from_tensors(weights.clone(), DType::F32, device),
+        cfg.max_tokens,
+    )?;
+    let ids = texts.iter().map(|t| encoder.tokenize(t)).collect::<nook_core::Result<Vec<_>>>()?;
+    let trainable: usize = vars.iter().map(|v| v.as_tensor().elem_count()).sum();
+    tracing::info!(
+        "fine-tuning {} of {} blocks ({trainable} weights) on {} pairs: {} steps of {} pairs",
+        prefixes.len(),
+        layers + 1,
+        pairs.len(),
+        cfg.steps,
+        cfg.batch
+    );
+
+    let mut opt = AdamW::new(&vars, cfg.weight_decay)?;
+    let mut batcher = Batcher::new(pairs, Rng::stream(cfg.seed, "finetune-pairs"));
+    let mut losses = Vec::new();
+    if resume {
+        if let Some(state) = load_checkpoint(checkpoint_dir, &fingerprint, &names, &vars, &mut opt)? {
+            tracing::info!("resuming fine-tuning at step {}", state.step);
+            losses = state.losses;
+            batcher = Batcher::restore(state.batcher);
+        }
+    }
+
+    let start = Instant::now();
+    let bar = progress::bar(cfg.steps as u64, "fine-tune");
+    bar.set_position(opt.step as u64);
+    while opt.step < cfg.steps {
+        let step = opt.step;
+        let batch = batcher.next_batch(cfg.batch);
+        let b = batch.len();
+        let seqs: Vec<Vec<u32>> = batch
+            .iter()
+            .map(|&(a, _)| ids[a as usize].clone())
+            .chain(batch.iter().map(|&(_, p)| ids[p as usize].clone()))
+            .collect();
+        let emb = encoder.forward_from(&encoder.batch(&seqs)?, first_trained)?;
+        let (anchors, positives) = (emb.narrow(0, 0, b)?, emb.narrow(0, b, b)?);
+        let logits = (anchors.matmul(&positives.t()?)? / cfg.temperature)?;
+        let targets = Tensor::arange(0u32, b as u32, device)?;
+        let loss = ((candle_nn::loss::cross_entropy(&logits, &targets)?
+            + candle_nn::loss::cross_entropy(&logits.t()?.contiguous()?, &targets)?)?
+            / 2.0)?;
+        let value = loss.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            bail!("fine-tuning diverged at step {step} (loss {value}); lower --ft-lr");
+        }
+        let grad_store = loss.backward()?;
+        let mut grads: Vec<Option<Tensor>> = vars.iter().map(|v| grad_store.get(v.as_tensor()).cloned()).collect();
+        clip_grad_norm(&mut grads, cfg.clip_norm)?;
+        opt.step(&vars, &grads, learning_rate(cfg, step))?;
+        losses.push(value);
+        bar.set_position(opt.step as u64);
+        bar.set_message(format!("loss {value:.3}"));
+        if opt.step % cfg.checkpoint_every.max(1) == 0 || opt.step == cfg.steps {
+            let state = CheckpointState { fingerprint: fingerprint.clone(), step: opt.step, losses: losses.clone(), batcher: batcher.checkpoint() };
+            save_checkpoint(checkpoint_dir, &state, &names, &vars, &opt)?;
+        }
+        tracing::debug!("fine-tune step {} loss {value:.4}", opt.step);
+    }
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    tracing::info!(
+        "fine-tuned in {seconds:.1}s: loss {:.3} → {:.3}",
+        losses.first().copied().unwrap_or(f32::NAN),
+        losses.last().copied().unwrap_or(f32::NAN)
+    );
+    for (n, v) in names.iter().zip(&vars) {
+        weights.insert(n.clone(), v.as_tensor().detach());
+    }
+    Ok(FineTuned { weights, config_json, tokenizer_json, losses, seconds, fingerprint })
+}
+
+fn save_checkpoint(dir: &Path, state: &CheckpointState, names: &[String], vars: &[Var], opt: &AdamW) -> Result<()> {
+    let mut flat: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    for ((n, v), (m, s)) in names.iter().zip(vars).zip(&opt.moments) {
+        for (prefix, t) in [("w.", v.as_tensor()), ("m.", m), ("v.", s)] {
+            flat.push((format!("{prefix}{n}"), t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?));
+        }
+    }
+    let views: Vec<(&str, Vec<usize>, &[f32])> = flat.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
+    let tensor_bytes = tensors::to_bytes(&views)?;
+    let state_bytes = serde_json::to_vec(state)?;
+    // Tensors and state are replaced together: a checkpoint is never half old, half new.
+    atomic::write_dir(dir, |tmp| {
+        std::fs::write(tmp.join("tensors.safetensors"), &tensor_bytes)?;
+        std::fs::write(tmp.join("state.json"), &state_bytes)?;
+        Ok(())
+    })
+}
+
+fn load_checkpoint(
+    dir: &Path,
+    fingerprint: &str,
+    names: &[String],
+    vars: &[Var],
+    opt: &mut AdamW,
+) -> Result<Option<CheckpointState>> {
+    let state_path = dir.join("state.json");
+    let Ok(bytes) = std::fs::read(&state_path) else {
+        tracing::info!("no checkpoint in {}; starting fine-tuning from scratch", dir.display());
+        return Ok(None);
+    };
+    let state: CheckpointState = serde_json::from_slice(&bytes).with_context(|| format!("{}: unreadable", state_path.display()))?;
+    if state.fingerprint != fingerprint {
+        bail!("{}: checkpoint is for other settings or data; remove it or drop --resume", dir.display());
+    }
+    let path = dir.join("tensors.safetensors");
+    let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let st = SafeTensors::deserialize(&data).with_context(|| format!("{}: not safetensors", path.display()))?;
+    let device = vars.first().map(|v| v.device().clone()).unwrap_or(Device::Cpu);
+    let load = |name: &str, like: &Tensor| -> Result<Tensor> {
+        let values = tensors::read_f32(&path, &st, name, like.dims())?;
+        Ok(Tensor::from_vec(values, like.dims(), &device)?)
+    };
+    for ((n, v), (m, s)) in names.iter().zip(vars).zip(opt.moments.iter_mut()) {
+        v.set(&load(&format!("w.{n}"), v.as_tensor())?)?;
+        *m = load(&format!("m.{n}"), m)?;
+        *s = load(&format!("v.{n}"), s)?;
+    }
+    opt.step = state.step;
+    Ok(Some(state))
+}
