@@ -18,7 +18,8 @@ done
 cargo build --release -p nook-trainer
 nook=$target_dir/release/nook
 if [ ! -f "$work/bundle/manifest.json" ] || [ "$nook" -nt "$work/bundle/manifest.json" ]; then
-  "$nook" train --data assets/data/ml-100k --out "$work/model" --models pop,als,content,hybrid --log warn >/dev/null
+  "$nook" train --data assets/data/ml-100k --out "$work/model" --models pop,als,content,hybrid,content-ft,fused-ft \
+    --ft-steps 12 --ft-batch 16 --log warn >/dev/null
   "$nook" export --model "$work/model" --out "$work/bundle" --log warn
 fi
 

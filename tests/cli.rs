@@ -27,8 +27,8 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("model");
     let json = tmp.path().join("eval.json");
-    nook_ok(&["train", "--data", path_str(&data), "--out", path_str(&model)]);
-    for f in ["model.json", "ids.json", "pop.safetensors", "als.safetensors", "bpr.safetensors"] {
+    nook_ok(&["train", "--data", path_str(&data), "--out", path_str(&model), "--ft-steps", "4", "--ft-batch", "8"]);
+    for f in ["model.json", "ids.json", "pop.safetensors", "als.safetensors", "bpr.safetensors", "finetune.json"] {
         assert!(model.join(f).is_file(), "{f} written");
     }
     let table = nook_ok(&["eval", "--data", path_str(&data), "--model", path_str(&model), "--json", path_str(&json)]);
@@ -46,7 +46,10 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
             .as_f64()
             .unwrap()
     };
-    for model in ["pop", "als", "bpr"] {
+    for f in ["report.md", "finetune_loss.png", "recall_at_k.png", "ndcg_at_k.png", "warm_vs_cold.png"] {
+        assert!(model.join("report").join(f).is_file(), "report/{f} written");
+    }
+    for model in ["pop", "als", "bpr", "content", "hybrid", "content-ft", "fused-ft"] {
         for split in ["warm", "cold"] {
             for metric in ["recall@10", "precision@10", "ndcg@10", "map@10", "hit@10", "ndcg@20", "auc", "coverage@10"]
             {
@@ -66,7 +69,17 @@ fn eval_is_deterministic_for_a_seed() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |name: &str, threads: &str| -> Value {
         let json = tmp.path().join(name);
-        nook_ok(&["eval", "--data", path_str(&data), "--threads", threads, "--json", path_str(&json)]);
+        nook_ok(&[
+            "eval",
+            "--data",
+            path_str(&data),
+            "--threads",
+            threads,
+            "--models",
+            "pop,als,bpr,hybrid",
+            "--json",
+            path_str(&json),
+        ]);
         let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
         v["results"].clone()
     };

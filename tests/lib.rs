@@ -34,22 +34,26 @@ pub fn require(name: &str, path: Option<PathBuf>) -> Option<PathBuf> {
     path
 }
 
-/// The `nook` binary of this build profile, built on first use if the workspace test run has not
-/// built it already.
+/// The `nook` binary of this build profile, (re)built once per test process so it is never stale
+/// (cargo does not rebuild another package's binary for this crate's tests).
 pub fn nook_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
-    let bin = profile_dir.join("nook");
-    if !bin.is_file() {
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "nook-trainer", "--bin", "nook"]).current_dir(repo_root());
-        if release {
-            cmd.arg("--release");
+        cmd.args(["build", "--quiet", "-p", "nook-trainer", "--bin", "nook"]).current_dir(repo_root());
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => {}
+            Some(profile) => {
+                cmd.args(["--profile", profile]);
+            }
+            None => {}
         }
         assert!(cmd.status().expect("cargo runs").success(), "building nook failed");
-    }
-    bin
+        profile_dir.join("nook")
+    })
+    .clone()
 }
 
 /// Runs `nook` with `args`; returns its output whatever the exit status.

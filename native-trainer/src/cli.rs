@@ -12,7 +12,7 @@ use nook_trainer::models::{AlsConfig, BprConfig, Scorer};
 use nook_trainer::pipeline::{evaluate_all, ModelConfig, ModelKind, ModelSet, TrainInputs};
 use nook_trainer::split::{Protocol, Split, SplitConfig};
 use nook_trainer::textvec::{EncoderSource, DEFAULT_ENCODER};
-use nook_trainer::{atomic, export, external, serve, splitio, store};
+use nook_trainer::{atomic, export, external, report, serve, splitio, store};
 use std::path::PathBuf;
 
 /// Where `scripts/setup-assets.sh` puts MovieLens 100k; the default `--data`.
@@ -160,6 +160,9 @@ pub enum Command {
         /// Write the results as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write report.md and PNG plots (loss, Recall/NDCG by K, warm vs cold) into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
 }
 
@@ -204,7 +207,12 @@ pub struct SplitArgs {
 #[derive(Args, Clone)]
 pub struct ModelArgs {
     /// Models to train/evaluate.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "pop,als,bpr,random,content,hybrid")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "pop,als,bpr,random,content,hybrid,content-ft,fused-ft"
+    )]
     pub models: Vec<ModelKind>,
     /// Latent factors (ALS and BPR).
     #[arg(long, default_value_t = 64)]
@@ -407,6 +415,21 @@ fn split(data: &Dataset, args: &SplitArgs) -> Result<Split> {
     Ok(split)
 }
 
+/// The asked-for cut-offs plus those the report's curves need.
+fn with_curve_ks(k: &[usize]) -> Vec<usize> {
+    let mut all: Vec<usize> = k.iter().copied().chain(report::CURVE_KS).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// Fine-tuning losses saved in a model directory, if any.
+fn read_losses(model_dir: &std::path::Path) -> Option<Vec<f32>> {
+    let bytes = std::fs::read(model_dir.join("finetune.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v["losses"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
+}
+
 fn train_inputs<'a>(
     data: &'a Dataset,
     split: &'a Split,
@@ -445,15 +468,32 @@ pub fn run(cli: Cli) -> Result<()> {
             let cfg = models.config(split_args.seed);
             let inputs = train_inputs(&data, &split, &models.kinds(), &encoder)?;
             let set = ModelSet::train(&inputs, &models.kinds(), &cfg)?;
+            let targets = [Target::Warm, Target::Cold];
             let report = (!no_eval)
-                .then(|| evaluate_all(&data.name, &split, &set, &[], &cfg, &[10, 20], &[Target::Warm, Target::Cold]));
+                .then(|| evaluate_all(&data.name, &split, &set, &[], &cfg, &with_curve_ks(&[10, 20]), &targets));
             if let Some(report) = &report {
-                print!("{}", report.table());
+                print!("{}", report.table_for(&[10, 20]));
             }
             store::save(&out, &data, &split.config, &cfg, &set, inputs.encoder.as_ref(), report.as_ref())?;
+            if let Some(r) = &report {
+                let losses = set.finetuned.as_ref().map(|f| f.losses.as_slice());
+                report::write(&out.join("report"), r, losses, &set.validation_notes())?;
+                println!("wrote {}", out.join("report/report.md").display());
+            }
             println!("wrote {} model(s) to {}", set.kinds().len(), out.display());
         }
-        Command::Eval { data, split: split_args, models, encoder, model, external, k, on, json } => {
+        Command::Eval {
+            data,
+            split: split_args,
+            models,
+            encoder,
+            model,
+            external,
+            k,
+            on,
+            json,
+            report: report_dir,
+        } => {
             anyhow::ensure!(!k.is_empty() && k.iter().all(|&k| k > 0), "--k needs positive cut-offs");
             let data = data.load()?;
             let split = split(&data, &split_args)?;
@@ -473,8 +513,17 @@ pub fn run(cli: Cli) -> Result<()> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let extra: Vec<&dyn Scorer> = imported.iter().map(|f| f as &dyn Scorer).collect();
-            let report = evaluate_all(&data.name, &split, &set, &extra, &cfg, &k, &on);
-            print!("{}", report.table());
+            let all_k = if report_dir.is_some() { with_curve_ks(&k) } else { k.clone() };
+            let report = evaluate_all(&data.name, &split, &set, &extra, &cfg, &all_k, &on);
+            if let Some(dir) = &report_dir {
+                let losses = match &model {
+                    Some(m) => read_losses(m),
+                    None => set.finetuned.as_ref().map(|f| f.losses.clone()),
+                };
+                report::write(dir, &report, losses.as_deref(), &set.validation_notes())?;
+                println!("wrote {}", dir.join("report.md").display());
+            }
+            print!("{}", report.table_for(&k));
             for (model, secs) in &report.fit_seconds {
                 println!("fit {model}: {secs:.3}s");
             }

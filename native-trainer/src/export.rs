@@ -2,8 +2,8 @@
 //! written atomically (temporary directory + rename).
 
 use crate::atomic;
-use crate::pipeline::EvalReport;
 use crate::models::hybrid::{FINETUNED, FROZEN};
+use crate::pipeline::EvalReport;
 use crate::store::{self, ENCODER_FILES};
 use crate::tensors;
 use anyhow::{Context, Result};

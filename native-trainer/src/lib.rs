@@ -11,6 +11,7 @@ pub mod matrix;
 pub mod models;
 pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod rng;
 pub mod serve;
 pub mod split;

@@ -2,15 +2,15 @@
 
 use crate::data::Dataset;
 use crate::eval::{evaluate, EvalSet, EvalSize, MetricRow, Target};
-use crate::matrix::Csr;
 use crate::finetune::{self, FineTuned, FinetuneConfig};
+use crate::matrix::Csr;
 use crate::models::hybrid::{user_vectors, Hybrid, HybridScorer, FINETUNED, FROZEN};
-use nook_core::recommend::UserVector;
 use crate::models::{als, bpr, AlsConfig, BprConfig, Factors, Popularity, RandomScores, Scorer};
 use crate::progress;
 use crate::split::{Split, SplitConfig};
 use crate::textvec::{self, EncoderSource};
 use candle_core::Device;
+use nook_core::recommend::UserVector;
 use nook_core::ItemMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -154,11 +154,21 @@ impl ModelSet {
             }
             if kinds.iter().any(|k| k.needs_finetuning()) {
                 let start = Instant::now();
-                let ft = finetune::run(source, &texts, split, &cfg.finetune, &inputs.device, &inputs.checkpoint_dir, inputs.resume)?;
+                let ft = finetune::run(
+                    source,
+                    &texts,
+                    split,
+                    &cfg.finetune,
+                    &inputs.device,
+                    &inputs.checkpoint_dir,
+                    inputs.resume,
+                )?;
                 set.record("finetune", start);
                 let start = Instant::now();
                 let key = format!("{}|{}", ft.fingerprint, source.max_tokens);
-                let vectors = textvec::embed_cached_with(&key, &texts, &inputs.cache_dir, || ft.encoder(source.max_tokens, &inputs.device))?;
+                let vectors = textvec::embed_cached_with(&key, &texts, &inputs.cache_dir, || {
+                    ft.encoder(source.max_tokens, &inputs.device)
+                })?;
                 let dim = vectors.len() / texts.len().max(1);
                 set.record("text-ft", start);
                 let start = Instant::now();
@@ -261,11 +271,15 @@ pub fn evaluate_all(
     let mut results = Vec::new();
     // Hybrid users are folded in from their training positives by nook-core, as in the browser.
     let families: Vec<&Hybrid> = [&set.hybrid, &set.fused].into_iter().flatten().collect();
+    let sequences = split.train_sequences();
     let users: Vec<(Vec<UserVector>, Vec<UserVector>)> = families
         .iter()
-        .map(|h| (user_vectors(&h.catalog, &h.scoring, &train), user_vectors(&h.content_catalog, &h.content, &train)))
+        .map(|h| {
+            (user_vectors(&h.catalog, &h.scoring, &sequences), user_vectors(&h.content_catalog, &h.content, &sequences))
+        })
         .collect();
-    let family_scorers: Vec<[HybridScorer<'_>; 2]> = families.iter().zip(&users).map(|(h, (u, c))| h.scorers(u, c)).collect();
+    let family_scorers: Vec<[HybridScorer<'_>; 2]> =
+        families.iter().zip(&users).map(|(h, (u, c))| h.scorers(u, c)).collect();
     let mut scorers = set.scorers();
     scorers.extend(family_scorers.iter().flatten().map(|s| s as &dyn Scorer));
     scorers.extend(extra.iter().copied());
@@ -292,16 +306,43 @@ pub fn evaluate_all(
     }
 }
 
+impl ModelSet {
+    /// What was chosen on the validation split, as Markdown lines for the report.
+    pub fn validation_notes(&self) -> String {
+        let mut notes = String::new();
+        for h in [&self.hybrid, &self.fused].into_iter().flatten() {
+            let best = h.validation.iter().max_by(|a, b| a.ndcg10.total_cmp(&b.ndcg10));
+            if let Some(b) = best {
+                notes.push_str(&format!(
+                    "- `{}`: {} text dimensions, text weight {}, recency half-life {} likes (validation NDCG@10 {:.4}; {} settings tried)\n",
+                    h.spec.name,
+                    b.text_dims,
+                    b.text_weight,
+                    b.recency_half_life,
+                    b.ndcg10,
+                    h.validation.len()
+                ));
+            }
+        }
+        notes
+    }
+}
+
 impl EvalReport {
     /// A value by (model, split, metric).
     pub fn get(&self, model: &str, split: &str, metric: &str) -> Option<f64> {
         self.results.iter().find(|r| r.model == model && r.split == split && r.metric == metric).map(|r| r.value)
     }
 
-    /// A plain-text table: one line per (model, split), the main metrics as columns.
+    /// A plain-text table: one line per (model, split), the main metrics at every K as columns.
     pub fn table(&self) -> String {
+        self.table_for(&self.ks)
+    }
+
+    /// Like [`EvalReport::table`], for the cut-offs `ks` only.
+    pub fn table_for(&self, ks: &[usize]) -> String {
         let mut cols: Vec<String> = Vec::new();
-        for k in &self.ks {
+        for k in ks {
             for m in ["recall", "ndcg", "map", "precision", "hit", "coverage"] {
                 cols.push(format!("{m}@{k}"));
             }

@@ -139,6 +139,14 @@ impl Split {
         Csr::from_triples(self.n_users, self.n_items, self.train.iter().map(|i| (i.user, i.item, 1.0)))
     }
 
+    /// Each user's training positives in time order (oldest first), as the browser lists likes.
+    pub fn train_sequences(&self) -> Vec<Vec<u32>> {
+        let mut seqs = vec![Vec::new(); self.n_users];
+        // `train` holds each user's positives in time order (see `Split::new`).
+        self.train.iter().for_each(|i| seqs[i.user as usize].push(i.item));
+        seqs
+    }
+
     /// Items with at least one training positive: the warm candidates.
     pub fn train_items(&self) -> Vec<bool> {
         let mut seen = vec![false; self.n_items];

@@ -160,10 +160,22 @@ pub struct SavedFamily {
 pub fn load_family(dir: &Path, spec: HybridSpec) -> Result<SavedFamily> {
     let info: ModelInfo = read_json(&dir.join("model.json"))?;
     let fdir = dir.join(spec.name);
-    ensure!(fdir.is_dir(), "{}: has no {} model (train with --models including {})", dir.display(), spec.name, spec.name);
+    ensure!(
+        fdir.is_dir(),
+        "{}: has no {} model (train with --models including {})",
+        dir.display(),
+        spec.name,
+        spec.name
+    );
     let hinfo: HybridInfo = read_json(&fdir.join("info.json"))?;
     let items: Vec<ItemMeta> = read_json(&dir.join("items.json"))?;
-    ensure!(items.len() == info.n_items, "{}: items.json has {} items, model.json says {}", dir.display(), items.len(), info.n_items);
+    ensure!(
+        items.len() == info.n_items,
+        "{}: items.json has {} items, model.json says {}",
+        dir.display(),
+        items.len(),
+        info.n_items
+    );
     let path = fdir.join("catalog.safetensors");
     let bytes = read(&path)?;
     let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not safetensors", path.display()))?;
@@ -181,7 +193,8 @@ pub fn load_family(dir: &Path, spec: HybridSpec) -> Result<SavedFamily> {
     let cf_gram = tensors::read_f32(&path, &st, "cf_gram", &[cf_dim, cf_dim])?;
     let text = tensors::read_f32(&path, &st, "text", &[n, text_dim])?;
     let popularity = tensors::read_f32(&path, &st, "popularity", &[n])?;
-    let catalog = Catalog::new(items.clone(), cf.clone(), cf_dim, cf_gram.clone(), text.clone(), text_dim, popularity.clone())?;
+    let catalog =
+        Catalog::new(items.clone(), cf.clone(), cf_dim, cf_gram.clone(), text.clone(), text_dim, popularity.clone())?;
     let (catalog, content_catalog) = if st.names().iter().any(|n| *n == "text_mean") {
         let in_dim = dim_of("text_mean", 0)?;
         let mean = tensors::read_f32(&path, &st, "text_mean", &[in_dim])?;

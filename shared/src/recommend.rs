@@ -41,6 +41,26 @@ pub struct Scoring {
     pub like_confidence: f32,
     /// Confidence of a dislike (a negative preference) in the fold-in.
     pub dislike_confidence: f32,
+    /// Recent likes count more: a like `h` likes ago weighs `0.5^(h / half_life)` in the fold-in
+    /// confidence and the text profile. 0 turns this off.
+    #[serde(default)]
+    pub recency_half_life: f32,
+}
+
+impl Scoring {
+    /// Weights of `n` likes listed oldest first (the newest weighs 1).
+    pub fn like_weights(&self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|k| {
+                let age = (n - 1 - k) as f32;
+                if self.recency_half_life > 0.0 {
+                    0.5f32.powf(age / self.recency_half_life)
+                } else {
+                    1.0
+                }
+            })
+            .collect()
+    }
 }
 
 /// Every item's vectors and metadata.
@@ -118,6 +138,7 @@ pub struct Recommendation {
 /// A person's signals, by item index.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Request {
+    /// Liked items, oldest first.
     pub likes: Vec<u32>,
     pub dislikes: Vec<u32>,
     /// Unit-length embedding of the query text.
@@ -241,7 +262,7 @@ impl Catalog {
         hits.into_iter().take(limit).map(|h| h.1).collect()
     }
 
-    /// The user side of the score for these signals.
+    /// The user side of the score for these signals. `likes` are listed oldest first.
     pub fn user_vector(
         &self,
         s: &Scoring,
@@ -260,14 +281,18 @@ impl Catalog {
             Some(p) => p.apply(q),
             None => q.to_vec(),
         });
+        let weights = s.like_weights(likes.len());
         let cols: Vec<u32> = likes.iter().chain(dislikes).copied().collect();
-        let conf: Vec<f32> =
-            likes.iter().map(|_| s.like_confidence).chain(dislikes.iter().map(|_| -s.dislike_confidence)).collect();
+        let conf: Vec<f32> = weights
+            .iter()
+            .map(|w| 1.0 + (s.like_confidence - 1.0) * w)
+            .chain(dislikes.iter().map(|_| -s.dislike_confidence))
+            .collect();
         let solver = RowSolver::new(&self.cf, &self.cf_gram, self.cf_dim);
         let cf = fold_in(&solver, &cols, &conf);
         let mut profile = vec![0f32; self.text_dim];
-        for &i in likes {
-            axpy(1.0, self.text_row(i), &mut profile);
+        for (&i, &w) in likes.iter().zip(&weights) {
+            axpy(w, self.text_row(i), &mut profile);
         }
         let norm = dot(&profile, &profile).sqrt();
         if norm > 0.0 {
@@ -367,7 +392,14 @@ mod tests {
     }
 
     fn scoring() -> Scoring {
-        Scoring { cf_weight: 1.0, text_weight: 0.5, query_weight: 1.0, like_confidence: 2.0, dislike_confidence: 2.0 }
+        Scoring {
+            cf_weight: 1.0,
+            text_weight: 0.5,
+            query_weight: 1.0,
+            like_confidence: 2.0,
+            dislike_confidence: 2.0,
+            recency_half_life: 0.0,
+        }
     }
 
     #[test]
@@ -415,6 +447,21 @@ mod tests {
         let req = Request { query: Some(vec![1.0, 0.0]), k: 1, ..Request::default() };
         assert_eq!(c.recommend(&scoring(), &req).unwrap()[0].index, 2);
         assert!(Projection::new(vec![0.0; 3], vec![0.0; 5], 2).is_err());
+    }
+
+    #[test]
+    fn recent_likes_weigh_more() {
+        let s = Scoring { recency_half_life: 1.0, ..scoring() };
+        assert_eq!(s.like_weights(3), vec![0.25, 0.5, 1.0]);
+        assert_eq!(scoring().like_weights(2), vec![1.0, 1.0]);
+        let c = catalog();
+        // Liked 0 long ago and 2 just now: recency favours 2's neighbour 3 over 0's neighbour 1.
+        let margin = |s: &Scoring| {
+            let mut out = vec![0f32; 4];
+            c.score(s, &c.user_vector(s, &[0, 2], &[], None).unwrap(), &mut out);
+            out[3] - out[1]
+        };
+        assert!(margin(&s) > margin(&scoring()), "{} vs {}", margin(&s), margin(&scoring()));
     }
 
     #[test]

@@ -65,7 +65,11 @@ fn tiny_weights(cfg: &BertConfig) -> Vec<(String, Var)> {
                     state ^= state >> 7;
                     state ^= state << 17;
                     let u = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-                    if name.ends_with("LayerNorm.weight") { 1.0 + 0.2 * u } else { 0.6 * u }
+                    if name.ends_with("LayerNorm.weight") {
+                        1.0 + 0.2 * u
+                    } else {
+                        0.6 * u
+                    }
                 })
                 .collect();
             let var = Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu).unwrap()).unwrap();
@@ -84,7 +88,11 @@ fn loss(bert: &Bert, mode: Mode) -> Tensor {
     let ids = Tensor::new(&[[1u32, 5, 9, 2, 0], [1, 7, 3, 11, 2]], &Device::Cpu).unwrap();
     let mask = Tensor::new(&[[1u32, 1, 1, 1, 0], [1, 1, 1, 1, 1]], &Device::Cpu).unwrap();
     let pooled = masked_mean_pool(&bert.forward(&ids, &mask, mode).unwrap(), &mask).unwrap();
-    let target = Tensor::new(&[[0.3f64, -0.2, 0.5, 0.1, -0.4, 0.2, 0.0, 0.6], [-0.1, 0.4, 0.2, -0.3, 0.5, 0.1, -0.2, 0.3]], &Device::Cpu).unwrap();
+    let target = Tensor::new(
+        &[[0.3f64, -0.2, 0.5, 0.1, -0.4, 0.2, 0.0, 0.6], [-0.1, 0.4, 0.2, -0.3, 0.5, 0.1, -0.2, 0.3]],
+        &Device::Cpu,
+    )
+    .unwrap();
     (pooled * target).unwrap().sum_all().unwrap().sqr().unwrap()
 }
 

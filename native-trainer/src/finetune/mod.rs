@@ -49,12 +49,16 @@ pub struct FinetuneConfig {
     pub window: usize,
     pub checkpoint_every: usize,
     pub seed: u64,
+    /// Stop, as if interrupted, after this many steps of this run (the checkpoint stays). Not part
+    /// of the settings a checkpoint must match: a resumed run may drop it.
+    #[serde(skip)]
+    pub stop_after: Option<usize>,
 }
 
 impl Default for FinetuneConfig {
     fn default() -> Self {
         Self {
-            steps: 200,
+            steps: 150,
             batch: 32,
             max_tokens: 64,
             learning_rate: 1e-4,
@@ -66,6 +70,7 @@ impl Default for FinetuneConfig {
             window: 3,
             checkpoint_every: 25,
             seed: 42,
+            stop_after: None,
         }
     }
 }
@@ -141,7 +146,8 @@ pub fn run(
     let pairs = pairs::co_consumed(split, cfg.window);
     ensure!(pairs.len() >= cfg.batch, "only {} co-consumed pairs: too little data to fine-tune on", pairs.len());
     let fingerprint = sha256_hex(
-        format!("{}|{}|{:?}|{}", source.fingerprint()?, serde_json::to_string(cfg)?, split.config, pairs.len()).as_bytes(),
+        format!("{}|{}|{:?}|{}", source.fingerprint()?, serde_json::to_string(cfg)?, split.config, pairs.len())
+            .as_bytes(),
     );
 
     // Trainable blocks become Vars; the VarBuilder hands their tensors to the model.
@@ -189,7 +195,16 @@ pub fn run(
     let start = Instant::now();
     let bar = progress::bar(cfg.steps as u64, "fine-tune");
     bar.set_position(opt.step as u64);
+    let first_step = opt.step;
     while opt.step < cfg.steps {
+        if cfg.stop_after.is_some_and(|n| opt.step - first_step >= n) {
+            bail!(
+                "fine-tuning stopped after {} steps (checkpoint at step {} in {})",
+                opt.step - first_step,
+                opt.step,
+                checkpoint_dir.display()
+            );
+        }
         let step = opt.step;
         let batch = batcher.next_batch(cfg.batch);
         let b = batch.len();
@@ -217,7 +232,12 @@ pub fn run(
         bar.set_position(opt.step as u64);
         bar.set_message(format!("loss {value:.3}"));
         if opt.step % cfg.checkpoint_every.max(1) == 0 || opt.step == cfg.steps {
-            let state = CheckpointState { fingerprint: fingerprint.clone(), step: opt.step, losses: losses.clone(), batcher: batcher.checkpoint() };
+            let state = CheckpointState {
+                fingerprint: fingerprint.clone(),
+                step: opt.step,
+                losses: losses.clone(),
+                batcher: batcher.checkpoint(),
+            };
             save_checkpoint(checkpoint_dir, &state, &names, &vars, &opt)?;
         }
         tracing::debug!("fine-tune step {} loss {value:.4}", opt.step);
@@ -242,7 +262,8 @@ fn save_checkpoint(dir: &Path, state: &CheckpointState, names: &[String], vars: 
             flat.push((format!("{prefix}{n}"), t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?));
         }
     }
-    let views: Vec<(&str, Vec<usize>, &[f32])> = flat.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
+    let views: Vec<(&str, Vec<usize>, &[f32])> =
+        flat.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
     let tensor_bytes = tensors::to_bytes(&views)?;
     let state_bytes = serde_json::to_vec(state)?;
     // Tensors and state are replaced together: a checkpoint is never half old, half new.
@@ -265,7 +286,8 @@ fn load_checkpoint(
         tracing::info!("no checkpoint in {}; starting fine-tuning from scratch", dir.display());
         return Ok(None);
     };
-    let state: CheckpointState = serde_json::from_slice(&bytes).with_context(|| format!("{}: unreadable", state_path.display()))?;
+    let state: CheckpointState =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: unreadable", state_path.display()))?;
     if state.fingerprint != fingerprint {
         bail!("{}: checkpoint is for other settings or data; remove it or drop --resume", dir.display());
     }

@@ -6,9 +6,7 @@ use crate::split::Split;
 /// `(anchor, positive)` item pairs: for each user's training positives in time order, every item
 /// with each of the next `window` items. Frequent co-consumption appears more often.
 pub fn co_consumed(split: &Split, window: usize) -> Vec<(u32, u32)> {
-    let mut by_user: Vec<Vec<u32>> = vec![Vec::new(); split.n_users];
-    // Split::train lists each user's positives in time order.
-    split.train.iter().for_each(|i| by_user[i.user as usize].push(i.item));
+    let by_user = split.train_sequences();
     let mut pairs = Vec::new();
     for items in &by_user {
         for (k, &a) in items.iter().enumerate() {

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 /// Text weights tried on the validation split.
 const TEXT_WEIGHTS: [f32; 11] = [0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0];
+/// Recency half-lives tried (in likes; 0 = every like weighs the same).
+const HALF_LIVES: [f32; 4] = [0.0, 10.0, 25.0, 60.0];
 /// Ridge penalties tried for the text → cf map.
 const RIDGE_GRID: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
 
@@ -53,6 +55,8 @@ pub struct Hybrid {
 pub struct ValidationPoint {
     pub text_dims: usize,
     pub text_weight: f32,
+    #[serde(default)]
+    pub recency_half_life: f32,
     pub ndcg10: f64,
 }
 
@@ -82,12 +86,33 @@ impl Hybrid {
         items: Vec<ItemMeta>,
     ) -> anyhow::Result<Self> {
         let like_confidence = 1.0 + als_cfg.alpha;
-        let base = Scoring { cf_weight: 1.0, text_weight: 0.0, query_weight: 1.0, like_confidence, dislike_confidence: like_confidence };
-        let content = Scoring { cf_weight: 0.0, text_weight: 1.0, ..base };
+        let base = Scoring {
+            cf_weight: 1.0,
+            text_weight: 0.0,
+            query_weight: 1.0,
+            like_confidence,
+            dislike_confidence: like_confidence,
+            recency_half_life: 0.0,
+        };
         let valid = EvalSet::new(split, train, Target::Valid);
+        let sequences = split.train_sequences();
         let full = build_catalog(split, als, als_cfg, text, text_dim, items.clone(), None)?;
+        let ndcg10 = |scorer: &HybridScorer<'_>| {
+            evaluate(scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value)
+        };
+        // The text-only model: its recency on validation too.
+        let mut content = (f64::MIN, Scoring { cf_weight: 0.0, text_weight: 1.0, ..base });
+        for &h in &HALF_LIVES {
+            let scoring = Scoring { recency_half_life: h, ..content.1 };
+            let users = user_vectors(&full, &scoring, &sequences);
+            let ndcg = ndcg10(&HybridScorer { name: spec.content_name, catalog: &full, scoring, users: &users });
+            if ndcg > content.0 {
+                content = (ndcg, scoring);
+            }
+        }
+        let content = content.1;
         let mut validation = Vec::new();
-        let mut best: Option<(f64, f32, Catalog)> = None;
+        let mut best: Option<(f64, Scoring, Catalog)> = None;
         for &reduction in spec.reductions {
             let catalog = match reduction {
                 None => full.clone(),
@@ -97,22 +122,39 @@ impl Hybrid {
                     build_catalog(split, als, als_cfg, &reduced, projection.out_dim, items.clone(), Some(projection))?
                 }
             };
-            let users = user_vectors(&catalog, &base, train);
-            for &w in &TEXT_WEIGHTS {
-                let scoring = Scoring { text_weight: w, ..base };
-                let scorer = HybridScorer { name: spec.name, catalog: &catalog, scoring, users: &users };
-                let ndcg = evaluate(&scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value);
-                tracing::debug!("{}: {} text dims, weight {w}: validation ndcg@10 {ndcg:.4}", spec.name, catalog.text_dim);
-                validation.push(ValidationPoint { text_dims: catalog.text_dim, text_weight: w, ndcg10: ndcg });
-                if best.as_ref().is_none_or(|b| ndcg > b.0) {
-                    best = Some((ndcg, w, catalog.clone()));
+            for &h in &HALF_LIVES {
+                let with_recency = Scoring { recency_half_life: h, ..base };
+                let users = user_vectors(&catalog, &with_recency, &sequences);
+                for &w in &TEXT_WEIGHTS {
+                    let scoring = Scoring { text_weight: w, ..with_recency };
+                    let ndcg = ndcg10(&HybridScorer { name: spec.name, catalog: &catalog, scoring, users: &users });
+                    tracing::debug!(
+                        "{}: {} dims, half-life {h}, weight {w}: validation ndcg@10 {ndcg:.4}",
+                        spec.name,
+                        catalog.text_dim
+                    );
+                    validation.push(ValidationPoint {
+                        text_dims: catalog.text_dim,
+                        text_weight: w,
+                        recency_half_life: h,
+                        ndcg10: ndcg,
+                    });
+                    if best.as_ref().is_none_or(|b| ndcg > b.0) {
+                        best = Some((ndcg, scoring, catalog.clone()));
+                    }
                 }
             }
         }
-        let (ndcg, weight, catalog) = best.expect("at least one reduction and weight were tried");
-        tracing::info!("{}: {} text dims, text weight {weight} (validation ndcg@10 {ndcg:.4})", spec.name, catalog.text_dim);
+        let (ndcg, chosen, catalog) = best.expect("at least one setting was tried");
+        tracing::info!(
+            "{}: {} text dims, text weight {}, recency half-life {} (validation ndcg@10 {ndcg:.4})",
+            spec.name,
+            catalog.text_dim,
+            chosen.text_weight,
+            chosen.recency_half_life
+        );
         // A typed query weighs like a strong liked-items profile.
-        let scoring = Scoring { text_weight: weight, query_weight: weight.max(1.0), ..base };
+        let scoring = Scoring { query_weight: chosen.text_weight.max(1.0), ..chosen };
         Ok(Self { spec, catalog, scoring, content_catalog: full, content, validation })
     }
 
@@ -120,7 +162,12 @@ impl Hybrid {
     /// [`user_vectors`] on [`Hybrid::catalog`] and [`Hybrid::content_catalog`].
     pub fn scorers<'a>(&'a self, users: &'a [UserVector], content_users: &'a [UserVector]) -> [HybridScorer<'a>; 2] {
         [
-            HybridScorer { name: self.spec.content_name, catalog: &self.content_catalog, scoring: self.content, users: content_users },
+            HybridScorer {
+                name: self.spec.content_name,
+                catalog: &self.content_catalog,
+                scoring: self.content,
+                users: content_users,
+            },
             HybridScorer { name: self.spec.name, catalog: &self.catalog, scoring: self.scoring, users },
         ]
     }
@@ -169,11 +216,12 @@ fn build_catalog(
     })
 }
 
-/// Every user's vector from their training positives, through nook-core's fold-in and profile.
-pub fn user_vectors(catalog: &Catalog, scoring: &Scoring, train: &Csr) -> Vec<UserVector> {
-    (0..train.rows())
-        .into_par_iter()
-        .map(|u| catalog.user_vector(scoring, train.row(u).0, &[], None).expect("training indices are in range"))
+/// Every user's vector from their training positives (oldest first), through nook-core's fold-in
+/// and profile.
+pub fn user_vectors(catalog: &Catalog, scoring: &Scoring, sequences: &[Vec<u32>]) -> Vec<UserVector> {
+    sequences
+        .par_iter()
+        .map(|likes| catalog.user_vector(scoring, likes, &[], None).expect("training indices are in range"))
         .collect()
 }
 

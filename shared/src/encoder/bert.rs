@@ -172,7 +172,11 @@ impl Bert {
         let positions = Tensor::arange(0u32, tokens as u32, ids.device())?;
         let types = ids.zeros_like()?;
         let e = &self.embeddings;
-        let x = e.word.forward(ids)?.broadcast_add(&e.position.forward(&positions)?)?.add(&e.token_type.forward(&types)?)?;
+        let x = e
+            .word
+            .forward(ids)?
+            .broadcast_add(&e.position.forward(&positions)?)?
+            .add(&e.token_type.forward(&types)?)?;
         let mut x = e.norm.forward(&x, mode_at(0))?;
         // Additive attention mask: 0 where attending is allowed, a large negative number on padding.
         let bias = ((mask.to_dtype(x.dtype())? - 1.0)? * 1e4)?.reshape((batch, 1, 1, tokens))?;

@@ -1,0 +1,114 @@
+//! Fine-tuning on real interactions: it lowers the loss, moves only the trained layers, its weights
+//! load into the inference path unchanged, and an interrupted run resumes to the same result.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use common::*;
+use nook_core::encoder::Mode;
+use nook_trainer::finetune::{self, FineTuned, FinetuneConfig};
+use nook_trainer::split::{Split, SplitConfig};
+use nook_trainer::textvec::EncoderSource;
+use std::path::PathBuf;
+
+fn encoder_source() -> Option<EncoderSource> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/models/all-MiniLM-L6-v2");
+    let found = dir.join("model.safetensors").is_file().then_some(dir);
+    Some(EncoderSource { dir: require("all-MiniLM-L6-v2", found)?, max_tokens: 64 })
+}
+
+fn setup() -> Option<(EncoderSource, Vec<String>, Split)> {
+    let source = encoder_source()?;
+    let data = load_dir(&require("ml-100k", ml100k())?, false).unwrap();
+    let split = Split::new(&data, &SplitConfig::default()).unwrap();
+    let texts = data.items.iter().map(|i| i.text()).collect();
+    Some((source, texts, split))
+}
+
+fn small(steps: usize) -> FinetuneConfig {
+    FinetuneConfig {
+        steps,
+        batch: 16,
+        max_tokens: 32,
+        learning_rate: 2e-4,
+        checkpoint_every: 3,
+        ..FinetuneConfig::default()
+    }
+}
+
+fn run(cfg: &FinetuneConfig, ckpt: &std::path::Path, resume: bool) -> anyhow::Result<FineTuned> {
+    let (source, texts, split) = setup().expect("checked by the caller");
+    finetune::run(&source, &texts, &split, cfg, &Device::Cpu, ckpt, resume)
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn trains_only_the_top_layers_and_lowers_the_loss() {
+    let Some((source, _, _)) = setup() else { return };
+    let ckpt = tempfile::tempdir().unwrap();
+    let ft = run(&small(24), ckpt.path(), false).unwrap();
+    assert_eq!(ft.losses.len(), 24);
+    assert!(ft.losses.iter().all(|l| l.is_finite()));
+    let first: f32 = ft.losses[..6].iter().sum::<f32>() / 6.0;
+    let last: f32 = ft.losses[18..].iter().sum::<f32>() / 6.0;
+    assert!(last < first, "loss did not fall: first steps {first:.3}, last steps {last:.3}");
+
+    let original = candle_core::safetensors::load(source.dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    for (name, before) in &original {
+        let after = &ft.weights[name];
+        let moved = max_diff(
+            &before.to_dtype(candle_core::DType::F32).unwrap(),
+            &after.to_dtype(candle_core::DType::F32).unwrap(),
+        ) > 0.0;
+        let trained = name.starts_with("encoder.layer.4.") || name.starts_with("encoder.layer.5.");
+        if name.ends_with("attention.self.key.bias") {
+            continue; // zero gradient by softmax invariance; only weight decay touches it
+        }
+        assert_eq!(moved, trained, "{name}: moved={moved}, expected trained={trained}");
+    }
+}
+
+#[test]
+fn saved_weights_give_the_training_graphs_vectors_in_the_inference_path() {
+    let Some(_) = setup() else { return };
+    let ckpt = tempfile::tempdir().unwrap();
+    let ft = run(&small(3), ckpt.path(), false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    ft.save_dir(dir.path()).unwrap();
+    let loaded = EncoderSource { dir: dir.path().to_owned(), max_tokens: 64 }.load(&Device::Cpu).unwrap();
+    let in_memory = ft.encoder(64, &Device::Cpu).unwrap();
+    let texts = ["Toy Story (1995). Genres: Animation.", "A long heist film about a crew of thieves in Los Angeles"];
+    let ids: Vec<Vec<u32>> = texts.iter().map(|t| loaded.tokenize(t).unwrap()).collect();
+    let inference = loaded.forward(&loaded.batch(&ids).unwrap(), Mode::Inference).unwrap();
+    let training = in_memory.forward(&in_memory.batch(&ids).unwrap(), Mode::Training).unwrap();
+    let diff = max_diff(&inference, &training);
+    assert!(diff < 1e-4, "inference path differs from the training graph by {diff}");
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_weights() {
+    let Some(_) = setup() else { return };
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = run(&small(7), straight_dir.path(), false).unwrap();
+
+    let resumed_dir = tempfile::tempdir().unwrap();
+    let err = run(&FinetuneConfig { stop_after: Some(4), ..small(7) }, resumed_dir.path(), false).err().unwrap();
+    assert!(err.to_string().contains("stopped after 4 steps"), "{err}");
+    let resumed = run(&small(7), resumed_dir.path(), true).unwrap();
+    assert_eq!(resumed.losses.len(), 7);
+    for (a, b) in straight.losses.iter().zip(&resumed.losses) {
+        assert!((a - b).abs() < 1e-4, "losses {:?} vs {:?}", straight.losses, resumed.losses);
+    }
+    for (name, w) in &straight.weights {
+        if w.dtype() == candle_core::DType::F32 {
+            let d = max_diff(w, &resumed.weights[name]);
+            assert!(d < 1e-5, "{name} differs by {d} after resuming");
+        }
+    }
+    // A checkpoint for other settings is refused rather than silently mixed in.
+    let err = run(&FinetuneConfig { learning_rate: 1e-3, ..small(7) }, resumed_dir.path(), true).err().unwrap();
+    assert!(err.to_string().contains("checkpoint is for other settings"), "{err}");
+}
