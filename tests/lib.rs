@@ -43,13 +43,11 @@ pub fn nook_bin() -> PathBuf {
         let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.args(["build", "--quiet", "-p", "nook-trainer", "--bin", "nook"]).current_dir(repo_root());
+        // target/debug holds `cargo test`'s builds: use the test profile (optimised, see Cargo.toml).
         match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => {}
-            Some(profile) => {
-                cmd.args(["--profile", profile]);
-            }
-            None => {}
-        }
+            Some("debug") | None => cmd.args(["--profile", "test"]),
+            Some(profile) => cmd.args(["--profile", profile]),
+        };
         assert!(cmd.status().expect("cargo runs").success(), "building nook failed");
         profile_dir.join("nook")
     })

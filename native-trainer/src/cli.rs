@@ -8,11 +8,12 @@ use nook_core::bundle::IdRequest;
 use nook_trainer::data::{self, Dataset, Format, Source};
 use nook_trainer::eval::Target;
 use nook_trainer::finetune::FinetuneConfig;
+use nook_trainer::models::hybrid::{user_vectors, HybridScorer};
 use nook_trainer::models::{AlsConfig, BprConfig, Scorer};
 use nook_trainer::pipeline::{evaluate_all, ModelConfig, ModelKind, ModelSet, TrainInputs};
 use nook_trainer::split::{Protocol, Split, SplitConfig};
 use nook_trainer::textvec::{EncoderSource, DEFAULT_ENCODER};
-use nook_trainer::{atomic, export, external, report, serve, splitio, store};
+use nook_trainer::{atomic, bench, export, external, report, serve, splitio, store};
 use std::path::PathBuf;
 
 /// Where `scripts/setup-assets.sh` puts MovieLens 100k; the default `--data`.
@@ -84,6 +85,9 @@ pub enum Command {
         /// Which model the bundle carries.
         #[arg(long, value_enum, default_value = "auto")]
         variant: export::Variant,
+        /// Storage of the encoder matrices and item tables: int8 (per-row absmax), f16 or f32.
+        #[arg(long, default_value = "int8")]
+        quant: nook_core::quant::Quant,
     },
     /// Recommend from a bundle, with the same code the browser runs.
     Recommend {
@@ -121,6 +125,11 @@ pub enum Command {
         #[arg(long)]
         cors: bool,
     },
+    /// Time the encoder on this machine (prints JSON lines; see bench/encoder_vs_torch.sh).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// The whole path on MovieLens 100k: fetch assets, train, export, build the wasm client and serve
     /// the page. Re-runs skip finished steps.
     Demo {
@@ -154,6 +163,10 @@ pub enum Command {
         /// Cut-offs for the @K metrics.
         #[arg(long, value_delimiter = ',', default_value = "10,20")]
         k: Vec<usize>,
+        /// Also evaluate an exported bundle (its catalog and weights, through the browser's code)
+        /// as model `bundle`; it must come from the same data.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
         /// Which held-out sets to evaluate on.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "warm,cold")]
         on: Vec<Target>,
@@ -163,6 +176,39 @@ pub enum Command {
         /// Write report.md and PNG plots (loss, Recall/NDCG by K, warm vs cold) into this directory.
         #[arg(long)]
         report: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchWhat {
+    /// Sentences per second embedding texts (one per line) truncated to each token count.
+    Encoder {
+        #[arg(long)]
+        texts: PathBuf,
+        #[arg(long, default_value = DEFAULT_ENCODER)]
+        encoder: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "32,128")]
+        tokens: Vec<usize>,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
+    /// Seconds per fine-tuning step (pairs x 2 texts, InfoNCE, backward, AdamW).
+    Finetune {
+        #[arg(long)]
+        texts: PathBuf,
+        #[arg(long, default_value = DEFAULT_ENCODER)]
+        encoder: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        tokens: usize,
+        #[arg(long, default_value_t = 32)]
+        pairs: usize,
+        /// Top blocks trained, one run per value (7 = every layer and the embeddings).
+        #[arg(long, value_delimiter = ',', default_value = "2,7")]
+        layers: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
     },
 }
 
@@ -489,6 +535,7 @@ pub fn run(cli: Cli) -> Result<()> {
             encoder,
             model,
             external,
+            bundle,
             k,
             on,
             json,
@@ -512,7 +559,25 @@ pub fn run(cli: Cli) -> Result<()> {
                     external::load_factors(name, dir.as_ref(), &data)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let extra: Vec<&dyn Scorer> = imported.iter().map(|f| f as &dyn Scorer).collect();
+            let loaded = bundle.as_deref().map(export::load_bundle).transpose()?;
+            if let Some(b) = &loaded {
+                let ids: Vec<&str> = data.items.iter().map(|i| i.id.as_str()).collect();
+                let bundle_ids: Vec<&str> = b.catalog.items.iter().map(|i| i.id.as_str()).collect();
+                anyhow::ensure!(ids == bundle_ids, "the bundle's items are not this data set's items");
+            }
+            let sequences = split.train_sequences();
+            let bundle_users =
+                loaded.as_ref().map(|b| user_vectors(&b.catalog, &b.manifest.scoring, &sequences)).unwrap_or_default();
+            let bundle_scorer = loaded.as_ref().map(|b| HybridScorer {
+                name: "bundle",
+                catalog: &b.catalog,
+                scoring: b.manifest.scoring,
+                users: &bundle_users,
+            });
+            let mut extra: Vec<&dyn Scorer> = imported.iter().map(|f| f as &dyn Scorer).collect();
+            if let Some(s) = &bundle_scorer {
+                extra.push(s);
+            }
             let all_k = if report_dir.is_some() { with_curve_ks(&k) } else { k.clone() };
             let report = evaluate_all(&data.name, &split, &set, &extra, &cfg, &all_k, &on);
             if let Some(dir) = &report_dir {
@@ -532,8 +597,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("wrote {}", path.display());
             }
         }
-        Command::Export { model, out, variant } => {
-            let manifest = export::export(&model, &out, variant)?;
+        Command::Export { model, out, variant, quant } => {
+            let manifest = export::export(&model, &out, variant, quant)?;
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
             println!("wrote bundle {} ({} items, {:.1} MB)", out.display(), manifest.n_items, bytes as f64 / 1e6);
         }
@@ -553,6 +618,30 @@ pub fn run(cli: Cli) -> Result<()> {
             serve::serve(serve::ServeConfig { www, bundle, port, cors }, |url| println!("serving on {url}"))?;
         }
         Command::Demo { out, port, no_serve } => demo::run(&out, port, no_serve)?,
+        Command::Bench { what } => match what {
+            BenchWhat::Encoder { texts, encoder, tokens, batch, repeats } => {
+                let texts = bench::read_texts(&texts)?;
+                let source = EncoderSource { dir: encoder, max_tokens: 512 };
+                for t in tokens {
+                    let rate = bench::encoder_throughput(&source, &texts, t, batch, repeats)?;
+                    println!(
+                        "{}",
+                        serde_json::json!({"bench": "encoder", "tokens": t, "batch": batch, "texts": texts.len(), "sentences_per_s": rate})
+                    );
+                }
+            }
+            BenchWhat::Finetune { texts, encoder, tokens, pairs, layers, repeats } => {
+                let texts = bench::read_texts(&texts)?;
+                let source = EncoderSource { dir: encoder, max_tokens: 512 };
+                for l in layers {
+                    let secs = bench::finetune_step_seconds(&source, &texts, tokens, pairs, l, repeats)?;
+                    println!(
+                        "{}",
+                        serde_json::json!({"bench": "finetune", "tokens": tokens, "pairs": pairs, "trained_blocks": l, "seconds_per_step": secs})
+                    );
+                }
+            }
+        },
     }
     Ok(())
 }

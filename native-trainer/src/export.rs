@@ -5,9 +5,11 @@ use crate::atomic;
 use crate::models::hybrid::{FINETUNED, FROZEN};
 use crate::pipeline::EvalReport;
 use crate::store::{self, ENCODER_FILES};
-use crate::tensors;
 use anyhow::{Context, Result};
 use nook_core::bundle::{sha256_hex, EncoderInfo, FileEntry, Manifest, MetricSnapshot, FORMAT, VERSION};
+use nook_core::quant::{self, encode_matrix, Quant};
+use safetensors::tensor::Dtype;
+use safetensors::SafeTensors;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -25,7 +27,7 @@ pub enum Variant {
     FusedFt,
 }
 
-pub fn export(model_dir: &Path, out: &Path, variant: Variant) -> Result<Manifest> {
+pub fn export(model_dir: &Path, out: &Path, variant: Variant, quant: Quant) -> Result<Manifest> {
     let spec = match variant {
         Variant::Hybrid => FROZEN,
         Variant::FusedFt => FINETUNED,
@@ -34,23 +36,24 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant) -> Result<Manifest
     };
     let saved = store::load_family(model_dir, spec)?;
     let c = &saved.hybrid.catalog;
-    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![
-        ("cf", vec![c.len(), c.cf_dim], &c.cf),
-        ("cf_gram", vec![c.cf_dim, c.cf_dim], &c.cf_gram),
-        ("text", vec![c.len(), c.text_dim], &c.text),
-        ("popularity", vec![c.len()], &c.popularity),
-    ];
+    let n = c.len();
+    let mut tables = Vec::new();
+    tables.extend(encode_matrix("cf", &c.cf.to_f32(), n, Some(c.cf_dim), quant));
+    tables.extend(encode_matrix("text", &c.text.to_f32(), n, Some(c.text_dim), quant));
+    tables.extend(encode_matrix("cf_gram", &c.cf_gram, c.cf_dim, Some(c.cf_dim), Quant::F32));
+    tables.extend(encode_matrix("popularity", &c.popularity, n, None, Quant::F32));
     if let Some(p) = &c.projection {
-        tensors.push(("text_projection", vec![p.out_dim, p.in_dim], &p.components));
-        tensors.push(("text_mean", vec![p.in_dim], &p.mean));
+        tables.extend(encode_matrix("text_projection", &p.components, p.out_dim, Some(p.in_dim), Quant::F32));
+        tables.extend(encode_matrix("text_mean", &p.mean, p.in_dim, None, Quant::F32));
     }
     let mut files: Vec<(String, Vec<u8>)> = vec![
         ("items.json".into(), serde_json::to_vec(&c.items)?),
-        ("items.safetensors".into(), tensors::to_bytes(&tensors)?),
+        ("items.safetensors".into(), quant::serialize(&tables)?),
     ];
     for name in ENCODER_FILES {
         let path = saved.encoder_dir.join(name);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = if name == "model.safetensors" { encode_encoder(&path, &bytes, quant)? } else { bytes };
         files.push((format!("encoder/{name}"), bytes));
     }
     let metrics = read_metrics(&model_dir.join("eval.json"));
@@ -63,6 +66,7 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant) -> Result<Manifest
         cf_dim: c.cf_dim,
         text_dim: c.text_dim,
         scoring: saved.hybrid.scoring,
+        quant,
         model: spec.name.to_string(),
         encoder: EncoderInfo {
             max_tokens: saved.info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
@@ -83,6 +87,31 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant) -> Result<Manifest
         Ok(())
     })?;
     Ok(manifest)
+}
+
+/// Re-encodes encoder weights: matrices under `quant`, vectors as f32, integer buffers dropped
+/// (the encoder computes positions itself).
+fn encode_encoder(path: &Path, bytes: &[u8], quant: Quant) -> Result<Vec<u8>> {
+    let st = SafeTensors::deserialize(bytes).with_context(|| format!("{}: not safetensors", path.display()))?;
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let view = st.tensor(&name)?;
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            continue;
+        }
+        let shape = view.shape().to_vec();
+        let values = quant::decode_matrix(&st, &path.display().to_string(), &name, &shape)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_f32();
+        match shape.as_slice() {
+            [rows, cols] => out.extend(encode_matrix(&name, &values, *rows, Some(*cols), quant)),
+            [len] => out.extend(encode_matrix(&name, &values, *len, None, Quant::F32)),
+            other => anyhow::bail!("{}: {name} has unsupported shape {other:?}", path.display()),
+        }
+    }
+    Ok(quant::serialize(&out)?)
 }
 
 fn read_metrics(path: &Path) -> Vec<MetricSnapshot> {

@@ -123,17 +123,17 @@ fn save_family(dir: &Path, h: &Hybrid) -> Result<()> {
     std::fs::create_dir(dir)?;
     let c = &h.catalog;
     let n = c.len();
+    let (cf, text, full_text) = (c.cf.to_f32(), c.text.to_f32(), h.content_catalog.text.to_f32());
     let mut t: Vec<(&str, Vec<usize>, &[f32])> = vec![
-        ("cf", vec![n, c.cf_dim], &c.cf),
+        ("cf", vec![n, c.cf_dim], &cf),
         ("cf_gram", vec![c.cf_dim, c.cf_dim], &c.cf_gram),
-        ("text", vec![n, c.text_dim], &c.text),
+        ("text", vec![n, c.text_dim], &text),
         ("popularity", vec![n], &c.popularity),
     ];
     if let Some(p) = &c.projection {
         t.push(("text_projection", vec![p.out_dim, p.in_dim], &p.components));
         t.push(("text_mean", vec![p.in_dim], &p.mean));
-        let full = &h.content_catalog;
-        t.push(("content_text", vec![n, full.text_dim], &full.text));
+        t.push(("content_text", vec![n, h.content_catalog.text_dim], &full_text));
     }
     std::fs::write(dir.join("catalog.safetensors"), tensors::to_bytes(&t)?)?;
     std::fs::write(dir.join("info.json"), serde_json::to_vec_pretty(&h.info())?)?;

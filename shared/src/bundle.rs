@@ -14,8 +14,9 @@
 
 use crate::encoder::TextEncoder;
 use crate::error::{NookError, Result};
+use crate::quant::{decode_matrix, Matrix, Quant, SCALE_SUFFIX};
 use crate::recommend::{Catalog, ItemMeta, Projection, Reason, Request, Scoring};
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
@@ -64,6 +65,9 @@ pub struct Manifest {
     pub cf_dim: usize,
     pub text_dim: usize,
     pub scoring: Scoring,
+    /// How matrices are stored (item tables and encoder weights).
+    #[serde(default = "default_quant")]
+    pub quant: Quant,
     /// The trained model the bundle carries (`hybrid`, `fused-ft`).
     #[serde(default)]
     pub model: String,
@@ -72,6 +76,14 @@ pub struct Manifest {
     pub metrics: Vec<MetricSnapshot>,
     pub files: BTreeMap<String, FileEntry>,
 }
+
+fn default_quant() -> Quant {
+    Quant::F32
+}
+
+/// Limits that keep a hostile manifest from making the loader allocate absurd amounts.
+pub const MAX_ITEMS: usize = 50_000_000;
+pub const MAX_DIM: usize = 4096;
 
 impl Manifest {
     /// Parses and checks `manifest.json`: format, version, file names and sizes.
@@ -110,6 +122,20 @@ impl Manifest {
             if !m.files.contains_key(name) {
                 return Err(NookError::bundle(format!("manifest.json does not list {name}")));
             }
+        }
+        if m.n_items == 0 || m.n_items > MAX_ITEMS {
+            return Err(NookError::bundle(format!("manifest.json: n_items {} is outside 1..={MAX_ITEMS}", m.n_items)));
+        }
+        for (what, dim) in [("cf_dim", m.cf_dim), ("text_dim", m.text_dim)] {
+            if dim == 0 || dim > MAX_DIM {
+                return Err(NookError::bundle(format!("manifest.json: {what} {dim} is outside 1..={MAX_DIM}")));
+            }
+        }
+        if m.quant == Quant::Int8 && m.text_dim.max(m.cf_dim) > crate::score::MAX_INT8_COLS {
+            return Err(NookError::bundle(format!(
+                "manifest.json: int8 tables wider than {} columns",
+                crate::score::MAX_INT8_COLS
+            )));
         }
         Ok(m)
     }
@@ -180,10 +206,9 @@ impl Bundle {
         let tensors = take("items.safetensors")?;
         let catalog = read_catalog(&manifest, items, &tensors)?;
         let (config, tokenizer) = (take("encoder/config.json")?, take("encoder/tokenizer.json")?);
-        let weights =
-            VarBuilder::from_buffered_safetensors(take("encoder/model.safetensors")?, DType::F32, &Device::Cpu)
-                .map_err(|e| NookError::bundle(format!("encoder/model.safetensors: {e}")))?;
-        let encoder = TextEncoder::new(&config, &tokenizer, weights, manifest.encoder.max_tokens)?;
+        let weights = encoder_weights(&take("encoder/model.safetensors")?)?;
+        let encoder = TextEncoder::new(&config, &tokenizer, weights, manifest.encoder.max_tokens)
+            .map_err(|e| NookError::bundle(format!("encoder: {e}")))?;
         if encoder.dim() != catalog.query_dim() {
             return Err(NookError::bundle(format!(
                 "encoder produces {} dims, the item text vectors expect {}",
@@ -278,13 +303,14 @@ impl Bundle {
 }
 
 fn read_catalog(m: &Manifest, items: Vec<ItemMeta>, bytes: &[u8]) -> Result<Catalog> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| NookError::bundle(format!("items.safetensors: {e}")))?;
+    const FILE: &str = "items.safetensors";
+    let st = SafeTensors::deserialize(bytes).map_err(|e| NookError::bundle(format!("{FILE}: {e}")))?;
     let n = m.n_items;
-    let cf = f32_tensor(&st, "cf", &[n, m.cf_dim])?;
+    let cf = decode_matrix(&st, FILE, "cf", &[n, m.cf_dim])?;
+    let text = decode_matrix(&st, FILE, "text", &[n, m.text_dim])?;
     let cf_gram = f32_tensor(&st, "cf_gram", &[m.cf_dim, m.cf_dim])?;
-    let text = f32_tensor(&st, "text", &[n, m.text_dim])?;
     let popularity = f32_tensor(&st, "popularity", &[n])?;
-    let catalog = Catalog::new(items, cf, m.cf_dim, cf_gram, text, m.text_dim, popularity)?;
+    let catalog = Catalog::from_matrices(items, cf, m.cf_dim, cf_gram, text, m.text_dim, popularity)?;
     if st.names().iter().any(|name| *name == "text_mean") {
         let encoder_dim = st.tensor("text_mean").map(|t| t.shape().first().copied().unwrap_or(0)).unwrap_or(0);
         let mean = f32_tensor(&st, "text_mean", &[encoder_dim])?;
@@ -295,21 +321,29 @@ fn read_catalog(m: &Manifest, items: Vec<ItemMeta>, bytes: &[u8]) -> Result<Cata
 }
 
 fn f32_tensor(st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-    let view = st.tensor(name).map_err(|_| NookError::bundle(format!("items.safetensors has no tensor {name:?}")))?;
-    if view.dtype() != Dtype::F32 {
-        return Err(NookError::bundle(format!("items.safetensors: {name} is {:?}, expected F32", view.dtype())));
+    match decode_matrix(st, "items.safetensors", name, shape)? {
+        Matrix::F32(v) => Ok(v),
+        Matrix::Int8(_) => Err(NookError::bundle(format!("items.safetensors: {name} must be F32 or F16, not I8"))),
     }
-    if view.shape() != shape {
-        return Err(NookError::bundle(format!(
-            "items.safetensors: {name} has shape {:?}, expected {shape:?}",
-            view.shape()
-        )));
+}
+
+/// The encoder's weights from any supported storage (f32, f16, int8 rows), as f32 tensors.
+/// Integer tensors (the position-id buffer some exports carry) are not weights and are skipped.
+fn encoder_weights(bytes: &[u8]) -> Result<VarBuilder<'static>> {
+    const FILE: &str = "encoder/model.safetensors";
+    let st = SafeTensors::deserialize(bytes).map_err(|e| NookError::bundle(format!("{FILE}: {e}")))?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        if name.ends_with(SCALE_SUFFIX) || matches!(view.dtype(), Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL) {
+            continue;
+        }
+        let shape = view.shape().to_vec();
+        let values = decode_matrix(&st, FILE, &name, &shape)?.to_f32();
+        let tensor = Tensor::from_vec(values, shape, &Device::Cpu)
+            .map_err(|e| NookError::bundle(format!("{FILE}: {name}: {e}")))?;
+        tensors.insert(name, tensor);
     }
-    let values: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(NookError::bundle(format!("items.safetensors: {name} holds NaN or infinite values")));
-    }
-    Ok(values)
+    Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
 }
 
 #[cfg(test)]

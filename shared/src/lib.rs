@@ -10,6 +10,7 @@ pub mod encoder;
 pub mod error;
 pub mod foldin;
 pub mod linalg;
+pub mod quant;
 pub mod recommend;
 pub mod score;
 pub mod topk;

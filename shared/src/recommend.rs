@@ -15,9 +15,10 @@
 use crate::error::{NookError, Result};
 use crate::foldin::{fold_in, RowSolver};
 use crate::linalg::{axpy, dot};
-use crate::score::score_items;
+use crate::quant::Matrix;
 use crate::topk::top_k;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Display metadata of one item.
@@ -67,13 +68,13 @@ impl Scoring {
 #[derive(Clone, Debug)]
 pub struct Catalog {
     pub items: Vec<ItemMeta>,
-    /// Collaborative factors, row-major `n x cf_dim`.
-    pub cf: Vec<f32>,
+    /// Collaborative factors, `n x cf_dim` (f32 or int8 rows).
+    pub cf: Matrix,
     pub cf_dim: usize,
     /// `YᵀY + λI` of the collaborative factors (`cf_dim x cf_dim`), for fold-in.
     pub cf_gram: Vec<f32>,
-    /// Unit-length text embeddings, row-major `n x text_dim`.
-    pub text: Vec<f32>,
+    /// Unit-length text embeddings, `n x text_dim` (f32 or int8 rows).
+    pub text: Matrix,
     pub text_dim: usize,
     /// Training popularity, used when a person has given nothing to go on.
     pub popularity: Vec<f32>,
@@ -155,7 +156,7 @@ pub struct UserVector {
 }
 
 impl Catalog {
-    /// Checks shapes and builds the id index.
+    /// Checks shapes and builds the id index (f32 tables).
     pub fn new(
         items: Vec<ItemMeta>,
         cf: Vec<f32>,
@@ -165,21 +166,38 @@ impl Catalog {
         text_dim: usize,
         popularity: Vec<f32>,
     ) -> Result<Self> {
+        Self::from_matrices(items, Matrix::F32(cf), cf_dim, cf_gram, Matrix::F32(text), text_dim, popularity)
+    }
+
+    /// Checks shapes and builds the id index, for tables in any storage.
+    pub fn from_matrices(
+        items: Vec<ItemMeta>,
+        cf: Matrix,
+        cf_dim: usize,
+        cf_gram: Vec<f32>,
+        text: Matrix,
+        text_dim: usize,
+        popularity: Vec<f32>,
+    ) -> Result<Self> {
         let n = items.len();
-        let check = |what: &str, got: usize, want: usize| {
-            if got == want {
-                Ok(())
-            } else {
-                Err(NookError::bundle(format!("{what} has {got} values, expected {want}")))
-            }
-        };
         if cf_dim == 0 || text_dim == 0 {
             return Err(NookError::bundle("zero-width item vectors"));
         }
-        check("cf", cf.len(), n * cf_dim)?;
-        check("cf_gram", cf_gram.len(), cf_dim * cf_dim)?;
-        check("text", text.len(), n * text_dim)?;
-        check("popularity", popularity.len(), n)?;
+        for (what, m, dim) in [("cf", &cf, cf_dim), ("text", &text, text_dim)] {
+            if m.rows(dim) != Some(n) {
+                return Err(NookError::bundle(format!("{what} does not hold {n} rows of {dim} values")));
+            }
+        }
+        if cf_gram.len() != cf_dim * cf_dim {
+            return Err(NookError::bundle(format!(
+                "cf_gram has {} values, expected {}",
+                cf_gram.len(),
+                cf_dim * cf_dim
+            )));
+        }
+        if popularity.len() != n {
+            return Err(NookError::bundle(format!("popularity has {} values, expected {n}", popularity.len())));
+        }
         let mut index = HashMap::with_capacity(n);
         for (i, item) in items.iter().enumerate() {
             if index.insert(item.id.clone(), i as u32).is_some() {
@@ -219,12 +237,12 @@ impl Catalog {
         self.index.get(id).copied().ok_or_else(|| NookError::request(format!("unknown item id {id:?}")))
     }
 
-    fn cf_row(&self, i: u32) -> &[f32] {
-        &self.cf[i as usize * self.cf_dim..(i as usize + 1) * self.cf_dim]
+    fn cf_row(&self, i: u32) -> Cow<'_, [f32]> {
+        self.cf.row(i as usize, self.cf_dim)
     }
 
-    fn text_row(&self, i: u32) -> &[f32] {
-        &self.text[i as usize * self.text_dim..(i as usize + 1) * self.text_dim]
+    fn text_row(&self, i: u32) -> Cow<'_, [f32]> {
+        self.text.row(i as usize, self.text_dim)
     }
 
     fn check_indices(&self, what: &str, items: &[u32]) -> Result<()> {
@@ -288,11 +306,14 @@ impl Catalog {
             .map(|w| 1.0 + (s.like_confidence - 1.0) * w)
             .chain(dislikes.iter().map(|_| -s.dislike_confidence))
             .collect();
-        let solver = RowSolver::new(&self.cf, &self.cf_gram, self.cf_dim);
-        let cf = fold_in(&solver, &cols, &conf);
+        // The fold-in reads only the rated items' rows: gather them (as f32) and solve on those.
+        let rows: Vec<f32> = cols.iter().flat_map(|&i| self.cf_row(i).into_owned()).collect();
+        let local: Vec<u32> = (0..cols.len() as u32).collect();
+        let solver = RowSolver::new(&rows, &self.cf_gram, self.cf_dim);
+        let cf = fold_in(&solver, &local, &conf);
         let mut profile = vec![0f32; self.text_dim];
         for (&i, &w) in likes.iter().zip(&weights) {
-            axpy(w, self.text_row(i), &mut profile);
+            axpy(w, &self.text_row(i), &mut profile);
         }
         let norm = dot(&profile, &profile).sqrt();
         if norm > 0.0 {
@@ -305,14 +326,14 @@ impl Catalog {
     pub fn score(&self, s: &Scoring, user: &UserVector, out: &mut [f32]) {
         let mut cf_user = user.cf.clone();
         cf_user.iter_mut().for_each(|v| *v *= s.cf_weight);
-        score_items(&self.cf, self.cf_dim, &cf_user, None, out);
+        self.cf.score(self.cf_dim, &cf_user, out);
         let mut text_user = vec![0f32; self.text_dim];
         axpy(s.text_weight, &user.profile, &mut text_user);
         if let Some(q) = &user.query {
             axpy(s.query_weight, q, &mut text_user);
         }
         let mut text_scores = vec![0f32; out.len()];
-        score_items(&self.text, self.text_dim, &text_user, None, &mut text_scores);
+        self.text.score(self.text_dim, &text_user, &mut text_scores);
         out.iter_mut().zip(&text_scores).for_each(|(o, t)| *o += t);
     }
 
@@ -346,15 +367,15 @@ impl Catalog {
     fn reason(&self, s: &Scoring, user: Option<&UserVector>, likes: &[u32], item: u32) -> Reason {
         let Some(user) = user else { return Reason::Popular };
         if let Some(q) = &user.query {
-            let from_query = s.query_weight * dot(q, self.text_row(item));
-            let from_likes = s.cf_weight * dot(&user.cf, self.cf_row(item))
-                + s.text_weight * dot(&user.profile, self.text_row(item));
+            let from_query = s.query_weight * dot(q, &self.text_row(item));
+            let from_likes = s.cf_weight * dot(&user.cf, &self.cf_row(item))
+                + s.text_weight * dot(&user.profile, &self.text_row(item));
             if from_query >= from_likes || likes.is_empty() {
                 return Reason::MatchesYourSearch;
             }
         }
         let similarity =
-            |i: u32| cosine(self.text_row(i), self.text_row(item)) + cosine(self.cf_row(i), self.cf_row(item));
+            |i: u32| cosine(&self.text_row(i), &self.text_row(item)) + cosine(&self.cf_row(i), &self.cf_row(item));
         likes
             .iter()
             .copied()
