@@ -141,3 +141,43 @@ fn export_replaces_a_bundle_atomically() {
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("bundle")], "no temporary directories left");
 }
+
+#[test]
+fn int8_bundle_is_a_quarter_of_f32_and_embeds_and_ranks_alike() {
+    let Some((model, _)) = ml100k_bundle() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = ["f32", "int8"]
+        .iter()
+        .map(|q| {
+            let dir = tmp.path().join(q);
+            nook_ok(&["export", "--model", path_str(model), "--out", path_str(&dir), "--quant", q]);
+            dir
+        })
+        .collect();
+    let size = |d: &Path| -> u64 {
+        Manifest::parse(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap().files.values().map(|f| f.bytes).sum()
+    };
+    let (f32_bytes, int8_bytes) = (size(&dirs[0]), size(&dirs[1]));
+    assert!(int8_bytes * 3 < f32_bytes, "int8 {int8_bytes} bytes vs f32 {f32_bytes}");
+
+    let load = |d: &Path| {
+        let m = Manifest::parse(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap();
+        let files = m.files.keys().map(|n| (n.clone(), std::fs::read(d.join(n)).unwrap())).collect();
+        nook_core::Bundle::load(m, files).unwrap()
+    };
+    let (full, small) = (load(&dirs[0]), load(&dirs[1]));
+    for text in ["a space opera with rebels", "zombies", "romantic comedy in paris", "Toy Story (1995)"] {
+        let (a, b) = (full.embed(text).unwrap(), small.embed(text).unwrap());
+        let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!(cos >= 0.999, "{text:?}: int8 encoder cosine {cos}");
+    }
+    let req = nook_core::bundle::IdRequest {
+        likes: vec!["1".into(), "50".into(), "181".into()],
+        k: 10,
+        ..Default::default()
+    };
+    let ids = |b: &nook_core::Bundle| b.recommend(&req).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let (a, b) = (ids(&full), ids(&small));
+    let overlap = a.iter().filter(|id| b.contains(id)).count();
+    assert!(overlap >= 8, "top-10 overlap {overlap}: {a:?} vs {b:?}");
+}

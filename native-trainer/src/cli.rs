@@ -106,6 +106,9 @@ pub enum Command {
         /// How many results.
         #[arg(long, default_value_t = 10)]
         k: usize,
+        /// 0 ranks by relevance alone; up to 1 favours variety (MMR).
+        #[arg(long, default_value_t = 0.0)]
+        diversity: f32,
         /// Print JSON (`[{id, title, score, reason, ...}]`) instead of a table.
         #[arg(long)]
         json: bool,
@@ -602,9 +605,9 @@ pub fn run(cli: Cli) -> Result<()> {
             let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
             println!("wrote bundle {} ({} items, {:.1} MB)", out.display(), manifest.n_items, bytes as f64 / 1e6);
         }
-        Command::Recommend { bundle, likes, dislikes, query, k, json } => {
+        Command::Recommend { bundle, likes, dislikes, query, k, diversity, json } => {
             let bundle = export::load_bundle(&bundle)?;
-            let recs = bundle.recommend(&IdRequest { likes, dislikes, query, k })?;
+            let recs = bundle.recommend(&IdRequest { likes, dislikes, query, k, diversity })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&recs)?);
             } else {

@@ -235,6 +235,9 @@ pub struct IdRequest {
     #[serde(default)]
     pub query: Option<String>,
     pub k: usize,
+    /// 0 (default) ranks by relevance alone; up to 1 favours variety.
+    #[serde(default)]
+    pub diversity: f32,
 }
 
 /// One result as shown to a person.
@@ -273,7 +276,13 @@ impl Bundle {
             Some(q) => Some(self.embed(q)?),
             None => None,
         };
-        let request = Request { likes: to_indices(&req.likes)?, dislikes: to_indices(&req.dislikes)?, query, k: req.k };
+        let request = Request {
+            likes: to_indices(&req.likes)?,
+            dislikes: to_indices(&req.dislikes)?,
+            query,
+            k: req.k,
+            diversity: req.diversity,
+        };
         let recs = c.recommend(&self.manifest.scoring, &request)?;
         Ok(recs
             .into_iter()

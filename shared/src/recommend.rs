@@ -16,7 +16,7 @@ use crate::error::{NookError, Result};
 use crate::foldin::{fold_in, RowSolver};
 use crate::linalg::{axpy, dot};
 use crate::quant::Matrix;
-use crate::topk::top_k;
+use crate::topk::{top_k, Scored};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -145,7 +145,13 @@ pub struct Request {
     /// Unit-length embedding of the query text.
     pub query: Option<Vec<f32>>,
     pub k: usize,
+    /// 0 ranks by relevance alone; up to 1 trades relevance for variety (maximal marginal
+    /// relevance over the best candidates).
+    pub diversity: f32,
 }
+
+/// How many candidates MMR re-ranks, at least.
+const MMR_POOL: usize = 50;
 
 /// The user side of the score.
 #[derive(Clone, Debug, PartialEq)]
@@ -353,7 +359,15 @@ impl Catalog {
             scores.copy_from_slice(&self.popularity);
             None
         };
-        let top = top_k(&scores, req.k, |i| !seen[i as usize]);
+        if !(0.0..=1.0).contains(&req.diversity) {
+            return Err(NookError::request(format!("diversity must be in [0, 1], got {}", req.diversity)));
+        }
+        let top = if req.diversity > 0.0 {
+            let pool = top_k(&scores, (req.k * 3).max(MMR_POOL), |i| !seen[i as usize]);
+            self.mmr(pool, req.k, req.diversity)
+        } else {
+            top_k(&scores, req.k, |i| !seen[i as usize])
+        };
         Ok(top
             .into_iter()
             .map(|t| Recommendation {
@@ -362,6 +376,46 @@ impl Catalog {
                 reason: self.reason(s, user.as_ref(), &req.likes, t.index),
             })
             .collect())
+    }
+
+    /// Maximal marginal relevance (Carbonell & Goldstein 1998): repeatedly take the candidate with
+    /// the best `(1 − d)·relevance − d·(highest similarity to those already taken)`, relevance
+    /// rescaled to [0, 1] over the pool. Results keep their original scores.
+    fn mmr(&self, pool: Vec<Scored>, k: usize, diversity: f32) -> Vec<Scored> {
+        if pool.is_empty() {
+            return pool;
+        }
+        let (hi, lo) = (pool[0].score, pool[pool.len() - 1].score);
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        let unit = |v: Cow<'_, [f32]>| -> Vec<f32> {
+            let n = dot(&v, &v).sqrt();
+            v.iter().map(|x| if n > 0.0 { x / n } else { 0.0 }).collect()
+        };
+        let vectors: Vec<(Vec<f32>, Vec<f32>)> =
+            pool.iter().map(|c| (unit(self.cf_row(c.index)), unit(self.text_row(c.index)))).collect();
+        let mut closest = vec![f32::NEG_INFINITY; pool.len()];
+        let mut taken = vec![false; pool.len()];
+        let mut out = Vec::with_capacity(k);
+        while out.len() < k.min(pool.len()) {
+            let mut best: Option<(usize, f32)> = None;
+            for (i, c) in pool.iter().enumerate().filter(|(i, _)| !taken[*i]) {
+                let relevance = (c.score - lo) / span;
+                let penalty = if out.is_empty() { 0.0 } else { closest[i] };
+                let value = (1.0 - diversity) * relevance - diversity * penalty;
+                if best.is_none_or(|(_, b)| value > b) {
+                    best = Some((i, value));
+                }
+            }
+            let (chosen, _) = best.expect("pool has untaken candidates");
+            taken[chosen] = true;
+            out.push(pool[chosen]);
+            let (cf, text) = &vectors[chosen];
+            for (i, (cf_i, text_i)) in vectors.iter().enumerate().filter(|(i, _)| !taken[*i]) {
+                let sim = 0.5 * (dot(cf, cf_i) + dot(text, text_i));
+                closest[i] = closest[i].max(sim);
+            }
+        }
+        out
     }
 
     fn reason(&self, s: &Scoring, user: Option<&UserVector>, likes: &[u32], item: u32) -> Reason {
@@ -483,6 +537,23 @@ mod tests {
             out[3] - out[1]
         };
         assert!(margin(&s) > margin(&scoring()), "{} vs {}", margin(&s), margin(&scoring()));
+    }
+
+    #[test]
+    fn diversity_spreads_the_list_across_neighbourhoods() {
+        let c = catalog();
+        let s = scoring();
+        // Liking nothing but a query between the two groups: relevance alone may take both items
+        // of one group first; full diversity alternates groups.
+        let base = Request { query: Some(vec![0.8, 0.6]), k: 2, ..Request::default() };
+        let plain = c.recommend(&s, &base).unwrap();
+        let diverse = c.recommend(&s, &Request { diversity: 0.9, ..base.clone() }).unwrap();
+        let group = |i: u32| i / 2;
+        assert_eq!(group(plain[0].index), group(plain[1].index), "{plain:?}");
+        assert_ne!(group(diverse[0].index), group(diverse[1].index), "{diverse:?}");
+        assert_eq!(diverse[0].index, plain[0].index, "the most relevant item still leads");
+        let bad = c.recommend(&s, &Request { diversity: 1.5, ..base });
+        assert!(bad.is_err());
     }
 
     #[test]
