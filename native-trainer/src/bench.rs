@@ -91,3 +91,90 @@ pub fn finetune_step_seconds(
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
 }
+
+/// Bytes per second copying a 256 MiB buffer (median of 5): the machine's memory speed.
+pub fn copy_bandwidth() -> f64 {
+    let n = 256 << 20;
+    let src = vec![1u8; n];
+    let mut dst = vec![0u8; n];
+    let mut rates: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            dst.copy_from_slice(std::hint::black_box(&src));
+            std::hint::black_box(&dst);
+            n as f64 / start.elapsed().as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates[2]
+}
+
+/// Which scoring kernel a ranking run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// One accumulator, one element at a time: what a plain loop compiles to.
+    Scalar,
+    /// nook-core's kernels (vectorised; AVX2 on x86 where present, simd128 in wasm).
+    Simd,
+}
+
+/// One ranking measurement: top-10 over `n` synthetic items of `dim` dimensions.
+pub struct RankTiming {
+    pub median_ms: f64,
+    pub bytes_touched: usize,
+}
+
+#[inline(never)]
+fn scalar_f32(items: &[f32], dim: usize, q: &[f32], out: &mut [f32]) {
+    for (o, row) in out.iter_mut().zip(items.chunks_exact(dim)) {
+        let mut acc = 0f32;
+        for (a, b) in row.iter().zip(q) {
+            acc += a * b; // a single float chain: the compiler may not reorder it into lanes
+        }
+        *o = acc;
+    }
+}
+
+#[inline(never)]
+fn scalar_int8(items: &nook_core::quant::Int8Rows, q: &[f32], out: &mut [f32]) {
+    for (r, o) in out.iter_mut().enumerate() {
+        let mut acc = 0f32;
+        for (&a, &b) in items.row(r).iter().zip(q) {
+            acc += a as f32 * b;
+        }
+        *o = acc * items.scales[r];
+    }
+}
+
+/// Median time to score `n` random items and take the top 10, over `queries` queries.
+pub fn rank_latency(n: usize, dim: usize, int8: bool, kernel: Kernel, queries: usize) -> RankTiming {
+    let mut state = 0x1234_5678_9ABC_DEF1u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let values: Vec<f32> = (0..n * dim).map(|_| next()).collect();
+    let quantized = int8.then(|| nook_core::quant::Int8Rows::quantize(&values, dim));
+    let f32_items = if int8 { Vec::new() } else { values };
+    let mut out = vec![0f32; n];
+    let mut times: Vec<f64> = (0..queries.max(1) + 1)
+        .map(|_| {
+            let q: Vec<f32> = (0..dim).map(|_| next()).collect();
+            let start = Instant::now();
+            match (&quantized, kernel) {
+                (Some(t), Kernel::Simd) => nook_core::score::score_int8(t, &q, &mut out),
+                (Some(t), Kernel::Scalar) => scalar_int8(t, &q, &mut out),
+                (None, Kernel::Simd) => nook_core::score_items(&f32_items, dim, &q, None, &mut out),
+                (None, Kernel::Scalar) => scalar_f32(&f32_items, dim, &q, &mut out),
+            }
+            std::hint::black_box(nook_core::top_k(&out, 10, |_| true));
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .skip(1)
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let table = if int8 { n * dim + n * 4 } else { n * dim * 4 };
+    RankTiming { median_ms: times[times.len() / 2], bytes_touched: table + n * 4 }
+}

@@ -197,6 +197,16 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 3)]
         repeats: usize,
     },
+    /// Top-10 ranking latency over synthetic item tables (f32 vs int8, scalar vs SIMD), beside
+    /// the memory-bandwidth limit measured on this machine. Prints a table.
+    Rank {
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        items: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "64,128")]
+        dims: Vec<usize>,
+        #[arg(long, default_value_t = 15)]
+        queries: usize,
+    },
     /// Seconds per fine-tuning step (pairs x 2 texts, InfoNCE, backward, AdamW).
     Finetune {
         #[arg(long)]
@@ -631,6 +641,29 @@ pub fn run(cli: Cli) -> Result<()> {
                         "{}",
                         serde_json::json!({"bench": "encoder", "tokens": t, "batch": batch, "texts": texts.len(), "sentences_per_s": rate})
                     );
+                }
+            }
+            BenchWhat::Rank { items, dims, queries } => {
+                let bandwidth = bench::copy_bandwidth();
+                println!("memory copy speed: {:.2} GB/s (one 256 MiB copy_from_slice; the limit below is bytes touched / this)", bandwidth / 1e9);
+                println!("{:>9} {:>4} {:>5} {:>7} {:>11} {:>11} {:>9}", "items", "dim", "store", "kernel", "median ms", "limit ms", "of limit");
+                for &n in &items {
+                    for &d in &dims {
+                        for int8 in [false, true] {
+                            for kernel in [bench::Kernel::Scalar, bench::Kernel::Simd] {
+                                let t = bench::rank_latency(n, d, int8, kernel, queries);
+                                let limit = t.bytes_touched as f64 / bandwidth * 1e3;
+                                println!(
+                                    "{n:>9} {d:>4} {:>5} {:>7} {:>11.3} {:>11.3} {:>8.0}%",
+                                    if int8 { "int8" } else { "f32" },
+                                    if kernel == bench::Kernel::Simd { "simd" } else { "scalar" },
+                                    t.median_ms,
+                                    limit,
+                                    100.0 * limit / t.median_ms
+                                );
+                            }
+                        }
+                    }
                 }
             }
             BenchWhat::Finetune { texts, encoder, tokens, pairs, layers, repeats } => {
