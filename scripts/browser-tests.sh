@@ -60,4 +60,4 @@ NOOK_PARITY_BUNDLE_URL="${url}bundle/" NOOK_PARITY_CASES="$cases" NOOK_REQUIRE_D
 echo "== page test (Playwright)" >&2
 scripts/build-wasm.sh
 if [ ! -d tools/node_modules/playwright-core ]; then (cd tools && npm ci --no-audit --no-fund --loglevel=error); fi
-NOOK_PAGE_URL=$url node --test tests/browser/
+NOOK_PAGE_URL=$url NOOK_BIN=$nook NOOK_BUNDLE=$work/bundle NOOK_ARTIFACTS=$work node --test --test-concurrency=1 tests/browser/

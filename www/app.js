@@ -1,24 +1,45 @@
 // The page: talks to the worker, renders with textContent only (titles are data, never markup),
-// and keeps the person's likes and dislikes in this browser's localStorage.
+// and keeps the person's likes and dislikes in this browser's localStorage — nowhere else.
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 const STORE = 'nook.history.v1';
+let storageOk = true;
 const history = loadHistory();
 let nextId = 1;
 const pending = new Map();
-const titles = new Map(); // id -> item, for items seen in search or results
+let info = { items: 0, backend: 'CPU' };
+
+function emptyHistory() {
+  return { likes: [], dislikes: [], items: {} };
+}
+
+function cleanHistory(h) {
+  const ids = (v) => (Array.isArray(v) ? [...new Set(v.map(String))] : []);
+  const items = h && typeof h.items === 'object' && h.items ? h.items : {};
+  return { likes: ids(h && h.likes), dislikes: ids(h && h.dislikes), items };
+}
 
 function loadHistory() {
   try {
-    const h = JSON.parse(localStorage.getItem(STORE) || '{}');
-    return { likes: Array.isArray(h.likes) ? h.likes.map(String) : [], dislikes: Array.isArray(h.dislikes) ? h.dislikes.map(String) : [], items: h.items || {} };
+    return cleanHistory(JSON.parse(localStorage.getItem(STORE) || '{}'));
   } catch {
-    return { likes: [], dislikes: [], items: {} };
+    storageOk = false;
+    return emptyHistory();
   }
 }
 
 function saveHistory() {
-  localStorage.setItem(STORE, JSON.stringify(history));
+  try {
+    localStorage.setItem(STORE, JSON.stringify(history));
+  } catch {
+    storageOk = false;
+    showError('This browser does not let the page store data: your likes will be forgotten when you leave.');
+  }
+}
+
+function showError(message) {
+  $('error').textContent = message;
+  $('error').hidden = false;
 }
 
 function ask(type, payload) {
@@ -35,23 +56,25 @@ worker.onmessage = (event) => {
     $('progress').value = msg.total ? msg.loaded / msg.total : 0;
     $('status').textContent = `loading ${msg.file} (${(msg.loaded / 1e6).toFixed(1)} of ${(msg.total / 1e6).toFixed(1)} MB)`;
   } else if (msg.type === 'ready') {
+    info = { items: msg.items, backend: msg.backend, dataset: msg.manifest.dataset };
     $('loading').classList.add('ready');
-    $('status').textContent = `ready — ${msg.items} items from ${msg.manifest.dataset}`;
-    for (const el of ['search', 'query', 'clear-history']) $(el).disabled = false;
+    $('status').textContent = `ready — ${msg.items} items from ${msg.manifest.dataset}, ranked with ${msg.backend}`;
+    for (const el of ['search', 'query', 'diversity', 'clear-history', 'export-history', 'import-history']) $(el).disabled = false;
+    if (!storageOk) showError('This browser does not let the page store data: your likes will be forgotten when you leave.');
     renderHistory();
     refresh();
   } else if (msg.type === 'error' && !pending.has(msg.id)) {
-    $('status').textContent = `error: ${msg.message}`;
-    $('status').classList.add('error');
+    $('status').textContent = 'could not load the model';
+    showError(`The model could not be loaded: ${msg.message}`);
   } else if (pending.has(msg.id)) {
     const { resolve, reject } = pending.get(msg.id);
     pending.delete(msg.id);
     if (msg.type === 'error') reject(new Error(msg.message)); else resolve(msg);
   }
 };
+worker.onerror = (e) => showError(`The recommender stopped: ${e.message}`);
 
 function itemRow(item, extra) {
-  titles.set(item.id, { id: item.id, title: item.title, year: item.year });
   const li = document.createElement('li');
   li.dataset.id = item.id;
   const text = document.createElement('span');
@@ -63,18 +86,18 @@ function itemRow(item, extra) {
     meta.textContent = item.genres.join(', ');
     text.appendChild(meta);
   }
-  if (extra) text.appendChild(extra);
+  for (const e of extra || []) text.appendChild(e);
   li.appendChild(text);
-  li.appendChild(vote(item, 'like', 'Like', 'Like'));
-  li.appendChild(vote(item, 'dislike', 'Dislike', 'Dislike'));
+  li.appendChild(vote(item, 'like', 'Like'));
+  li.appendChild(vote(item, 'dislike', 'Dislike'));
   return li;
 }
 
-function vote(item, kind, text, label) {
+function vote(item, kind, label) {
   const b = document.createElement('button');
   b.type = 'button';
   b.className = kind;
-  b.textContent = text;
+  b.textContent = label;
   const list = kind === 'like' ? history.likes : history.dislikes;
   b.setAttribute('aria-label', `${label} ${item.title}`);
   b.setAttribute('aria-pressed', String(list.includes(item.id)));
@@ -85,7 +108,7 @@ function vote(item, kind, text, label) {
 function toggle(item, kind) {
   const [list, other] = kind === 'like' ? [history.likes, history.dislikes] : [history.dislikes, history.likes];
   const at = list.indexOf(item.id);
-  if (at >= 0) list.splice(at, 1); else list.push(item.id);
+  if (at >= 0) list.splice(at, 1); else list.push(item.id); // likes stay oldest first
   const o = other.indexOf(item.id);
   if (o >= 0) other.splice(o, 1);
   history.items[item.id] = { title: item.title, year: item.year ?? null };
@@ -99,16 +122,21 @@ function toggle(item, kind) {
 }
 
 function renderHistory() {
-  const ul = $('history');
-  ul.replaceChildren();
+  const rows = [];
   for (const [kind, ids] of [['liked', history.likes], ['disliked', history.dislikes]]) {
     for (const id of ids) {
       const li = document.createElement('li');
       const t = history.items[id];
-      li.textContent = `${kind}: ${t ? t.title : id}`;
-      ul.appendChild(li);
+      li.textContent = `${kind}: ${t && t.title ? t.title : id}`;
+      rows.push(li);
     }
   }
+  if (!rows.length) {
+    const li = document.createElement('li');
+    li.textContent = 'Nothing stored yet.';
+    rows.push(li);
+  }
+  $('history').replaceChildren(...rows);
 }
 
 let searchTimer = 0;
@@ -117,37 +145,82 @@ $('search').addEventListener('input', () => {
   searchTimer = setTimeout(async () => {
     const { results } = await ask('search', { text: $('search').value, limit: 20 });
     $('search-results').replaceChildren(...results.map((item) => itemRow(item)));
-  }, 120);
+  }, 100);
 });
 
 let queryTimer = 0;
 $('query').addEventListener('input', () => {
   clearTimeout(queryTimer);
-  queryTimer = setTimeout(refresh, 300);
+  queryTimer = setTimeout(refresh, 250);
+});
+
+$('diversity').addEventListener('input', () => {
+  $('diversity-value').textContent = Number($('diversity').value).toFixed(1);
+  refresh();
 });
 
 $('clear-history').addEventListener('click', () => {
-  history.likes.length = 0;
-  history.dislikes.length = 0;
-  history.items = {};
-  localStorage.removeItem(STORE);
+  Object.assign(history, emptyHistory());
+  try { localStorage.removeItem(STORE); } catch { /* nothing stored */ }
   renderHistory();
+  for (const b of document.querySelectorAll('button[aria-pressed="true"]')) b.setAttribute('aria-pressed', 'false');
   refresh();
+});
+
+$('export-history').addEventListener('click', () => {
+  const data = { format: 'nook-history', version: 1, likes: history.likes, dislikes: history.dislikes, items: history.items };
+  const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = 'nook-history.json';
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+});
+
+$('import-history').addEventListener('click', () => $('import-file').click());
+$('import-file').addEventListener('change', async () => {
+  const file = $('import-file').files[0];
+  if (!file) return;
+  try {
+    const data = JSON.parse(await file.text());
+    if (data.format !== 'nook-history') throw new Error('not a nook history file');
+    Object.assign(history, cleanHistory(data));
+    saveHistory();
+    renderHistory();
+    refresh();
+  } catch (err) {
+    showError(`Could not import ${file.name}: ${err.message}`);
+  }
+  $('import-file').value = '';
 });
 
 let generation = 0;
 async function refresh() {
   const mine = ++generation;
-  const request = { likes: history.likes, dislikes: history.dislikes, query: $('query').value || null, k: 10 };
+  const request = {
+    likes: history.likes,
+    dislikes: history.dislikes,
+    query: $('query').value.trim() || null,
+    k: 10,
+    diversity: Number($('diversity').value),
+  };
   try {
     const { results, ms } = await ask('recommend', { request });
     if (mine !== generation) return; // a newer request superseded this one
-    $('recs-info').textContent = `ranked on this device in ${ms.toFixed(0)} ms`;
+    $('recs-info').textContent = `ranked ${info.items} items on this device in ${ms.toFixed(0)} ms (${info.backend})`;
+    const top = results.length ? Math.max(...results.map((r) => r.score)) : 1;
+    const bottom = results.length ? Math.min(...results.map((r) => r.score)) : 0;
     $('recs').replaceChildren(...results.map((r) => {
+      const bar = document.createElement('span');
+      bar.className = 'score';
+      bar.title = `score ${r.score.toFixed(3)}`;
+      const fill = document.createElement('span');
+      fill.style.width = `${top > bottom ? 20 + 80 * (r.score - bottom) / (top - bottom) : 100}%`;
+      bar.appendChild(fill);
       const reason = document.createElement('span');
       reason.className = 'reason';
       reason.textContent = r.reason;
-      return itemRow(r, reason);
+      return itemRow(r, [bar, reason]);
     }));
   } catch (err) {
     $('recs-info').textContent = `error: ${err.message}`;

@@ -11,7 +11,7 @@ self.onmessage = async (event) => {
       await init();
       client = await NookClient.load(msg.url, (loaded, total, file) =>
         self.postMessage({ type: 'progress', loaded, total, file }));
-      self.postMessage({ type: 'ready', manifest: JSON.parse(client.manifestJson()), items: client.itemCount() });
+      self.postMessage({ type: 'ready', manifest: JSON.parse(client.manifestJson()), items: client.itemCount(), backend: 'CPU, wasm SIMD' });
     } else if (msg.type === 'search') {
       self.postMessage({ type: 'search', id: msg.id, results: JSON.parse(client.search(msg.text, msg.limit)) });
     } else if (msg.type === 'recommend') {

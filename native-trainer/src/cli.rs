@@ -646,7 +646,10 @@ pub fn run(cli: Cli) -> Result<()> {
             BenchWhat::Rank { items, dims, queries } => {
                 let bandwidth = bench::copy_bandwidth();
                 println!("memory copy speed: {:.2} GB/s (one 256 MiB copy_from_slice; the limit below is bytes touched / this)", bandwidth / 1e9);
-                println!("{:>9} {:>4} {:>5} {:>7} {:>11} {:>11} {:>9}", "items", "dim", "store", "kernel", "median ms", "limit ms", "of limit");
+                println!(
+                    "{:>9} {:>4} {:>5} {:>7} {:>11} {:>11} {:>9}",
+                    "items", "dim", "store", "kernel", "median ms", "limit ms", "of limit"
+                );
                 for &n in &items {
                     for &d in &dims {
                         for int8 in [false, true] {

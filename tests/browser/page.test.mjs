@@ -1,41 +1,225 @@
-// The page in headless Debian Chromium (playwright-core, never a downloaded browser): it loads,
-// says "ready" without console errors, and three likes give ten recommendations, none of them liked.
-// NOOK_PAGE_URL points at `nook serve` (scripts/browser-tests.sh starts it).
-import { test } from 'node:test';
+// The page end to end in headless Debian Chromium (playwright-core, never a downloaded browser),
+// against `nook serve` with a bundle trained by the test pipeline (scripts/browser-tests.sh sets
+// NOOK_PAGE_URL, NOOK_BIN and NOOK_BUNDLE).
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { launch } from './browser.mjs';
 
 const url = process.env.NOOK_PAGE_URL;
+const skip = !url && 'NOOK_PAGE_URL not set';
+const artifacts = process.env.NOOK_ARTIFACTS || 'out/browser-tests';
 
-test('three likes give ten recommendations, none liked', { skip: !url && 'NOOK_PAGE_URL not set' }, async () => {
-  const { context, page, errors, close } = await launch();
+async function ready(page, target = url) {
+  const start = Date.now();
+  await page.goto(target);
+  await page.waitForFunction(() => /^(ready|could not)/.test(document.getElementById('status').textContent), null, { timeout: 120_000 });
+  assert.match(await page.textContent('#status'), /^ready/, await page.textContent('#error'));
+  await page.waitForSelector('#recs li');
+  return Date.now() - start;
+}
+
+async function likeByTitle(page, title) {
+  await page.fill('#search', title);
+  const first = page.locator('#search-results li').first();
+  await first.waitFor();
+  await page.waitForFunction((t) => {
+    const li = document.querySelector('#search-results li');
+    return li && li.querySelector('.title').textContent.toLowerCase().startsWith(t.toLowerCase());
+  }, title);
+  const id = await first.getAttribute('data-id');
+  await first.locator('button.like').click();
+  return id;
+}
+
+const shownIds = (page) => page.$$eval('#recs li', (lis) => lis.map((li) => li.dataset.id));
+
+async function waitForRecs(page, predicate, arg) {
+  await page.waitForFunction(predicate, arg, { timeout: 30_000 });
+}
+
+test('loads, says ready, and three likes give ten recommendations, none liked', { skip }, async () => {
+  const { page, errors, close } = await launch();
   try {
-    await page.goto(url);
-    await page.waitForFunction(() => /^(ready|error)/.test(document.getElementById('status').textContent), null, { timeout: 120_000 });
-    assert.match(await page.textContent('#status'), /^ready/);
-
+    await ready(page);
     const liked = [];
-    for (const title of ['Star Wars', 'Toy Story', 'Fargo']) {
-      await page.fill('#search', title);
-      const first = page.locator('#search-results li').first();
-      await first.waitFor();
-      liked.push(await first.getAttribute('data-id'));
-      await first.locator('button.like').click();
-    }
-    await page.waitForFunction(
-      (ids) => {
-        const shown = [...document.querySelectorAll('#recs li')].map((li) => li.dataset.id);
-        return shown.length === 10 && shown.every((id) => !ids.includes(id))
-          && [...document.querySelectorAll('#recs .reason')].some((r) => r.textContent.startsWith('because you liked'));
-      },
-      liked,
-      { timeout: 30_000 },
-    );
-    const shown = await page.$$eval('#recs li', (lis) => lis.map((li) => li.dataset.id));
+    for (const title of ['Star Wars', 'Toy Story', 'Fargo']) liked.push(await likeByTitle(page, title));
+    await waitForRecs(page, (ids) => {
+      const shown = [...document.querySelectorAll('#recs li')].map((li) => li.dataset.id);
+      return shown.length === 10 && shown.every((id) => !ids.includes(id))
+        && [...document.querySelectorAll('#recs .reason')].some((r) => r.textContent.startsWith('because you liked'));
+    }, liked);
+    const shown = await shownIds(page);
     assert.equal(shown.length, 10);
     for (const id of liked) assert.ok(!shown.includes(id), `liked item ${id} was recommended`);
+    assert.match(await page.textContent('#recs-info'), /ranked \d+ items on this device in \d+ ms/);
+
+    // Dislike the top recommendation: it leaves the list.
+    const top = page.locator('#recs li').first();
+    const disliked = await top.getAttribute('data-id');
+    await top.locator('button.dislike').click();
+    await waitForRecs(page, (id) => ![...document.querySelectorAll('#recs li')].some((li) => li.dataset.id === id)
+      && document.querySelectorAll('#recs li').length === 10, disliked);
+
+    fs.mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'page.png'), fullPage: true });
     assert.deepEqual(errors, [], 'no console errors');
-    await context.storageState(); // the page is still alive
+  } finally {
+    await close();
+  }
+});
+
+test('a query changes the list and results say they match it', { skip }, async () => {
+  const { page, errors, close } = await launch();
+  try {
+    await ready(page);
+    await likeByTitle(page, 'Star Wars');
+    await waitForRecs(page, () => document.querySelectorAll('#recs .reason').length === 10
+      && [...document.querySelectorAll('#recs .reason')].every((r) => r.textContent.startsWith('because')));
+    const before = await shownIds(page);
+    await page.fill('#query', 'zombies and horror');
+    await waitForRecs(page, () => [...document.querySelectorAll('#recs .reason')].some((r) => r.textContent === 'matches your search'));
+    const after = await shownIds(page);
+    assert.notDeepEqual(after, before, 'the query changed the list');
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('history survives a reload, exports exactly the likes, imports them back, and deletes', { skip }, async () => {
+  const { page, errors, close } = await launch();
+  try {
+    await ready(page);
+    const liked = [await likeByTitle(page, 'Toy Story'), await likeByTitle(page, 'Heat')];
+    await page.reload();
+    await ready(page, page.url());
+    const kept = await page.evaluate(() => JSON.parse(localStorage.getItem('nook.history.v1')).likes);
+    assert.deepEqual(kept, liked);
+    assert.match(await page.textContent('#history'), /liked: Toy Story/);
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-history')]);
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nook-export-')), 'history.json');
+    await download.saveAs(file);
+    const exported = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.deepEqual(exported.likes, liked, 'export holds exactly the liked ids');
+    assert.deepEqual(exported.dislikes, []);
+
+    await page.click('#clear-history');
+    await waitForRecs(page, () => [...document.querySelectorAll('#recs .reason')].every((r) => r.textContent === 'popular'));
+    assert.equal(await page.evaluate(() => localStorage.getItem('nook.history.v1')), null, 'storage is empty');
+    assert.match(await page.textContent('#history'), /Nothing stored yet/);
+
+    await page.setInputFiles('#import-file', file);
+    await waitForRecs(page, () => [...document.querySelectorAll('#recs .reason')].some((r) => r.textContent.startsWith('because you liked')));
+    assert.deepEqual(await page.evaluate(() => JSON.parse(localStorage.getItem('nook.history.v1')).likes), liked);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('privacy: after loading, liking, querying and ranking make no network request', { skip }, async () => {
+  const { context, page, errors, close } = await launch();
+  const requests = [];
+  context.on('request', (r) => requests.push({ url: r.url(), body: r.postData(), after: loaded }));
+  let loaded = false;
+  try {
+    await ready(page);
+    loaded = true;
+    const query = 'quiet films about lighthouse keepers';
+    const liked = [await likeByTitle(page, 'Star Wars'), await likeByTitle(page, 'Fargo')];
+    await page.fill('#query', query);
+    await waitForRecs(page, () => [...document.querySelectorAll('#recs .reason')].some((r) => r.textContent === 'matches your search'));
+    await page.locator('#recs li button.dislike').first().click();
+    await page.fill('#diversity', '0.5');
+    await page.waitForTimeout(500);
+    // The worker's own fetches are observed (so silence afterwards means something).
+    assert.ok(requests.some((r) => r.url.endsWith('/bundle/manifest.json')), 'bundle fetches were seen');
+    const late = requests.filter((r) => r.after);
+    assert.deepEqual(late.map((r) => r.url), [], 'no request after the bundle loaded');
+    for (const r of requests) {
+      assert.equal(r.body ?? null, null, `${r.url} carried a body`);
+      assert.ok(!decodeURIComponent(r.url).includes(query) && !r.url.includes('lighthouse'), `${r.url} carries the query`);
+      for (const id of liked) assert.ok(!new RegExp(`[=/&?]${id}([&/?#]|$)`).test(new URL(r.url).pathname + new URL(r.url).search), `${r.url} names liked item ${id}`);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('keyboard only: search, like and read recommendations', { skip }, async () => {
+  const { page, errors, close } = await launch();
+  try {
+    await ready(page);
+    for (let i = 0; i < 30 && await page.evaluate(() => document.activeElement.id) !== 'search'; i++) await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'search', 'the search box is reachable with Tab');
+    await page.keyboard.type('Star Wars');
+    await page.waitForFunction(() => document.querySelector('#search-results li .title')?.textContent.startsWith('Star Wars'));
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.className), 'like', 'Tab reaches the first Like button');
+    await page.keyboard.press('Enter');
+    await waitForRecs(page, () => [...document.querySelectorAll('#recs .reason')].some((r) => r.textContent === 'because you liked Star Wars'));
+    const labels = await page.$$eval('#recs li button.like', (bs) => bs.map((b) => b.getAttribute('aria-label')));
+    assert.equal(labels.length, 10);
+    assert.ok(labels.every((l) => l.startsWith('Like ')), 'every control is labelled');
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('hostile titles render as inert text', { skip }, async () => {
+  const bin = process.env.NOOK_BIN;
+  const source = process.env.NOOK_BUNDLE;
+  assert.ok(bin && source, 'NOOK_BIN and NOOK_BUNDLE are set by scripts/browser-tests.sh');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nook-xss-'));
+  fs.cpSync(source, dir, { recursive: true });
+  const items = JSON.parse(fs.readFileSync(path.join(dir, 'items.json'), 'utf8'));
+  const payloads = ['<img src=x onerror="window.__pwned=1">', '<script>window.__pwned=2</script>', '"><svg onload=window.__pwned=3>'];
+  items.slice(0, 60).forEach((item, i) => { item.title = `${payloads[i % 3]} ${item.title}`; item.genres = ['<b>bold</b>']; });
+  const bytes = Buffer.from(JSON.stringify(items));
+  fs.writeFileSync(path.join(dir, 'items.json'), bytes);
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  manifest.files['items.json'] = { sha256: crypto.createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+
+  const server = spawn(bin, ['serve', '--bundle', dir, '--www', 'www', '--port', '0', '--log', 'warn']);
+  const base = await new Promise((resolve, reject) => {
+    server.stdout.on('data', (d) => { const m = /serving on (\S+)/.exec(String(d)); if (m) resolve(m[1]); });
+    server.on('exit', (code) => reject(new Error(`nook serve exited ${code}`)));
+  });
+  const { page, errors, close } = await launch();
+  try {
+    await ready(page, base);
+    await page.fill('#search', 'img');
+    await page.waitForSelector('#search-results li');
+    await page.locator('#search-results li button.like').first().click();
+    await page.waitForTimeout(500);
+    const titles = await page.$$eval('#search-results .title, #recs .title', (els) => els.map((e) => e.textContent));
+    assert.ok(titles.some((t) => t.includes('<img src=x')), 'the payload is shown as text');
+    assert.equal(await page.evaluate(() => window.__pwned), undefined, 'no payload ran');
+    assert.equal(await page.$$eval('#search-results img, #recs img, #search-results script, #recs svg, main b', (e) => e.length), 0, 'no element was created from a title');
+    assert.deepEqual(errors.filter((e) => !e.includes('Content Security Policy')), []);
+  } finally {
+    await close();
+    server.kill();
+  }
+});
+
+test('a second visit shows recommendations quickly', { skip }, async () => {
+  const { page, close } = await launch();
+  try {
+    await ready(page);
+    const ms = await ready(page, url);
+    console.log(`# second visit: first recommendations ${ms} ms after opening the page`);
+    fs.mkdirSync(artifacts, { recursive: true });
+    fs.writeFileSync(path.join(artifacts, 'second-visit-ms.txt'), `${ms}\n`);
   } finally {
     await close();
   }
