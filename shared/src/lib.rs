@@ -9,6 +9,8 @@ pub mod bundle;
 pub mod encoder;
 pub mod error;
 pub mod foldin;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod linalg;
 pub mod quant;
 pub mod recommend;

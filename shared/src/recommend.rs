@@ -150,6 +150,30 @@ pub struct Request {
     pub diversity: f32,
 }
 
+/// What [`Catalog::plan`] hands a ranking backend.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub user: Option<UserVector>,
+    /// Items never to return (rated already), sorted.
+    pub exclude: Vec<u32>,
+    /// How many of the best items the backend should return.
+    pub pool: usize,
+}
+
+/// The per-table query vectors of a score: `cf_weight · u_cf` and `text_weight · profile +
+/// query_weight · query`.
+pub fn query_vectors(s: &Scoring, user: &UserVector, cf_dim: usize, text_dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut cf_user = user.cf.clone();
+    cf_user.resize(cf_dim, 0.0);
+    cf_user.iter_mut().for_each(|v| *v *= s.cf_weight);
+    let mut text_user = vec![0f32; text_dim];
+    axpy(s.text_weight, &user.profile, &mut text_user);
+    if let Some(q) = &user.query {
+        axpy(s.query_weight, q, &mut text_user);
+    }
+    (cf_user, text_user)
+}
+
 /// How many candidates MMR re-ranks, at least.
 const MMR_POOL: usize = 50;
 
@@ -330,52 +354,56 @@ impl Catalog {
 
     /// Scores every item for `user` into `out`.
     pub fn score(&self, s: &Scoring, user: &UserVector, out: &mut [f32]) {
-        let mut cf_user = user.cf.clone();
-        cf_user.iter_mut().for_each(|v| *v *= s.cf_weight);
+        let (cf_user, text_user) = query_vectors(s, user, self.cf_dim, self.text_dim);
         self.cf.score(self.cf_dim, &cf_user, out);
-        let mut text_user = vec![0f32; self.text_dim];
-        axpy(s.text_weight, &user.profile, &mut text_user);
-        if let Some(q) = &user.query {
-            axpy(s.query_weight, q, &mut text_user);
-        }
         let mut text_scores = vec![0f32; out.len()];
         self.text.score(self.text_dim, &text_user, &mut text_scores);
         out.iter_mut().zip(&text_scores).for_each(|(o, t)| *o += t);
     }
 
-    /// The `k` best items the person has not already rated, with reasons.
+    /// The `k` best items the person has not already rated, with reasons (ranked on the CPU).
     pub fn recommend(&self, s: &Scoring, req: &Request) -> Result<Vec<Recommendation>> {
-        let mut seen = vec![false; self.len()];
+        let plan = self.plan(s, req)?;
+        let top = match &plan.user {
+            Some(user) => {
+                let mut scores = vec![0f32; self.len()];
+                self.score(s, user, &mut scores);
+                top_k(&scores, plan.pool, |i| plan.exclude.binary_search(&i).is_err())
+            }
+            None => top_k(&self.popularity, plan.pool, |i| plan.exclude.binary_search(&i).is_err()),
+        };
+        Ok(self.finish(s, req, &plan, top))
+    }
+
+    /// Everything a ranking backend needs for `req`: the user vector (`None` when there is nothing
+    /// to personalise on, so popularity ranks), the sorted items to skip, and how many to fetch.
+    pub fn plan(&self, s: &Scoring, req: &Request) -> Result<Plan> {
         self.check_indices("likes", &req.likes)?;
         self.check_indices("dislikes", &req.dislikes)?;
-        req.likes.iter().chain(&req.dislikes).for_each(|&i| seen[i as usize] = true);
-        let mut scores = vec![0f32; self.len()];
-        let personal = !req.likes.is_empty() || !req.dislikes.is_empty() || req.query.is_some();
-        let user = if personal {
-            let user = self.user_vector(s, &req.likes, &req.dislikes, req.query.as_deref())?;
-            self.score(s, &user, &mut scores);
-            Some(user)
-        } else {
-            scores.copy_from_slice(&self.popularity);
-            None
-        };
         if !(0.0..=1.0).contains(&req.diversity) {
             return Err(NookError::request(format!("diversity must be in [0, 1], got {}", req.diversity)));
         }
-        let top = if req.diversity > 0.0 {
-            let pool = top_k(&scores, (req.k * 3).max(MMR_POOL), |i| !seen[i as usize]);
-            self.mmr(pool, req.k, req.diversity)
-        } else {
-            top_k(&scores, req.k, |i| !seen[i as usize])
-        };
-        Ok(top
-            .into_iter()
+        let mut exclude: Vec<u32> = req.likes.iter().chain(&req.dislikes).copied().collect();
+        exclude.sort_unstable();
+        exclude.dedup();
+        let personal = !req.likes.is_empty() || !req.dislikes.is_empty() || req.query.is_some();
+        let user =
+            if personal { Some(self.user_vector(s, &req.likes, &req.dislikes, req.query.as_deref())?) } else { None };
+        let pool = if req.diversity > 0.0 { (req.k * 3).max(MMR_POOL) } else { req.k };
+        Ok(Plan { user, exclude, pool })
+    }
+
+    /// Turns the backend's best `plan.pool` items into the final list: MMR when diversity is asked
+    /// for, and a reason for each.
+    pub fn finish(&self, s: &Scoring, req: &Request, plan: &Plan, top: Vec<Scored>) -> Vec<Recommendation> {
+        let top = if req.diversity > 0.0 { self.mmr(top, req.k, req.diversity) } else { top };
+        top.into_iter()
             .map(|t| Recommendation {
                 index: t.index,
                 score: t.score,
-                reason: self.reason(s, user.as_ref(), &req.likes, t.index),
+                reason: self.reason(s, plan.user.as_ref(), &req.likes, t.index),
             })
-            .collect())
+            .collect()
     }
 
     /// Maximal marginal relevance (Carbonell & Goldstein 1998): repeatedly take the candidate with

@@ -32,13 +32,11 @@ pub fn score_int8(items: &Int8Rows, query: &[f32], out: &mut [f32]) {
     assert_eq!(query.len(), dim, "query has {} dims, items have {dim}", query.len());
     assert_eq!(items.rows(), out.len(), "one output per item");
     assert!(dim <= MAX_INT8_COLS, "int8 rows wider than {MAX_INT8_COLS} could overflow");
-    let max = query.iter().fold(0f32, |m, v| m.max(v.abs()));
-    if max == 0.0 {
+    let (q, q_scale) = quantize_query(query);
+    if q_scale == 0.0 {
         out.fill(0.0);
         return;
     }
-    let q_scale = max / 32767.0;
-    let q: Vec<i16> = query.iter().map(|v| (v / q_scale).round() as i16).collect();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
@@ -46,6 +44,17 @@ pub fn score_int8(items: &Int8Rows, query: &[f32], out: &mut [f32]) {
         return;
     }
     int8_rows(&items.q, &items.scales, &q, q_scale, out);
+}
+
+/// The query as [`score_int8`] uses it: i16 values and their scale (0 for an all-zero query).
+/// The GPU kernels take exactly these, so both paths compute the same integers.
+pub fn quantize_query(query: &[f32]) -> (Vec<i16>, f32) {
+    let max = query.iter().fold(0f32, |m, v| m.max(v.abs()));
+    if max == 0.0 || !max.is_finite() {
+        return (vec![0; query.len()], 0.0);
+    }
+    let scale = max / 32767.0;
+    (query.iter().map(|v| (v / scale).round() as i16).collect(), scale)
 }
 
 #[cfg(target_arch = "x86_64")]
