@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks for nook's build and tests, skipping what is there:
 # the wasm32 target, rustfmt/clippy, Debian's chromium + chromium-driver (browser tests),
+# mesa-vulkan-drivers (lavapipe: the GPU tests on the CPU), fonts-dejavu-core (report plots),
 # wasm-bindgen-cli at the crate's version, and the npm tools (binaryen, playwright-core).
 #   scripts/install-deps.sh [--browser]   (--browser: also the browser-test packages)
 set -euo pipefail
@@ -13,6 +14,8 @@ if [ "${1:-}" = "--browser" ]; then
   missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
+  fc-list 2>/dev/null | grep -qi "dejavu sans" || missing+=(fonts-dejavu-core)
   if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

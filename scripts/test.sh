@@ -27,9 +27,12 @@ fi
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --features nook-core/gpu -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace
+echo "== GPU ranking conformance (wgpu on Mesa's lavapipe)" >&2
+mkdir -p "${XDG_RUNTIME_DIR:=$(mktemp -d)}" && chmod 700 "$XDG_RUNTIME_DIR" && export XDG_RUNTIME_DIR
+NOOK_REQUIRE_GPU=1 cargo test -p nook-core --features gpu --test ranking_backends
 echo "== cargo clippy for wasm32 (nook-core, nook-wasm)" >&2
 cargo clippy -p nook-core -p nook-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
 echo "== browser tests" >&2

@@ -205,8 +205,9 @@ async function refresh() {
     diversity: Number($('diversity').value),
   };
   try {
-    const { results, ms } = await ask('recommend', { request });
+    const { results, ms, backend: used } = await ask('recommend', { request });
     if (mine !== generation) return; // a newer request superseded this one
+    info.backend = used;
     $('recs-info').textContent = `ranked ${info.items} items on this device in ${ms.toFixed(0)} ms (${info.backend})`;
     const top = results.length ? Math.max(...results.map((r) => r.score)) : 1;
     const bottom = results.length ? Math.min(...results.map((r) => r.score)) : 0;
@@ -227,4 +228,6 @@ async function refresh() {
   }
 }
 
-worker.postMessage({ type: 'load', url: new URL('bundle/', location.href).href });
+// ?backend=cpu|gpu|auto (default auto: a short calibration picks the faster one).
+const backend = new URLSearchParams(location.search).get('backend') || 'auto';
+worker.postMessage({ type: 'load', url: new URL('bundle/', location.href).href, backend });

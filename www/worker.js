@@ -11,13 +11,15 @@ self.onmessage = async (event) => {
       await init();
       client = await NookClient.load(msg.url, (loaded, total, file) =>
         self.postMessage({ type: 'progress', loaded, total, file }));
-      self.postMessage({ type: 'ready', manifest: JSON.parse(client.manifestJson()), items: client.itemCount(), backend: 'CPU, wasm SIMD' });
+      self.postMessage({ type: 'progress', loaded: 1, total: 1, file: 'choosing the ranking backend' });
+      const backend = await client.initBackend(msg.backend || 'auto');
+      self.postMessage({ type: 'ready', manifest: JSON.parse(client.manifestJson()), items: client.itemCount(), backend });
     } else if (msg.type === 'search') {
       self.postMessage({ type: 'search', id: msg.id, results: JSON.parse(client.search(msg.text, msg.limit)) });
     } else if (msg.type === 'recommend') {
       const start = performance.now();
-      const results = JSON.parse(client.recommend(JSON.stringify(msg.request)));
-      self.postMessage({ type: 'recommend', id: msg.id, results, ms: performance.now() - start });
+      const results = JSON.parse(await client.recommendAsync(JSON.stringify(msg.request)));
+      self.postMessage({ type: 'recommend', id: msg.id, results, ms: performance.now() - start, backend: client.backend() });
     }
   } catch (err) {
     self.postMessage({ type: 'error', id: msg.id, message: String(err && err.message ? err.message : err) });

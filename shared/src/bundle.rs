@@ -265,8 +265,15 @@ impl Bundle {
         self.encoder.embed(&[text])
     }
 
-    /// Ranks the catalogue for a request by ids: the one path shared by native and browser.
+    /// Ranks the catalogue for a request by ids on the CPU: the path shared by native and browser.
     pub fn recommend(&self, req: &IdRequest) -> Result<Vec<RecommendedItem>> {
+        let request = self.to_request(req)?;
+        let recs = self.catalog.recommend(&self.manifest.scoring, &request)?;
+        Ok(self.to_items(recs))
+    }
+
+    /// Checks a request by ids and resolves it to item indices (embedding the query).
+    pub fn to_request(&self, req: &IdRequest) -> Result<Request> {
         if req.k == 0 || req.k > MAX_K {
             return Err(NookError::request(format!("k must be between 1 and {MAX_K}, got {}", req.k)));
         }
@@ -276,16 +283,19 @@ impl Bundle {
             Some(q) => Some(self.embed(q)?),
             None => None,
         };
-        let request = Request {
+        Ok(Request {
             likes: to_indices(&req.likes)?,
             dislikes: to_indices(&req.dislikes)?,
             query,
             k: req.k,
             diversity: req.diversity,
-        };
-        let recs = c.recommend(&self.manifest.scoring, &request)?;
-        Ok(recs
-            .into_iter()
+        })
+    }
+
+    /// Ranked results as shown to a person.
+    pub fn to_items(&self, recs: Vec<crate::recommend::Recommendation>) -> Vec<RecommendedItem> {
+        let c = &self.catalog;
+        recs.into_iter()
             .map(|r| {
                 let item = &c.items[r.index as usize];
                 let (reason, reason_kind, because) = match r.reason {
@@ -307,7 +317,7 @@ impl Bundle {
                     because,
                 }
             })
-            .collect())
+            .collect()
     }
 }
 

@@ -1,12 +1,14 @@
 //! nook's browser client: a thin wasm-bindgen layer over `nook-core`. All ranking, embedding and
 //! verification happens in nook-core (the code `nook recommend` runs natively); this layer only
-//! fetches bytes and converts between JavaScript and Rust.
+//! fetches bytes, picks the ranking backend and converts between JavaScript and Rust.
 
+mod backend;
 mod fetch;
 
 use nook_core::bundle::{IdRequest, Manifest};
 use nook_core::Bundle;
 use std::collections::HashMap;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 /// The version of nook this client was built from.
@@ -23,7 +25,7 @@ fn start() {
 /// A loaded, verified bundle, ready to embed and recommend.
 #[wasm_bindgen]
 pub struct NookClient {
-    bundle: Bundle,
+    inner: Rc<backend::Inner>,
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
@@ -52,8 +54,7 @@ impl NookClient {
             done += bytes.len() as u64;
             files.insert(name.clone(), bytes);
         }
-        let bundle = Bundle::load(manifest, files).map_err(js_err)?;
-        Ok(NookClient { bundle })
+        Ok(Self::from_bundle(Bundle::load(manifest, files).map_err(js_err)?))
     }
 
     /// Builds from bytes already in hand: the manifest and an object mapping file name → Uint8Array.
@@ -68,37 +69,69 @@ impl NookClient {
             }
             map.insert(name.clone(), js_sys::Uint8Array::new(&value).to_vec());
         }
-        Ok(NookClient { bundle: Bundle::load(manifest, map).map_err(js_err)? })
+        Ok(Self::from_bundle(Bundle::load(manifest, map).map_err(js_err)?))
+    }
+
+    fn from_bundle(bundle: Bundle) -> Self {
+        Self { inner: Rc::new(backend::Inner::new(bundle)) }
     }
 
     /// The manifest as JSON (dataset, dims, metrics, ...).
     #[wasm_bindgen(js_name = manifestJson)]
     pub fn manifest_json(&self) -> Result<String, JsError> {
-        serde_json::to_string(&self.bundle.manifest).map_err(js_err)
+        serde_json::to_string(&self.inner.bundle.manifest).map_err(js_err)
     }
 
     /// Number of items in the catalogue.
     #[wasm_bindgen(js_name = itemCount)]
     pub fn item_count(&self) -> usize {
-        self.bundle.catalog.len()
+        self.inner.bundle.catalog.len()
     }
 
     /// Unit-length embedding of `text`, computed on this device.
     pub fn embed(&self, text: &str) -> Result<Vec<f32>, JsError> {
-        self.bundle.embed(text).map_err(js_err)
+        self.inner.bundle.embed(text).map_err(js_err)
     }
 
-    /// `request_json`: `{"likes": [id], "dislikes": [id], "query": "text", "k": 10}`.
-    /// Returns JSON `[{id, title, year, genres, score, reason, reason_kind, because}]`.
+    /// Ranks on the CPU (wasm SIMD). `request_json`: `{"likes": [id], "dislikes": [id],
+    /// "query": "text", "k": 10, "diversity": 0}`. Returns JSON
+    /// `[{id, title, year, genres, score, reason, reason_kind, because}]`.
     pub fn recommend(&self, request_json: &str) -> Result<String, JsError> {
         let req: IdRequest = serde_json::from_str(request_json).map_err(|e| js_err(format!("request: {e}")))?;
-        let recs = self.bundle.recommend(&req).map_err(js_err)?;
+        let recs = self.inner.bundle.recommend(&req).map_err(js_err)?;
         serde_json::to_string(&recs).map_err(js_err)
+    }
+
+    /// Like [`NookClient::recommend`] on the chosen backend (a Promise of the JSON string). A
+    /// failing GPU (lost device) answers this request on the CPU and is not used again.
+    #[wasm_bindgen(js_name = recommendAsync)]
+    pub fn recommend_async(&self, request_json: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let req: IdRequest =
+                serde_json::from_str(&request_json).map_err(|e| JsValue::from(js_err(format!("request: {e}"))))?;
+            let recs = inner.recommend(&req).await.map_err(|e| JsValue::from(js_err(e)))?;
+            Ok(serde_json::to_string(&recs).map_err(|e| JsValue::from(js_err(e)))?.into())
+        })
+    }
+
+    /// Chooses the ranking backend: `"cpu"`, `"gpu"` (WebGPU; falls back to the CPU when
+    /// unavailable) or `"auto"` (times both on a few requests and keeps the faster). Resolves to
+    /// the backend's description.
+    #[wasm_bindgen(js_name = initBackend)]
+    pub fn init_backend(&self, prefer: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move { Ok(inner.choose(&prefer).await.into()) })
+    }
+
+    /// The backend in use: "CPU, wasm SIMD" or "WebGPU (<adapter>)".
+    pub fn backend(&self) -> String {
+        self.inner.describe()
     }
 
     /// Items whose title matches `text`, best first, as JSON `[{id, title, year, genres}]`.
     pub fn search(&self, text: &str, limit: usize) -> Result<String, JsError> {
-        let c = &self.bundle.catalog;
+        let c = &self.inner.bundle.catalog;
         let hits: Vec<_> = c.search_titles(text, limit).into_iter().map(|i| &c.items[i as usize]).collect();
         serde_json::to_string(&hits).map_err(js_err)
     }

@@ -47,3 +47,40 @@ async fn browser_ranks_exactly_like_native() {
         }
     }
 }
+
+/// WebGPU (SwiftShader in headless Chromium) ranks like the CPU: same ids, scores within 1e-4.
+#[wasm_bindgen_test]
+async fn webgpu_ranks_like_the_cpu() {
+    let (Some(url), Some(cases)) = (option_env!("NOOK_PARITY_BUNDLE_URL"), option_env!("NOOK_PARITY_CASES")) else {
+        assert!(option_env!("NOOK_REQUIRE_DATA").is_none(), "parity inputs missing: run scripts/browser-tests.sh");
+        return;
+    };
+    let cases: Vec<Case> = serde_json::from_str(cases).expect("NOOK_PARITY_CASES is JSON");
+    let client = match NookClient::load(url.to_string(), None).await {
+        Ok(c) => c,
+        Err(e) => panic!("loading {url}: {:?}", wasm_bindgen::JsValue::from(e)),
+    };
+    let backend = wasm_bindgen_futures::JsFuture::from(client.init_backend("gpu".into())).await.unwrap();
+    let backend = backend.as_string().unwrap();
+    assert!(backend.starts_with("WebGPU"), "no WebGPU adapter in this browser: {backend}");
+    for case in &cases {
+        let request = case.request.to_string();
+        let cpu: Vec<RecommendedItem> =
+            serde_json::from_str(&client.recommend(&request).map_err(wasm_bindgen::JsValue::from).unwrap()).unwrap();
+        let gpu =
+            wasm_bindgen_futures::JsFuture::from(client.recommend_async(request.clone())).await.expect("GPU recommend");
+        let gpu: Vec<RecommendedItem> = serde_json::from_str(&gpu.as_string().unwrap()).unwrap();
+        assert_eq!(client.backend(), backend, "the GPU stayed in use (no fallback) for {request}");
+        let ids = |v: &[RecommendedItem]| v.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&gpu), ids(&cpu), "WebGPU and CPU ids differ for {request}");
+        for (g, c) in gpu.iter().zip(&cpu) {
+            assert!(
+                (g.score - c.score).abs() <= 1e-4,
+                "{request}: {} scores {} on WebGPU, {} on the CPU",
+                g.id,
+                g.score,
+                c.score
+            );
+        }
+    }
+}

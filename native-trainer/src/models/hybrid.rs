@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 /// Text weights tried on the validation split.
 const TEXT_WEIGHTS: [f32; 11] = [0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0];
+/// How far below the best validation NDCG@10 a smaller text dimension may be and still be chosen.
+const PARSIMONY: f64 = 0.015;
 /// Recency half-lives tried (in likes; 0 = every like weighs the same).
 const HALF_LIVES: [f32; 4] = [0.0, 10.0, 25.0, 60.0];
 /// Ridge penalties tried for the text → cf map.
@@ -145,7 +147,28 @@ impl Hybrid {
                 }
             }
         }
-        let (ndcg, chosen, catalog) = best.expect("at least one setting was tried");
+        let (best_ndcg, best_scoring, best_catalog) = best.expect("at least one setting was tried");
+        // Parsimony: the bundle ships these vectors to every browser, so take the fewest text
+        // dimensions whose validation NDCG@10 is within PARSIMONY of the best.
+        let (ndcg, chosen, catalog) = match validation
+            .iter()
+            .filter(|p| p.ndcg10 >= best_ndcg * (1.0 - PARSIMONY) && p.text_dims < best_catalog.text_dim)
+            .min_by(|a, b| a.text_dims.cmp(&b.text_dims).then(b.ndcg10.total_cmp(&a.ndcg10)))
+        {
+            Some(p) => {
+                let reduction = spec.reductions.iter().flatten().find(|&&k| k == p.text_dims).copied();
+                let projection = pca::fit(text, text_dim, reduction.expect("reduced dims come from the grid"));
+                let reduced = projection.apply_rows(text);
+                let catalog =
+                    build_catalog(split, als, als_cfg, &reduced, projection.out_dim, items.clone(), Some(projection))?;
+                (
+                    p.ndcg10,
+                    Scoring { text_weight: p.text_weight, recency_half_life: p.recency_half_life, ..base },
+                    catalog,
+                )
+            }
+            None => (best_ndcg, best_scoring, best_catalog),
+        };
         tracing::info!(
             "{}: {} text dims, text weight {}, recency half-life {} (validation ndcg@10 {ndcg:.4})",
             spec.name,

@@ -134,6 +134,9 @@ impl GpuRanker {
             })
             .await
             .map_err(|e| GpuError::Device(e.to_string()))?;
+        // Validation errors arrive asynchronously on the web: catch them rather than rank with
+        // an invalid pipeline.
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("rank.wgsl"),
             source: wgpu::ShaderSource::Wgsl(SHADER.into()),
@@ -254,6 +257,9 @@ impl GpuRanker {
             shards.push(Shard { first_item: first, n_items: count, bind_group, params, excluded, candidates, groups });
             first += count;
         }
+        if let Some(e) = scope.pop().await {
+            return Err(GpuError::Device(e.to_string()));
+        }
         Ok(Self {
             device,
             queue,
@@ -299,6 +305,7 @@ impl GpuRanker {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("rank") });
         let mut offset = 0u64;
         for shard in &self.shards {
@@ -338,13 +345,16 @@ impl GpuRanker {
             offset += bytes;
         }
         self.queue.submit(Some(encoder.finish()));
+        if let Some(e) = scope.pop().await {
+            return Err(GpuError::Failed(e.to_string()));
+        }
         let words = self.read(&readback).await?;
         // Merge: every shard's best k are among the candidates; nook-core picks the final order.
         let mut scores = Vec::with_capacity(total);
         let mut indices = Vec::with_capacity(total);
         for pair in words.chunks_exact(2) {
             let (score, index) = (f32::from_bits(pair[0]), pair[1]);
-            if index != u32::MAX && (index as usize) < self.n_items && score > f32::MIN {
+            if index != u32::MAX && (index as usize) < self.n_items && score > -3.4e38 {
                 scores.push(score);
                 indices.push(index);
             }

@@ -27,7 +27,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(7) var<storage, read_write> candidates: array<vec2<u32>>; // (score bits, global index)
 
-const NEG_INF: f32 = -3.4028235e38;
+const NEG_INF: f32 = -3.4e38; // excluded items (real scores are never this low)
 
 fn is_excluded(i: u32) -> bool {
     return (excluded[i >> 5u] & (1u << (i & 31u))) != 0u;
