@@ -228,6 +228,11 @@ async function refresh() {
   }
 }
 
+// The app shell is kept by a service worker so a second visit works offline.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('sw.js').catch((err) => console.warn(`nook: no offline copy of the page (${err.message})`));
+}
+
 // ?backend=cpu|gpu|auto (default auto: a short calibration picks the faster one).
 const backend = new URLSearchParams(location.search).get('backend') || 'auto';
 worker.postMessage({ type: 'load', url: new URL('bundle/', location.href).href, backend });

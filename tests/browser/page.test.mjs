@@ -224,3 +224,36 @@ test('a second visit shows recommendations quickly', { skip }, async () => {
     await close();
   }
 });
+
+test('second visit works offline from the caches, and a corrupted cache entry is replaced', { skip }, async () => {
+  const { context, page, errors, close } = await launch();
+  try {
+    await ready(page);
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready, null, { timeout: 10_000 });
+    await page.reload();
+    await ready(page, page.url()); // controlled by the service worker now
+    const keys = await page.evaluate(async () => (await (await caches.open('nook-bundle-v1')).keys()).map((r) => r.url));
+    assert.ok(keys.some((k) => k.includes('/bundle/items.json?sha256=')), `bundle files are cached: ${keys}`);
+
+    await context.setOffline(true);
+    await page.reload();
+    await ready(page, page.url());
+    await likeByTitle(page, 'Star Wars');
+    await waitForRecs(page, () => [...document.querySelectorAll('#recs .reason')].some((r) => r.textContent === 'because you liked Star Wars'));
+    await context.setOffline(false);
+
+    // Corrupt the cached items.json: the next load notices, drops it and fetches it again.
+    const key = keys.find((k) => k.includes('/bundle/items.json?sha256='));
+    await page.evaluate(async (k) => (await caches.open('nook-bundle-v1')).put(k, new Response('[{"id":"evil","title":"tampered"}]')), key);
+    const warnings = [];
+    page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+    await page.reload();
+    await ready(page, page.url());
+    assert.ok(warnings.some((w) => w.includes('cached items.json failed verification')), `warnings: ${warnings}`);
+    const repaired = await page.evaluate(async (k) => (await (await caches.open('nook-bundle-v1')).match(k)).text(), key);
+    assert.ok(!repaired.includes('tampered') && repaired.length > 1000, 'the cache holds the genuine file again');
+    assert.deepEqual(errors.filter((e) => !e.includes('ERR_INTERNET_DISCONNECTED') && !e.includes('Failed to load resource')), []);
+  } finally {
+    await close();
+  }
+});

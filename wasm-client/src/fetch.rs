@@ -1,22 +1,84 @@
-//! Fetching bytes with progress, from a window or a worker.
+//! Fetching bytes with progress, from a window or a worker, through the Cache API.
+//!
+//! Bundle files are content-addressed by the manifest's SHA-256, so they are kept in the Cache API
+//! under `URL?sha256=…` after the first download and read back on later visits, offline too. The
+//! caller verifies every byte against the manifest; a cached copy that fails is dropped and fetched
+//! again ([`Store::forget`]). The manifest itself is always asked of the network first (so a new
+//! bundle is noticed) and read from the cache only when the network fails.
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-/// GETs `url` and returns its body; `on_bytes(total_so_far)` is called after each chunk.
-pub async fn fetch_bytes(url: &str, on_bytes: &mut dyn FnMut(u64)) -> Result<Vec<u8>, JsError> {
+/// Name of the Cache API store holding bundle files.
+pub const CACHE_NAME: &str = "nook-bundle-v1";
+
+fn global_fetch(url: &str) -> Result<js_sys::Promise, JsError> {
     let global = js_sys::global();
-    let promise = if let Some(worker) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
-        worker.fetch_with_str(url)
+    if let Some(worker) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        Ok(worker.fetch_with_str(url))
     } else if let Some(window) = global.dyn_ref::<web_sys::Window>() {
-        window.fetch_with_str(url)
+        Ok(window.fetch_with_str(url))
     } else {
-        return Err(JsError::new("no fetch in this JavaScript environment"));
-    };
-    let response: web_sys::Response = JsFuture::from(promise)
+        Err(JsError::new("no fetch in this JavaScript environment"))
+    }
+}
+
+fn caches() -> Option<web_sys::CacheStorage> {
+    let global = js_sys::global();
+    if let Some(worker) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        worker.caches().ok()
+    } else {
+        global.dyn_ref::<web_sys::Window>().and_then(|w| w.caches().ok())
+    }
+}
+
+/// The bundle's Cache API store; every operation degrades to "not cached" where the browser has
+/// no Cache API (e.g. an insecure origin) or refuses it.
+pub struct Store {
+    cache: Option<web_sys::Cache>,
+}
+
+impl Store {
+    pub async fn open() -> Self {
+        let cache = match caches() {
+            Some(c) => JsFuture::from(c.open(CACHE_NAME)).await.ok().and_then(|c| c.dyn_into::<web_sys::Cache>().ok()),
+            None => None,
+        };
+        Self { cache }
+    }
+
+    /// The cached body of `key`, if any.
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let cache = self.cache.as_ref()?;
+        let hit = JsFuture::from(cache.match_with_str(key)).await.ok()?;
+        let response: web_sys::Response = hit.dyn_into().ok()?;
+        let buffer = JsFuture::from(response.array_buffer().ok()?).await.ok()?;
+        Some(js_sys::Uint8Array::new(&buffer).to_vec())
+    }
+
+    /// Stores `bytes` under `key` (best effort).
+    pub async fn put(&self, key: &str, bytes: &[u8]) {
+        let Some(cache) = &self.cache else { return };
+        let body = js_sys::Uint8Array::from(bytes);
+        if let Ok(response) = web_sys::Response::new_with_opt_buffer_source(Some(&body)) {
+            let _ = JsFuture::from(cache.put_with_str(key, &response)).await;
+        }
+    }
+
+    /// Drops a cached entry that failed verification.
+    pub async fn forget(&self, key: &str) {
+        if let Some(cache) = &self.cache {
+            let _ = JsFuture::from(cache.delete_with_str(key)).await;
+        }
+    }
+}
+
+/// GETs `url` from the network and returns its body; `on_bytes(total_so_far)` after each chunk.
+pub async fn fetch_bytes(url: &str, on_bytes: &mut dyn FnMut(u64)) -> Result<Vec<u8>, JsError> {
+    let response: web_sys::Response = JsFuture::from(global_fetch(url)?)
         .await
-        .map_err(|e| JsError::new(&format!("fetching {url}: {e:?}")))?
+        .map_err(|e| JsError::new(&format!("fetching {url}: {}", describe(&e))))?
         .dyn_into()
         .map_err(|_| JsError::new("fetch did not return a Response"))?;
     if !response.ok() {
@@ -27,7 +89,9 @@ pub async fn fetch_bytes(url: &str, on_bytes: &mut dyn FnMut(u64)) -> Result<Vec
         body.get_reader().dyn_into().map_err(|_| JsError::new("body reader has an unexpected type"))?;
     let mut bytes = Vec::new();
     loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(|e| JsError::new(&format!("reading {url}: {e:?}")))?;
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| JsError::new(&format!("reading {url}: {}", describe(&e))))?;
         let done = js_sys::Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true);
         if done {
             break;
@@ -37,4 +101,8 @@ pub async fn fetch_bytes(url: &str, on_bytes: &mut dyn FnMut(u64)) -> Result<Vec
         on_bytes(bytes.len() as u64);
     }
     Ok(bytes)
+}
+
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{e:?}"))
 }

@@ -10,6 +10,7 @@ use nook_core::Bundle;
 use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 /// The version of nook this client was built from.
 #[wasm_bindgen]
@@ -28,6 +29,15 @@ pub struct NookClient {
     inner: Rc<backend::Inner>,
 }
 
+fn web_sys_warn(message: &str) {
+    let console = js_sys::Reflect::get(&js_sys::global(), &"console".into()).ok();
+    if let Some(warn) = console.as_ref().and_then(|c| js_sys::Reflect::get(c, &"warn".into()).ok()) {
+        if let Some(f) = warn.dyn_ref::<js_sys::Function>() {
+            let _ = f.call1(console.as_ref().unwrap_or(&JsValue::NULL), &message.into());
+        }
+    }
+}
+
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
@@ -35,22 +45,54 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
 #[wasm_bindgen]
 impl NookClient {
     /// Fetches the bundle under `base_url` (which ends in `/`), verifying every file against the
-    /// manifest's SHA-256. `on_progress(loaded_bytes, total_bytes, file)` is called as bytes arrive.
+    /// manifest's SHA-256. Files come from the Cache API when a verified copy is there (so a second
+    /// visit works offline); a cached copy that fails verification is dropped and fetched again.
+    /// `on_progress(loaded_bytes, total_bytes, file)` is called as bytes arrive.
     pub async fn load(base_url: String, on_progress: Option<js_sys::Function>) -> Result<NookClient, JsError> {
-        let manifest_bytes = fetch::fetch_bytes(&format!("{base_url}manifest.json"), &mut |_| {}).await?;
+        let store = fetch::Store::open().await;
+        let manifest_url = format!("{base_url}manifest.json");
+        let manifest_bytes = match fetch::fetch_bytes(&manifest_url, &mut |_| {}).await {
+            Ok(bytes) => {
+                store.put(&manifest_url, &bytes).await;
+                bytes
+            }
+            // Offline (or the server is gone): the last manifest seen, if any.
+            Err(network) => store.get(&manifest_url).await.ok_or(network)?,
+        };
         let manifest = Manifest::parse(&manifest_bytes).map_err(js_err)?;
         let total: u64 = manifest.files.values().map(|f| f.bytes).sum();
         let mut files = HashMap::new();
         let mut done = 0u64;
-        for name in manifest.files.keys() {
+        for (name, entry) in &manifest.files {
             let report = |loaded: u64| {
                 if let Some(f) = &on_progress {
                     let _ =
                         f.call3(&JsValue::NULL, &((done + loaded) as f64).into(), &(total as f64).into(), &name.into());
                 }
             };
-            let bytes = fetch::fetch_bytes(&format!("{base_url}{name}"), &mut |n| report(n)).await?;
-            nook_core::bundle::verify_file(&manifest, name, &bytes).map_err(js_err)?;
+            let url = format!("{base_url}{name}");
+            let key = format!("{url}?sha256={}", entry.sha256);
+            let cached = match store.get(&key).await {
+                Some(bytes) if nook_core::bundle::verify_file(&manifest, name, &bytes).is_ok() => Some(bytes),
+                Some(_) => {
+                    web_sys_warn(&format!("nook: cached {name} failed verification; fetching it again"));
+                    store.forget(&key).await;
+                    None
+                }
+                None => None,
+            };
+            let bytes = match cached {
+                Some(bytes) => {
+                    report(bytes.len() as u64);
+                    bytes
+                }
+                None => {
+                    let bytes = fetch::fetch_bytes(&url, &mut |n| report(n)).await?;
+                    nook_core::bundle::verify_file(&manifest, name, &bytes).map_err(js_err)?;
+                    store.put(&key, &bytes).await;
+                    bytes
+                }
+            };
             done += bytes.len() as u64;
             files.insert(name.clone(), bytes);
         }
