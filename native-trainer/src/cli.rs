@@ -318,6 +318,9 @@ pub struct ModelArgs {
     /// InfoNCE temperature.
     #[arg(long, default_value_t = FinetuneConfig::default().temperature)]
     pub ft_temperature: f64,
+    /// Save a fine-tuning checkpoint every N steps (see --resume).
+    #[arg(long, default_value_t = FinetuneConfig::default().checkpoint_every)]
+    pub ft_checkpoint_every: usize,
 }
 
 #[derive(Args, Clone)]
@@ -441,6 +444,7 @@ impl ModelArgs {
                 max_tokens: self.ft_max_tokens,
                 window: self.ft_window,
                 temperature: self.ft_temperature,
+                checkpoint_every: self.ft_checkpoint_every,
                 seed,
                 ..FinetuneConfig::default()
             },

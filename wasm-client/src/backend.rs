@@ -1,5 +1,6 @@
 //! Choosing between the CPU (wasm SIMD) and WebGPU ranking backends, and falling back.
 
+use crate::now_ms;
 use nook_core::bundle::{IdRequest, RecommendedItem};
 use nook_core::gpu::GpuRanker;
 use nook_core::{Bundle, NookError};
@@ -22,10 +23,6 @@ pub struct Inner {
 
 /// Requests timed per backend when choosing automatically.
 const CALIBRATION_RUNS: usize = 5;
-
-fn now_ms() -> f64 {
-    js_sys::Date::now()
-}
 
 impl Inner {
     pub fn new(bundle: Bundle) -> Self {

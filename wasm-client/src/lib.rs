@@ -3,6 +3,7 @@
 //! fetches bytes, picks the ranking backend and converts between JavaScript and Rust.
 
 mod backend;
+pub mod bench;
 mod fetch;
 
 use nook_core::bundle::{IdRequest, Manifest};
@@ -27,6 +28,16 @@ fn start() {
 #[wasm_bindgen]
 pub struct NookClient {
     inner: Rc<backend::Inner>,
+}
+
+/// `performance.now()` in a window or a worker (sub-millisecond), else `Date.now()`.
+pub(crate) fn now_ms() -> f64 {
+    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok();
+    let now = performance.as_ref().and_then(|p| js_sys::Reflect::get(p, &"now".into()).ok());
+    match (performance, now.and_then(|n| n.dyn_into::<js_sys::Function>().ok())) {
+        (Some(p), Some(f)) => f.call0(&p).ok().and_then(|v| v.as_f64()).unwrap_or_else(js_sys::Date::now),
+        _ => js_sys::Date::now(),
+    }
 }
 
 fn web_sys_warn(message: &str) {

@@ -47,6 +47,8 @@ pub struct FinetuneConfig {
     pub train_layers: usize,
     /// A pair is an item and one of the next `window` items the same person consumed.
     pub window: usize,
+    /// Not part of the settings a checkpoint must match.
+    #[serde(skip, default = "default_checkpoint_every")]
     pub checkpoint_every: usize,
     pub seed: u64,
     /// Stop, as if interrupted, after this many steps of this run (the checkpoint stays). Not part
@@ -73,6 +75,10 @@ impl Default for FinetuneConfig {
             stop_after: None,
         }
     }
+}
+
+fn default_checkpoint_every() -> usize {
+    25
 }
 
 /// A fine-tuned encoder: every weight (trained and frozen) by its Hugging Face name.

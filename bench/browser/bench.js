@@ -1,0 +1,58 @@
+// Browser benchmark page (driven by bench/browser_bench.mjs): query embedding with nook's wasm
+// encoder; top-10 over synthetic tables with nook WebGPU, nook wasm SIMD and a plain JavaScript
+// loop over a Float32Array. Results land in window.results.
+import init, { NookClient, RankBench } from '../pkg/nook_wasm.js';
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+
+function jsTop10(table, n, dim, query) {
+  const scores = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let acc = 0;
+    const base = i * dim;
+    for (let j = 0; j < dim; j++) acc += table[base + j] * query[j];
+    scores[i] = acc;
+  }
+  const best = [];
+  for (let i = 0; i < n; i++) {
+    if (best.length < 10 || scores[i] > best[best.length - 1][0]) {
+      best.push([scores[i], i]);
+      best.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+      if (best.length > 10) best.pop();
+    }
+  }
+  return best;
+}
+
+async function run() {
+  const results = { embed: {}, rank: [] };
+  const t0 = performance.now();
+  await init();
+  const client = await NookClient.load(new URL('../bundle/', location.href).href, null);
+  results.loadMs = performance.now() - t0;
+  const short = 'a quiet film about lighthouse keepers'; // ≤ 16 tokens
+  const long = 'a long, slow and beautifully shot drama about two lighthouse keepers on a remote island who slowly lose their grip on reality as a storm cuts them off from the mainland for weeks';
+  for (const [name, text] of [['short', short], ['long', long]]) {
+    client.embed(text);
+    const times = [];
+    for (let i = 0; i < 50; i++) { const t = performance.now(); client.embed(text); times.push(performance.now() - t); }
+    results.embed[name] = median(times);
+  }
+  for (const n of [10000, 100000]) {
+    const dim = 64;
+    const bench = new RankBench(n, dim);
+    const table = bench.table();
+    const queries = [];
+    for (let q = 0; q < 9; q++) queries.push(Float32Array.from({ length: dim }, (_, j) => Math.sin(q * 7 + j)));
+    jsTop10(table, n, dim, queries[0]);
+    const js = median(queries.map((q) => { const t = performance.now(); jsTop10(table, n, dim, q); return performance.now() - t; }));
+    const wasm = bench.cpuMs(9);
+    let gpu = null, adapter = null;
+    try { adapter = await bench.initGpu(); await bench.gpuMs(2); gpu = await bench.gpuMs(9); } catch (e) { adapter = `unavailable: ${e}`; }
+    results.rank.push({ n, dim, jsMs: js, wasmMs: wasm, gpuMs: gpu, adapter });
+  }
+  window.results = results;
+  document.getElementById('out').textContent = JSON.stringify(results, null, 2);
+}
+
+run().catch((e) => { window.results = { error: String(e) }; });
