@@ -1,5 +1,8 @@
 //! Helpers for nook's end-to-end tests: the `nook` binary, real data, and running commands.
 
+#[path = "fuzz_targets.rs"]
+pub mod fuzz_targets;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

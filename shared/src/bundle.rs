@@ -321,7 +321,8 @@ impl Bundle {
     }
 }
 
-fn read_catalog(m: &Manifest, items: Vec<ItemMeta>, bytes: &[u8]) -> Result<Catalog> {
+/// Reads `items.safetensors` for `m` (shapes, dtypes and values checked).
+pub fn read_catalog(m: &Manifest, items: Vec<ItemMeta>, bytes: &[u8]) -> Result<Catalog> {
     const FILE: &str = "items.safetensors";
     let st = SafeTensors::deserialize(bytes).map_err(|e| NookError::bundle(format!("{FILE}: {e}")))?;
     let n = m.n_items;
