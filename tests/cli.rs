@@ -7,7 +7,7 @@ use serde_json::Value;
 #[test]
 fn help_explains_each_command() {
     let top = nook_ok(&["--help"]);
-    for cmd in ["split", "train", "eval"] {
+    for cmd in ["split", "train", "eval", "import-factors", "export-factors"] {
         assert!(top.contains(cmd), "top-level help lists `{cmd}`");
     }
     let train = nook_ok(&["train", "--help"]);

@@ -30,7 +30,10 @@ fn bundle_load_corpus() {
 
 #[test]
 fn tokenize_corpus() {
-    assert!(fuzz_targets::tokenizer_loaded(), "assets/models/all-MiniLM-L6-v2/tokenizer.json missing: run scripts/setup-assets");
+    assert!(
+        fuzz_targets::tokenizer_loaded(),
+        "assets/models/all-MiniLM-L6-v2/tokenizer.json missing: run scripts/setup-assets"
+    );
     replay("tokenize", fuzz_targets::tokenize);
 }
 

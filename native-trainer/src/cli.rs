@@ -13,7 +13,7 @@ use nook_trainer::models::{AlsConfig, BprConfig, Scorer};
 use nook_trainer::pipeline::{evaluate_all, ModelConfig, ModelKind, ModelSet, TrainInputs};
 use nook_trainer::split::{Protocol, Split, SplitConfig};
 use nook_trainer::textvec::{EncoderSource, DEFAULT_ENCODER};
-use nook_trainer::{atomic, bench, export, external, report, serve, splitio, store};
+use nook_trainer::{atomic, bench, export, external, report, serve, spark, splitio, store};
 use std::path::PathBuf;
 
 /// Where `scripts/setup-assets.sh` puts MovieLens 100k; the default `--data`.
@@ -73,6 +73,40 @@ pub enum Command {
         /// Skip the evaluation (whose metrics the exported bundle carries).
         #[arg(long)]
         no_eval: bool,
+        /// Use ALS factors fitted elsewhere instead of fitting ALS here: a saved Spark MLlib ALS
+        /// model (DIR/userFactors, DIR/itemFactors as Parquet) or `nook export-factors` output.
+        /// Fit them on the training part (`nook split`) for an honest evaluation. The text models
+        /// fuse with them; `--regularization` is the λ the browser folds users in with.
+        #[arg(long, value_name = "DIR")]
+        als_from: Option<PathBuf>,
+    },
+    /// Import collaborative factors fitted elsewhere (Spark MLlib ALS, saved as Parquet) as a
+    /// model directory holding `als`, for `nook eval --model` (see also `nook train --als-from`).
+    ImportFactors {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        split: SplitArgs,
+        /// The saved Spark ALS model: DIR/userFactors/ and DIR/itemFactors/ with Parquet part files
+        /// (columns `id`: int or string, `features`: array<float>).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Model directory to write (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a model's factors in Spark MLlib's ALS layout (userFactors/, itemFactors/ as Parquet),
+    /// e.g. to warm-start or compare with a cluster job.
+    ExportFactors {
+        /// Model directory written by `nook train` or `nook import-factors`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Which factors: als or bpr.
+        #[arg(long, default_value = "als")]
+        factors: String,
+        /// Output directory (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write a browser bundle from a trained model directory (atomically).
     Export {
@@ -160,7 +194,8 @@ pub enum Command {
         #[arg(long)]
         model: Option<PathBuf>,
         /// Also evaluate factors trained elsewhere: NAME=DIR with DIR/user_factors.csv and
-        /// DIR/item_factors.csv (`id,f0,f1,...`, no header). Repeatable.
+        /// DIR/item_factors.csv (`id,f0,f1,...`, no header), or a saved Spark ALS model
+        /// (DIR/userFactors/, DIR/itemFactors/ as Parquet). Repeatable.
         #[arg(long = "factors-from", value_name = "NAME=DIR")]
         external: Vec<String>,
         /// Cut-offs for the @K metrics.
@@ -514,7 +549,31 @@ fn train_inputs<'a>(
         device: enc.device()?,
         checkpoint_dir: enc.checkpoint_dir.clone(),
         resume: enc.resume,
+        prefit_als: None,
     })
+}
+
+/// Reads Spark ALS factors (or `nook export-factors` output) for `data`, saying what matched.
+fn import_als(dir: &std::path::Path, data: &Dataset) -> Result<nook_trainer::models::Factors> {
+    let (factors, s) = spark::load_factors("als", dir, data)?;
+    tracing::info!(
+        "imported {} dims: {} users ({} not in the data, {} without a row), {} items ({} not in the data, {} without a row)",
+        s.dim,
+        s.users_matched,
+        s.users_unknown,
+        s.users_missing,
+        s.items_matched,
+        s.items_unknown,
+        s.items_missing
+    );
+    if s.users_unknown + s.items_unknown > 0 {
+        tracing::warn!(
+            "skipped {} user and {} item rows whose ids the data set lacks",
+            s.users_unknown,
+            s.items_unknown
+        );
+    }
+    Ok(factors)
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -525,11 +584,14 @@ pub fn run(cli: Cli) -> Result<()> {
             splitio::write(&out, &data, &split)?;
             println!("wrote split to {}", out.display());
         }
-        Command::Train { data, split: split_args, models, encoder, out, no_eval } => {
+        Command::Train { data, split: split_args, models, encoder, out, no_eval, als_from } => {
             let data = data.load()?;
             let split = split(&data, &split_args)?;
             let cfg = models.config(split_args.seed);
-            let inputs = train_inputs(&data, &split, &models.kinds(), &encoder)?;
+            let mut inputs = train_inputs(&data, &split, &models.kinds(), &encoder)?;
+            if let Some(dir) = &als_from {
+                inputs.prefit_als = Some(import_als(dir, &data)?);
+            }
             let set = ModelSet::train(&inputs, &models.kinds(), &cfg)?;
             let targets = [Target::Warm, Target::Cold];
             let report = (!no_eval)
@@ -613,6 +675,22 @@ pub fn run(cli: Cli) -> Result<()> {
                 atomic::write_file(&path, &serde_json::to_vec_pretty(&report)?)?;
                 println!("wrote {}", path.display());
             }
+        }
+        Command::ImportFactors { data, split: split_args, from, out } => {
+            let data = data.load()?;
+            let split = split(&data, &split_args)?;
+            let als = import_als(&from, &data)?;
+            let mut cfg = ModelConfig::default();
+            cfg.als.factors = als.dim;
+            let set = ModelSet { als: Some(als), ..ModelSet::default() };
+            store::save(&out, &data, &split.config, &cfg, &set, None, None)?;
+            println!("wrote {} (model als, imported from {})", out.display(), from.display());
+        }
+        Command::ExportFactors { model, factors, out } => {
+            anyhow::ensure!(factors == "als" || factors == "bpr", "--factors is als or bpr, not {factors:?}");
+            let (f, users, items) = store::load_factors_with_ids(&model, &factors)?;
+            spark::save_factors(&out, &f, &users, &items)?;
+            println!("wrote {} users and {} items ({} dims) to {}", users.len(), items.len(), f.dim, out.display());
         }
         Command::Export { model, out, variant, quant } => {
             let manifest = export::export(&model, &out, variant, quant)?;

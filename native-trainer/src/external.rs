@@ -8,14 +8,18 @@ use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Loads `DIR/user_factors.csv` and `DIR/item_factors.csv`. Users or items the file lacks get zero
+/// Loads `DIR/user_factors.csv` and `DIR/item_factors.csv`, or a saved Spark ALS model (Parquet,
+/// see [`crate::spark`]). Users or items the file lacks get zero
 /// vectors (they score 0); ids the data set lacks are an error.
 pub fn load_factors(name: &str, dir: &Path, data: &Dataset) -> Result<Factors> {
+    if dir.join(crate::spark::USER_FACTORS).exists() {
+        return Ok(crate::spark::load_factors(name, dir, data)?.0);
+    }
     let user_index: HashMap<&str, usize> = data.users.iter().enumerate().map(|(i, u)| (u.as_str(), i)).collect();
     let item_index: HashMap<&str, usize> = data.items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i)).collect();
     let (dim, users) = read_matrix(&dir.join("user_factors.csv"), &user_index, None)?;
     let (_, items) = read_matrix(&dir.join("item_factors.csv"), &item_index, Some(dim))?;
-    Ok(Factors { name: name.to_string(), dim, users, items, item_bias: None })
+    Ok(Factors { name: name.to_string(), dim, users, items, item_bias: None, item_known: None })
 }
 
 fn read_matrix(path: &Path, index: &HashMap<&str, usize>, dim: Option<usize>) -> Result<(usize, Vec<f32>)> {

@@ -15,6 +15,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod serve;
+pub mod spark;
 pub mod split;
 pub mod splitio;
 pub mod store;

@@ -95,6 +95,8 @@ pub struct TrainInputs<'a> {
     /// Where fine-tuning checkpoints go, and whether to resume from one.
     pub checkpoint_dir: PathBuf,
     pub resume: bool,
+    /// ALS factors fitted elsewhere (e.g. Spark): used in place of fitting ALS here.
+    pub prefit_als: Option<Factors>,
 }
 
 /// Trained models with their fit times.
@@ -125,7 +127,7 @@ impl ModelSet {
             let start = Instant::now();
             match kind {
                 ModelKind::Pop => set.pop = Some(Popularity::fit(&train)),
-                ModelKind::Als => set.als = Some(train_als(&train, &cfg.als)),
+                ModelKind::Als => set.als = Some(als_factors(inputs, &train, &cfg.als)),
                 ModelKind::Bpr => set.bpr = Some(train_bpr(&train, &cfg.bpr)),
                 ModelKind::Random => set.random = Some(RandomScores { seed: split.config.seed }),
                 _ => unreachable!("text models are filtered out above"),
@@ -137,7 +139,7 @@ impl ModelSet {
             let texts: Vec<String> = inputs.data.items.iter().map(|i| i.text()).collect();
             if set.als.is_none() {
                 let start = Instant::now();
-                set.als = Some(train_als(&train, &cfg.als));
+                set.als = Some(als_factors(inputs, &train, &cfg.als));
                 set.record("als", start);
             }
             let als = set.als.clone().expect("trained above");
@@ -224,6 +226,24 @@ pub fn item_meta(data: &Dataset) -> Vec<ItemMeta> {
         .iter()
         .map(|i| ItemMeta { id: i.id.clone(), title: i.title.clone(), year: i.year, genres: i.genres.clone() })
         .collect()
+}
+
+fn als_factors(inputs: &TrainInputs<'_>, train: &Csr, cfg: &AlsConfig) -> Factors {
+    match &inputs.prefit_als {
+        Some(f) => {
+            tracing::info!("using imported ALS factors ({} dims) instead of fitting ALS", f.dim);
+            let known = |i: &u32| f.item_known.as_ref().is_some_and(|k| k[*i as usize]);
+            let cold_known = inputs.split.cold_items.iter().filter(|i| known(i)).count();
+            if cold_known > 0 {
+                tracing::warn!(
+                    "{cold_known} items held out as cold have imported factors: the cold evaluation is honest only \
+                     if those factors were fitted without their interactions (fit on `nook split`'s train.csv)"
+                );
+            }
+            f.clone()
+        }
+        None => train_als(train, cfg),
+    }
 }
 
 fn train_als(train: &Csr, cfg: &AlsConfig) -> Factors {

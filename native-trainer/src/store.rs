@@ -268,6 +268,21 @@ pub fn load(dir: &Path, data: &Dataset, split: &SplitConfig) -> Result<ModelSet>
     Ok(set)
 }
 
+/// The `als` or `bpr` factors of a model directory with the user and item ids of their rows.
+pub fn load_factors_with_ids(dir: &Path, name: &str) -> Result<(Factors, Vec<String>, Vec<String>)> {
+    let info: ModelInfo = read_json(&dir.join("model.json"))?;
+    let has = info.models.iter().any(|k| k.id() == name);
+    ensure!(has, "{}: has no {name} model (it has: {:?})", dir.display(), info.models);
+    let ids: Ids = read_json(&dir.join("ids.json"))?;
+    ensure!(
+        ids.users.len() == info.n_users && ids.items.len() == info.n_items,
+        "{}: ids.json does not match model.json",
+        dir.display()
+    );
+    let factors = load_factors(dir, name, &info, name == "bpr")?;
+    Ok((factors, ids.users, ids.items))
+}
+
 fn load_factors(dir: &Path, name: &str, info: &ModelInfo, bias: bool) -> Result<Factors> {
     let path = dir.join(format!("{name}.safetensors"));
     let bytes = read(&path)?;
@@ -285,6 +300,7 @@ fn load_factors(dir: &Path, name: &str, info: &ModelInfo, bias: bool) -> Result<
         users: tensors::read_f32(&path, &st, "user_factors", &[info.n_users, dim])?,
         items: tensors::read_f32(&path, &st, "item_factors", &[info.n_items, dim])?,
         item_bias: if bias { Some(tensors::read_f32(&path, &st, "item_bias", &[info.n_items])?) } else { None },
+        item_known: None,
     })
 }
 

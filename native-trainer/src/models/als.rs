@@ -43,7 +43,7 @@ pub fn fit(user_items: &Csr, cfg: &AlsConfig, mut on_iteration: impl FnMut(usize
         solve_rows(&mut items, &item_users, &users, dim, cfg);
         on_iteration(iteration + 1);
     }
-    Factors { name: "als".into(), dim, users, items, item_bias: None }
+    Factors { name: "als".into(), dim, users, items, item_bias: None, item_known: None }
 }
 
 /// Rows per block of the parallel gramian; fixed (not per thread) so results do not depend on

@@ -70,5 +70,5 @@ pub fn fit(user_items: &Csr, cfg: &BprConfig, mut on_epoch: impl FnMut(usize, f3
         }
         on_epoch(epoch + 1, correct as f32 / nnz.max(1) as f32);
     }
-    Factors { name: "bpr".into(), dim, users, items, item_bias: Some(bias) }
+    Factors { name: "bpr".into(), dim, users, items, item_bias: Some(bias), item_known: None }
 }

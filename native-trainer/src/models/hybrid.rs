@@ -196,7 +196,8 @@ impl Hybrid {
     }
 }
 
-/// Collaborative factors for every item (ALS where trained, ridge-predicted from text elsewhere),
+/// Collaborative factors for every item (ALS where trained or imported, ridge-predicted from text
+/// elsewhere),
 /// the ALS gramian for fold-in, and training popularity.
 fn build_catalog(
     split: &Split,
@@ -208,7 +209,10 @@ fn build_catalog(
     projection: Option<Projection>,
 ) -> anyhow::Result<Catalog> {
     let dim = als.dim;
-    let trained = split.train_items();
+    let mut trained = split.train_items();
+    if let Some(known) = &als.item_known {
+        trained.iter_mut().zip(known).for_each(|(t, &k)| *t |= k);
+    }
     let warm: Vec<usize> = (0..split.n_items).filter(|&i| trained[i]).collect();
     anyhow::ensure!(warm.len() > 1, "too few items with training interactions to fit the text map");
     let gather = |m: &[f32], d: usize, rows: &[usize]| -> Vec<f32> {

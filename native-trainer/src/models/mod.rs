@@ -53,6 +53,10 @@ pub struct Factors {
     /// Row-major `items x dim`.
     pub items: Vec<f32>,
     pub item_bias: Option<Vec<f32>>,
+    /// For factors fitted elsewhere (Spark): the items that had a row. Those keep their factors
+    /// even without training interactions here; `None` = only this split's training items are
+    /// fitted.
+    pub item_known: Option<Vec<bool>>,
 }
 
 impl Factors {
