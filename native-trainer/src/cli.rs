@@ -606,6 +606,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("wrote {}", out.join("report/report.md").display());
             }
             println!("wrote {} model(s) to {}", set.kinds().len(), out.display());
+            if let Some(bytes) = nook_trainer::memory::peak_rss_bytes() {
+                println!("peak memory (resident): {:.0} MB", bytes as f64 / 1e6);
+            }
         }
         Command::Eval {
             data,

@@ -9,6 +9,7 @@ pub mod export;
 pub mod external;
 pub mod finetune;
 pub mod matrix;
+pub mod memory;
 pub mod models;
 pub mod pipeline;
 pub mod progress;

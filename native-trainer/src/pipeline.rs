@@ -114,6 +114,8 @@ pub struct ModelSet {
     pub finetuned: Option<FineTuned>,
     pub fused: Option<Hybrid>,
     pub fit_seconds: BTreeMap<String, f64>,
+    /// The process's peak resident memory (MB) after each stage.
+    pub peak_rss_mb: BTreeMap<String, f64>,
 }
 
 impl ModelSet {
@@ -184,8 +186,15 @@ impl ModelSet {
 
     fn record(&mut self, what: &str, start: Instant) {
         let secs = start.elapsed().as_secs_f64();
-        tracing::info!("fitted {what} in {secs:.3}s");
+        let peak = crate::memory::peak_rss_bytes().map(|b| b as f64 / 1e6);
+        tracing::info!(
+            "fitted {what} in {secs:.3}s (peak memory so far: {} MB)",
+            peak.map_or("?".into(), |m| format!("{m:.0}"))
+        );
         self.fit_seconds.insert(what.to_string(), secs);
+        if let Some(mb) = peak {
+            self.peak_rss_mb.insert(what.to_string(), mb);
+        }
     }
 
     pub fn scorers(&self) -> Vec<&dyn Scorer> {
@@ -273,6 +282,9 @@ pub struct EvalReport {
     pub splits: BTreeMap<String, EvalSize>,
     pub models: ModelConfig,
     pub fit_seconds: BTreeMap<String, f64>,
+    /// Peak resident memory of the trainer (MB) after each stage.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peak_rss_mb: BTreeMap<String, f64>,
     pub results: Vec<MetricRow>,
 }
 
@@ -322,6 +334,7 @@ pub fn evaluate_all(
         splits,
         models: cfg.clone(),
         fit_seconds: set.fit_seconds.clone(),
+        peak_rss_mb: set.peak_rss_mb.clone(),
         results,
     }
 }

@@ -89,9 +89,10 @@ fn markdown(report: &EvalReport, losses: Option<&[f32]>, notes: &str, plots: &[(
         let _ = writeln!(md);
     }
     if !report.fit_seconds.is_empty() {
-        let _ = writeln!(md, "## Time\n");
+        let _ = writeln!(md, "## Time and memory\n");
         for (what, secs) in &report.fit_seconds {
-            let _ = writeln!(md, "- {what}: {secs:.1} s");
+            let peak = report.peak_rss_mb.get(what).map(|mb| format!(" (peak memory so far {mb:.0} MB)"));
+            let _ = writeln!(md, "- {what}: {secs:.1} s{}", peak.unwrap_or_default());
         }
         let _ = writeln!(md);
     }
