@@ -1,13 +1,44 @@
-// Benchmark (by hand): nook in headless Chromium — query embedding, top-10 ranking (WebGPU, wasm
-// SIMD, plain JS), bundle load time cold and warm. Prints a table.
-//   node bench/browser_bench.mjs BUNDLE_DIR      (after scripts/build-wasm.sh)
-import { spawn } from 'node:child_process';
+// Benchmark (by hand): nook in headless Chromium — query embedding against Transformers.js (wasm,
+// q8, same weights), top-10 ranking (WebGPU, wasm SIMD, plain JS), bundle load time cold and warm.
+// Prints tables.
+//   node bench/browser_bench.mjs BUNDLE_DIR [ONNX_DIR]      (after scripts/build-wasm.sh)
+// ONNX_DIR (default out/onnx/all-MiniLM-L6-v2) comes from bench/onnx_export.py.
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { launch } from '../tests/browser/browser.mjs';
 
 const bundle = process.argv[2];
-if (!bundle) { console.error('usage: node bench/browser_bench.mjs BUNDLE_DIR'); process.exit(2); }
+const onnx = process.argv[3] || 'out/onnx/all-MiniLM-L6-v2';
+if (!bundle) { console.error('usage: node bench/browser_bench.mjs BUNDLE_DIR [ONNX_DIR]'); process.exit(2); }
+if (!fs.existsSync(path.join(onnx, 'onnx/model_quantized.onnx'))) {
+  console.error(`${onnx}/onnx/model_quantized.onnx missing: python bench/onnx_export.py assets/models/all-MiniLM-L6-v2 ${onnx}`);
+  process.exit(2);
+}
+const tjsModules = 'bench/transformersjs/node_modules';
+if (!fs.existsSync(tjsModules)) execFileSync('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: 'bench/transformersjs', stdio: 'inherit' });
+
+// The peer's page on its own plain static server (no CSP: Transformers.js is not written for one).
+const peerRoot = fs.mkdtempSync('/tmp/nook-bench-tjs-');
+fs.cpSync('bench/browser', peerRoot, { recursive: true });
+fs.cpSync(path.join(tjsModules, '@huggingface/transformers/dist'), path.join(peerRoot, 'tjs'), { recursive: true });
+fs.mkdirSync(path.join(peerRoot, 'ort'));
+for (const f of fs.readdirSync(path.join(tjsModules, 'onnxruntime-web/dist'))) {
+  if (/\.(wasm|mjs)$/.test(f)) fs.copyFileSync(path.join(tjsModules, 'onnxruntime-web/dist', f), path.join(peerRoot, 'ort', f));
+}
+fs.cpSync(onnx, path.join(peerRoot, 'models/all-MiniLM-L6-v2'), { recursive: true });
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+const peer = http.createServer((req, res) => {
+  const file = path.join(peerRoot, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+  if (process.env.NOOK_BENCH_DEBUG) console.error(req.method, req.url);
+  if (!file.startsWith(peerRoot) || !fs.existsSync(file) || !fs.statSync(file).isFile()) { res.writeHead(404); res.end(); return; }
+  res.writeHead(200, { 'Content-Type': types[path.extname(file)] || 'application/octet-stream' });
+  fs.createReadStream(file).pipe(res);
+});
+await new Promise((resolve) => peer.listen(0, '127.0.0.1', resolve));
+const peerBase = `http://127.0.0.1:${peer.address().port}/`;
+const cosine = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0) / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
 const root = fs.mkdtempSync('/tmp/nook-bench-www-');
 fs.cpSync('www', root, { recursive: true });
 fs.cpSync('bench/browser', path.join(root, 'bench'), { recursive: true });
@@ -25,7 +56,17 @@ try {
   const warm = await runOnce(); // bundle files now come from the Cache API
   if (cold.error) throw new Error(cold.error);
   console.log(`bundle load (fetch + verify + build), cold: ${cold.loadMs.toFixed(0)} ms, warm (Cache API): ${warm.loadMs.toFixed(0)} ms`);
-  console.log(`query embedding, median of 50: short (≤16 tokens) ${warm.embed.short.toFixed(1)} ms, long (~40 tokens) ${warm.embed.long.toFixed(1)} ms`);
+  await page.goto(`${peerBase}tjs.html`);
+  await page.waitForFunction(() => window.results, null, { timeout: 600_000 });
+  const tjs = await page.evaluate(() => window.results);
+  if (tjs.error) throw new Error(`Transformers.js: ${tjs.error}`);
+  console.log(`\nquery embedding, median of 50 (one thread each; Transformers.js model load ${tjs.loadMs.toFixed(0)} ms)`);
+  console.log(`${'query'.padEnd(18)} ${'nook ms'.padStart(8)} ${'Transformers.js ms'.padStart(19)} ${'nook speed-up'.padStart(14)} ${'cosine'.padStart(7)}`);
+  for (const [name, label] of [['short', 'short (8 tokens)'], ['long', 'long (64 tokens)']]) {
+    const cos = warm.vectors[name].length === tjs.vectors[name].length ? cosine(warm.vectors[name], tjs.vectors[name]).toFixed(4) : 'n/a';
+    console.log(`${label.padEnd(18)} ${warm.embed[name].toFixed(1).padStart(8)} ${tjs.embed[name].toFixed(1).padStart(19)} ${(tjs.embed[name] / warm.embed[name]).toFixed(2).padStart(13)}x ${cos.padStart(7)}`);
+  }
+  console.log('');
   console.log(`${'items'.padStart(8)} ${'dim'.padStart(4)} ${'JS loop ms'.padStart(11)} ${'wasm SIMD ms'.padStart(13)} ${'WebGPU ms'.padStart(10)} ${'SIMD vs JS'.padStart(11)}  adapter`);
   for (const r of warm.rank) {
     console.log(`${String(r.n).padStart(8)} ${String(r.dim).padStart(4)} ${r.jsMs.toFixed(2).padStart(11)} ${r.wasmMs.toFixed(2).padStart(13)} ${(r.gpuMs ?? NaN).toFixed(2).padStart(10)} ${(r.jsMs / r.wasmMs).toFixed(1).padStart(10)}x  ${r.adapter}`);
@@ -33,4 +74,5 @@ try {
 } finally {
   await close();
   server.kill();
+  peer.close();
 }

@@ -2,8 +2,7 @@
 // encoder; top-10 over synthetic tables with nook WebGPU, nook wasm SIMD and a plain JavaScript
 // loop over a Float32Array. Results land in window.results.
 import init, { NookClient, RankBench } from '../pkg/nook_wasm.js';
-
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+import { QUERIES, REPEATS, median } from './queries.js';
 
 function jsTop10(table, n, dim, query) {
   const scores = new Float32Array(n);
@@ -25,17 +24,15 @@ function jsTop10(table, n, dim, query) {
 }
 
 async function run() {
-  const results = { embed: {}, rank: [] };
+  const results = { embed: {}, vectors: {}, rank: [] };
   const t0 = performance.now();
   await init();
   const client = await NookClient.load(new URL('../bundle/', location.href).href, null);
   results.loadMs = performance.now() - t0;
-  const short = 'a quiet film about lighthouse keepers'; // ≤ 16 tokens
-  const long = 'a long, slow and beautifully shot drama about two lighthouse keepers on a remote island who slowly lose their grip on reality as a storm cuts them off from the mainland for weeks';
-  for (const [name, text] of [['short', short], ['long', long]]) {
-    client.embed(text);
+  for (const [name, text] of Object.entries(QUERIES)) {
+    results.vectors[name] = Array.from(client.embed(text));
     const times = [];
-    for (let i = 0; i < 50; i++) { const t = performance.now(); client.embed(text); times.push(performance.now() - t); }
+    for (let i = 0; i < REPEATS; i++) { const t = performance.now(); client.embed(text); times.push(performance.now() - t); }
     results.embed[name] = median(times);
   }
   for (const n of [10000, 100000]) {

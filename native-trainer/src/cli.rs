@@ -242,6 +242,18 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 15)]
         queries: usize,
     },
+    /// Write a synthetic bundle for scale tests: the items of a real bundle repeated up to
+    /// `--items` (new ids `s0`, `s1`, ...), same encoder, weights and quantisation.
+    ScaleBundle {
+        /// The bundle whose items are repeated.
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        items: usize,
+        /// Bundle directory to write (atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Seconds per fine-tuning step (pairs x 2 texts, InfoNCE, backward, AdamW).
     Finetune {
         #[arg(long)]
@@ -727,6 +739,11 @@ pub fn run(cli: Cli) -> Result<()> {
                         serde_json::json!({"bench": "encoder", "tokens": t, "batch": batch, "texts": texts.len(), "sentences_per_s": rate})
                     );
                 }
+            }
+            BenchWhat::ScaleBundle { from, items, out } => {
+                let m = export::scale_bundle(&from, items, &out)?;
+                let bytes: u64 = m.files.values().map(|f| f.bytes).sum();
+                println!("wrote bundle {} ({} items, {:.1} MB)", out.display(), m.n_items, bytes as f64 / 1e6);
             }
             BenchWhat::Rank { items, dims, queries } => {
                 let bandwidth = bench::copy_bandwidth();

@@ -35,7 +35,41 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant, quant: Quant) -> R
         Variant::Auto => FROZEN,
     };
     let saved = store::load_family(model_dir, spec)?;
-    let c = &saved.hybrid.catalog;
+    let mut encoder = Vec::new();
+    for name in ENCODER_FILES {
+        let path = saved.encoder_dir.join(name);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = if name == "model.safetensors" { encode_encoder(&path, &bytes, quant)? } else { bytes };
+        encoder.push((name.to_string(), bytes));
+    }
+    let meta = BundleMeta {
+        dataset: saved.info.dataset.clone(),
+        model: spec.name.to_string(),
+        scoring: saved.hybrid.scoring,
+        max_tokens: saved.info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
+        metrics: read_metrics(&model_dir.join("eval.json")),
+    };
+    write_bundle(out, &saved.hybrid.catalog, quant, encoder, meta)
+}
+
+/// What a bundle's manifest says besides its tables and files.
+pub struct BundleMeta {
+    pub dataset: String,
+    pub model: String,
+    pub scoring: nook_core::Scoring,
+    pub max_tokens: usize,
+    pub metrics: Vec<MetricSnapshot>,
+}
+
+/// Writes a bundle (atomically) from a catalogue, the encoder's files (already encoded, by name
+/// under `encoder/`) and the manifest's other fields.
+pub fn write_bundle(
+    out: &Path,
+    c: &nook_core::Catalog,
+    quant: Quant,
+    encoder: Vec<(String, Vec<u8>)>,
+    meta: BundleMeta,
+) -> Result<Manifest> {
     let n = c.len();
     let mut tables = Vec::new();
     tables.extend(encode_matrix("cf", &c.cf.to_f32(), n, Some(c.cf_dim), quant));
@@ -50,28 +84,20 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant, quant: Quant) -> R
         ("items.json".into(), serde_json::to_vec(&c.items)?),
         ("items.safetensors".into(), quant::serialize(&tables)?),
     ];
-    for name in ENCODER_FILES {
-        let path = saved.encoder_dir.join(name);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let bytes = if name == "model.safetensors" { encode_encoder(&path, &bytes, quant)? } else { bytes };
-        files.push((format!("encoder/{name}"), bytes));
-    }
-    let metrics = read_metrics(&model_dir.join("eval.json"));
+    files.extend(encoder.into_iter().map(|(name, bytes)| (format!("encoder/{name}"), bytes)));
     let manifest = Manifest {
         format: FORMAT.into(),
         version: VERSION,
-        dataset: saved.info.dataset.clone(),
+        dataset: meta.dataset,
         created_by: format!("nook {}", env!("CARGO_PKG_VERSION")),
         n_items: c.len(),
         cf_dim: c.cf_dim,
         text_dim: c.text_dim,
-        scoring: saved.hybrid.scoring,
+        scoring: meta.scoring,
         quant,
-        model: spec.name.to_string(),
-        encoder: EncoderInfo {
-            max_tokens: saved.info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
-        },
-        metrics,
+        model: meta.model,
+        encoder: EncoderInfo { max_tokens: meta.max_tokens },
+        metrics: meta.metrics,
         files: files
             .iter()
             .map(|(name, bytes)| (name.clone(), FileEntry { sha256: sha256_hex(bytes), bytes: bytes.len() as u64 }))
@@ -142,4 +168,46 @@ pub fn load_bundle(dir: &Path) -> Result<nook_core::Bundle> {
         files.insert(name.clone(), std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
     }
     nook_core::Bundle::load(manifest, files).with_context(|| format!("loading bundle {}", dir.display()))
+}
+
+/// A synthetic bundle of `n_items` for scale tests: the items of `from` repeated (ids `s0`,
+/// `s1`, ..., titles "Item N"), with its encoder, weights and quantisation.
+pub fn scale_bundle(from: &Path, n_items: usize, out: &Path) -> Result<Manifest> {
+    let b = load_bundle(from)?;
+    let c = &b.catalog;
+    let m = c.len();
+    anyhow::ensure!(m > 0 && n_items > 0, "need items to repeat and a positive --items");
+    let repeat = |t: &[f32], d: usize| -> Vec<f32> {
+        (0..n_items).flat_map(|i| t[(i % m) * d..(i % m + 1) * d].iter().copied()).collect()
+    };
+    let items = (0..n_items)
+        .map(|i| nook_core::ItemMeta { id: format!("s{i}"), title: format!("Item {i}"), year: None, genres: vec![] })
+        .collect();
+    let popularity = (0..n_items).map(|i| c.popularity[i % m]).collect();
+    let catalog = nook_core::Catalog::new(
+        items,
+        repeat(&c.cf.to_f32(), c.cf_dim),
+        c.cf_dim,
+        c.cf_gram.clone(),
+        repeat(&c.text.to_f32(), c.text_dim),
+        c.text_dim,
+        popularity,
+    )?;
+    let catalog = match &c.projection {
+        Some(p) => catalog.with_projection(p.clone())?,
+        None => catalog,
+    };
+    let mut encoder = Vec::new();
+    for name in ENCODER_FILES {
+        let path = from.join("encoder").join(name);
+        encoder.push((name.to_string(), std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?));
+    }
+    let meta = BundleMeta {
+        dataset: format!("{} x{} (synthetic)", b.manifest.dataset, n_items.div_ceil(m)),
+        model: b.manifest.model.clone(),
+        scoring: b.manifest.scoring,
+        max_tokens: b.manifest.encoder.max_tokens,
+        metrics: Vec::new(),
+    };
+    write_bundle(out, &catalog, b.manifest.quant, encoder, meta)
 }
