@@ -61,10 +61,30 @@ try {
   const tjs = await page.evaluate(() => window.results);
   if (tjs.error) throw new Error(`Transformers.js: ${tjs.error}`);
   console.log(`\nquery embedding, median of 50 (one thread each; Transformers.js model load ${tjs.loadMs.toFixed(0)} ms)`);
+  console.log('cosine: nook\'s vector against the peer\'s (≈0.97 for a bundle with the frozen encoder: the peer\'s q8 rounding; lower for a fine-tuned one)');
   console.log(`${'query'.padEnd(18)} ${'nook ms'.padStart(8)} ${'Transformers.js ms'.padStart(19)} ${'nook speed-up'.padStart(14)} ${'cosine'.padStart(7)}`);
   for (const [name, label] of [['short', 'short (8 tokens)'], ['long', 'long (64 tokens)']]) {
     const cos = warm.vectors[name].length === tjs.vectors[name].length ? cosine(warm.vectors[name], tjs.vectors[name]).toFixed(4) : 'n/a';
     console.log(`${label.padEnd(18)} ${warm.embed[name].toFixed(1).padStart(8)} ${tjs.embed[name].toFixed(1).padStart(19)} ${(tjs.embed[name] / warm.embed[name]).toFixed(2).padStart(13)}x ${cos.padStart(7)}`);
+  }
+  console.log('');
+
+  // Where nook's query-embedding time goes: a CPU profile of 50 long embeddings, self time by function.
+  await page.goto(`${base}bench/bench.html?profile`);
+  await page.waitForFunction(() => window.embedLoop, null, { timeout: 600_000 });
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
+  await cdp.send('Profiler.start');
+  await page.evaluate(() => window.embedLoop('long', 50));
+  const { profile } = await cdp.send('Profiler.stop');
+  const byNode = new Map(profile.nodes.map((n) => [n.id, n.callFrame.functionName || '(anonymous)']));
+  const self = new Map();
+  profile.samples.forEach((id, i) => { const f = byNode.get(id); self.set(f, (self.get(f) || 0) + (profile.timeDeltas[i] || 0)); });
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  console.log('nook query embedding (64 tokens), CPU profile, self time:');
+  for (const [f, t] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+    console.log(`  ${(100 * t / total).toFixed(1).padStart(5)}%  ${f.slice(0, 110)}`);
   }
   console.log('');
   console.log(`${'items'.padStart(8)} ${'dim'.padStart(4)} ${'JS loop ms'.padStart(11)} ${'wasm SIMD ms'.padStart(13)} ${'WebGPU ms'.padStart(10)} ${'SIMD vs JS'.padStart(11)}  adapter`);

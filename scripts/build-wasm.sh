@@ -11,7 +11,10 @@ scripts/install-deps.sh
 cargo build -p nook-wasm --profile wasm --target wasm32-unknown-unknown
 rm -rf www/pkg.partial
 wasm-bindgen --target web --no-typescript --out-dir www/pkg.partial "$target_dir/wasm32-unknown-unknown/wasm/nook_wasm.wasm"
-tools/node_modules/.bin/wasm-opt -O3 \
+# NOOK_WASM_NAMES=1 keeps function names (for profiles; bench/browser_bench.mjs prints one).
+names=()
+[ -z "${NOOK_WASM_NAMES:-}" ] || names=(-g)
+tools/node_modules/.bin/wasm-opt -O3 "${names[@]}" \
   --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   www/pkg.partial/nook_wasm_bg.wasm -o www/pkg.partial/nook_wasm_bg.wasm
