@@ -204,14 +204,7 @@ fn by_k_svg(report: &EvalReport, metric: &str) -> Result<String> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(plot_err)?;
-        Ok(())
+        upper_left_legend(&mut chart)
     })
 }
 
@@ -254,15 +247,21 @@ fn warm_cold_svg(report: &EvalReport) -> Result<String> {
                 .label(split)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(plot_err)?;
-        Ok(())
+        upper_left_legend(&mut chart)
     })
+}
+
+/// The legend of the bar and curve charts: upper left, framed, on a translucent white.
+fn upper_left_legend<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(plot_err)
 }
 
 /// Rasterises an SVG to PNG with the system's fonts.

@@ -134,27 +134,14 @@ fn append_batch(path: &Path, first_row: usize, batch: &RecordBatch, out: &mut Fa
 }
 
 fn id_strings(path: &Path, ids: &ArrayRef) -> Result<Vec<Option<String>>> {
-    let valid = |i: usize| ids.is_valid(i);
-    let out = match ids.data_type() {
-        DataType::Int32 => {
-            let a = ids.as_primitive::<Int32Type>();
-            (0..a.len()).map(|i| valid(i).then(|| a.value(i).to_string())).collect()
-        }
-        DataType::Int64 => {
-            let a = ids.as_primitive::<Int64Type>();
-            (0..a.len()).map(|i| valid(i).then(|| a.value(i).to_string())).collect()
-        }
-        DataType::Utf8 => {
-            let a = ids.as_string::<i32>();
-            (0..a.len()).map(|i| valid(i).then(|| a.value(i).to_string())).collect()
-        }
-        DataType::LargeUtf8 => {
-            let a = ids.as_string::<i64>();
-            (0..a.len()).map(|i| valid(i).then(|| a.value(i).to_string())).collect()
-        }
+    let value: Box<dyn Fn(usize) -> String + '_> = match ids.data_type() {
+        DataType::Int32 => Box::new(|i| ids.as_primitive::<Int32Type>().value(i).to_string()),
+        DataType::Int64 => Box::new(|i| ids.as_primitive::<Int64Type>().value(i).to_string()),
+        DataType::Utf8 => Box::new(|i| ids.as_string::<i32>().value(i).to_string()),
+        DataType::LargeUtf8 => Box::new(|i| ids.as_string::<i64>().value(i).to_string()),
         other => bail!("{}: column `id` is {other}, expected int, bigint or string", path.display()),
     };
-    Ok(out)
+    Ok((0..ids.len()).map(|i| ids.is_valid(i).then(|| value(i))).collect())
 }
 
 /// Writes rows as one Spark-style part file (`part-00000.parquet`, snappy) plus `_SUCCESS` into
