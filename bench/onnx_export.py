@@ -2,7 +2,7 @@
 machine, from the same local weights nook uses: fp32 export with torch, then dynamic int8
 quantisation with onnxruntime (what Transformers.js loads for dtype "q8": onnx/model_quantized.onnx).
 
-    python bench/onnx_export.py assets/models/all-MiniLM-L6-v2 out/onnx/all-MiniLM-L6-v2
+    bench/.venv-st/bin/python bench/onnx_export.py assets/models/all-MiniLM-L6-v2 out/onnx/all-MiniLM-L6-v2
 """
 import shutil
 import sys
