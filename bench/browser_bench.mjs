@@ -13,7 +13,7 @@ const bundle = process.argv[2];
 const onnx = process.argv[3] || 'out/onnx/all-MiniLM-L6-v2';
 if (!bundle) { console.error('usage: node bench/browser_bench.mjs BUNDLE_DIR [ONNX_DIR]'); process.exit(2); }
 if (!fs.existsSync(path.join(onnx, 'onnx/model_quantized.onnx'))) {
-  console.error(`${onnx}/onnx/model_quantized.onnx missing: python bench/onnx_export.py assets/models/all-MiniLM-L6-v2 ${onnx}`);
+  console.error(`${onnx}/onnx/model_quantized.onnx missing: bench/.venv-st/bin/python bench/onnx_export.py assets/models/all-MiniLM-L6-v2 ${onnx}`);
   process.exit(2);
 }
 const tjsModules = 'bench/transformersjs/node_modules';
