@@ -37,7 +37,8 @@ def main() -> None:
     from implicit.bpr import BayesianPersonalizedRanking
 
     users, items, rows, cols = {}, {}, [], []
-    with open(args.split / "train.csv", newline="") as f:
+    # fit.csv: the positives nook's final models are fitted on (train + valid unless --no-refit).
+    with open(args.split / "fit.csv", newline="") as f:
         for rec in csv.DictReader(f):
             u = users.setdefault(rec["user"], len(users))
             i = items.setdefault(rec["item"], len(items))

@@ -87,6 +87,42 @@ fn eval_is_deterministic_for_a_seed() {
 }
 
 #[test]
+fn final_models_are_refitted_on_train_and_validation_unless_told_not_to() {
+    let Some(data) = require("ml-100k", ml100k()) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| -> Value {
+        let json = tmp.path().join(name);
+        let mut args = vec!["eval", "--data", path_str(&data), "--models", "pop,als", "--json", path_str(&json)];
+        args.extend_from_slice(extra);
+        nook_ok(&args);
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+    };
+    let (refit, plain) = (run("refit.json", &[]), run("plain.json", &["--no-refit"]));
+    assert_eq!(refit["protocol"]["refit"], true);
+    assert_eq!(plain["protocol"]["refit"], false);
+    // The same test positives are scored either way; only what the models were fitted on differs.
+    assert_eq!(refit["splits"]["warm"], plain["splits"]["warm"]);
+    let ndcg = |v: &Value, model: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["model"] == model && r["split"] == "warm" && r["metric"] == "ndcg@10")
+            .unwrap()["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_ne!(ndcg(&refit, "als"), ndcg(&plain, "als"));
+    assert!(ndcg(&refit, "als") > ndcg(&refit, "pop"));
+
+    // Refitted models have seen the validation part: evaluating on it is refused.
+    let out = nook(&["eval", "--data", path_str(&data), "--models", "pop", "--on", "valid"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--on valid needs --no-refit"));
+    nook_ok(&["eval", "--data", path_str(&data), "--models", "pop", "--on", "valid", "--no-refit"]);
+}
+
+#[test]
 fn split_command_writes_csvs_for_outside_tools() {
     let Some(data) = require("movielens-small", movielens_small()) else { return };
     let tmp = tempfile::tempdir().unwrap();
@@ -96,6 +132,8 @@ fn split_command_writes_csvs_for_outside_tools() {
     let train_rows = std::fs::read_to_string(out.join("train.csv")).unwrap().lines().count() - 1;
     assert_eq!(summary["train"].as_u64().unwrap() as usize, train_rows);
     assert_eq!(summary["cold_items"], 736);
+    let rows = |f: &str| std::fs::read_to_string(out.join(f)).unwrap().lines().count() - 1;
+    assert_eq!(rows("fit.csv"), rows("train.csv") + rows("valid.csv"), "fit.csv is train + valid");
 }
 
 #[test]

@@ -308,6 +308,11 @@ pub struct SplitArgs {
     /// Seed for every random choice (split, initialisation, sampling).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Fit the final models on the training part alone. By default, settings are chosen on the
+    /// validation part and the final models are then refitted on train + validation, so the test
+    /// measures models that know each person's history up to the test period.
+    #[arg(long)]
+    pub no_refit: bool,
 }
 
 #[derive(Args, Clone)]
@@ -459,6 +464,7 @@ impl SplitArgs {
             cold_fraction: self.cold_fraction,
             min_rating: self.min_rating,
             seed: self.seed,
+            refit: !self.no_refit,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -636,6 +642,10 @@ pub fn run(cli: Cli) -> Result<()> {
             report: report_dir,
         } => {
             anyhow::ensure!(!k.is_empty() && k.iter().all(|&k| k > 0), "--k needs positive cut-offs");
+            anyhow::ensure!(
+                !on.contains(&Target::Valid) || split_args.no_refit,
+                "--on valid needs --no-refit: refitted models have seen the validation part"
+            );
             let data = data.load()?;
             let split = split(&data, &split_args)?;
             let cfg = models.config(split_args.seed);
@@ -659,7 +669,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 let bundle_ids: Vec<&str> = b.catalog.items.iter().map(|i| i.id.as_str()).collect();
                 anyhow::ensure!(ids == bundle_ids, "the bundle's items are not this data set's items");
             }
-            let sequences = split.train_sequences();
+            let sequences = split.final_fit().train_sequences();
             let bundle_users =
                 loaded.as_ref().map(|b| user_vectors(&b.catalog, &b.manifest.scoring, &sequences)).unwrap_or_default();
             let bundle_scorer = loaded.as_ref().map(|b| HybridScorer {

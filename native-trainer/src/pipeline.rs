@@ -119,18 +119,22 @@ pub struct ModelSet {
 }
 
 impl ModelSet {
-    /// Trains `kinds` on the split's training positives.
+    /// Trains `kinds`: settings are chosen on the split's validation part, and the models are
+    /// fitted on [`Split::final_fit`] (train + validation unless `--no-refit`).
     pub fn train(inputs: &TrainInputs<'_>, kinds: &[ModelKind], cfg: &ModelConfig) -> anyhow::Result<Self> {
         let split = inputs.split;
+        let final_split = split.final_fit();
+        let refit = split.config.refit;
         let train = split.train_matrix();
+        let final_train = final_split.train_matrix();
         let mut set = ModelSet::default();
         let needs_text = kinds.iter().any(|k| k.needs_text());
         for &kind in kinds.iter().filter(|k| !k.needs_text()) {
             let start = Instant::now();
             match kind {
-                ModelKind::Pop => set.pop = Some(Popularity::fit(&train)),
-                ModelKind::Als => set.als = Some(als_factors(inputs, &train, &cfg.als)),
-                ModelKind::Bpr => set.bpr = Some(train_bpr(&train, &cfg.bpr)),
+                ModelKind::Pop => set.pop = Some(Popularity::fit(&final_train)),
+                ModelKind::Als => set.als = Some(als_factors(inputs, &final_train, &cfg.als)),
+                ModelKind::Bpr => set.bpr = Some(train_bpr(&final_train, &cfg.bpr)),
                 ModelKind::Random => set.random = Some(RandomScores { seed: split.config.seed }),
                 _ => unreachable!("text models are filtered out above"),
             }
@@ -141,10 +145,25 @@ impl ModelSet {
             let texts: Vec<String> = inputs.data.items.iter().map(|i| i.text()).collect();
             if set.als.is_none() {
                 let start = Instant::now();
-                set.als = Some(als_factors(inputs, &train, &cfg.als));
+                set.als = Some(als_factors(inputs, &final_train, &cfg.als));
                 set.record("als", start);
             }
-            let als = set.als.clone().expect("trained above");
+            let final_als = set.als.clone().expect("trained above");
+            // Text weights and dimensions are chosen against ALS fitted without the validation
+            // part (imported factors are used as they are).
+            let als = match refit && inputs.prefit_als.is_none() {
+                true => {
+                    let start = Instant::now();
+                    let als = train_als(&train, &cfg.als);
+                    set.record("als-selection", start);
+                    als
+                }
+                false => final_als.clone(),
+            };
+            let refit_family = |h: Hybrid, text: &[f32], dim: usize| match refit {
+                true => h.refit(&final_split, &final_als, &cfg.als, text, dim),
+                false => Ok(h),
+            };
             let items = item_meta(inputs.data);
             if kinds.contains(&ModelKind::Content) || kinds.contains(&ModelKind::Hybrid) {
                 let start = Instant::now();
@@ -152,7 +171,8 @@ impl ModelSet {
                 let dim = vectors.len() / texts.len().max(1);
                 set.record("text", start);
                 let start = Instant::now();
-                set.hybrid = Some(Hybrid::fit(FROZEN, split, &train, &als, &cfg.als, &vectors, dim, items.clone())?);
+                let hybrid = Hybrid::fit(FROZEN, split, &train, &als, &cfg.als, &vectors, dim, items.clone())?;
+                set.hybrid = Some(refit_family(hybrid, &vectors, dim)?);
                 set.record("hybrid", start);
                 set.text = Some((vectors, dim));
             }
@@ -176,7 +196,8 @@ impl ModelSet {
                 let dim = vectors.len() / texts.len().max(1);
                 set.record("text-ft", start);
                 let start = Instant::now();
-                set.fused = Some(Hybrid::fit(FINETUNED, split, &train, &als, &cfg.als, &vectors, dim, items)?);
+                let fused = Hybrid::fit(FINETUNED, split, &train, &als, &cfg.als, &vectors, dim, items)?;
+                set.fused = Some(refit_family(fused, &vectors, dim)?);
                 set.record("fused-ft", start);
                 set.finetuned = Some(ft);
             }
@@ -246,7 +267,7 @@ fn als_factors(inputs: &TrainInputs<'_>, train: &Csr, cfg: &AlsConfig) -> Factor
             if cold_known > 0 {
                 tracing::warn!(
                     "{cold_known} items held out as cold have imported factors: the cold evaluation is honest only \
-                     if those factors were fitted without their interactions (fit on `nook split`'s train.csv)"
+                     if those factors were fitted without their interactions (fit on `nook split`'s fit.csv)"
                 );
             }
             f.clone()
@@ -298,6 +319,9 @@ pub fn evaluate_all(
     ks: &[usize],
     targets: &[Target],
 ) -> EvalReport {
+    // The models were fitted on the final split; the validation part (empty after a refit) only
+    // chose settings.
+    let split = &split.final_fit();
     let train = split.train_matrix();
     let mut splits = BTreeMap::new();
     let mut results = Vec::new();

@@ -58,12 +58,16 @@ fn markdown(report: &EvalReport, losses: Option<&[f32]>, notes: &str, plots: &[(
     let _ = writeln!(
         md,
         "Protocol: {:?} split {:?} per user, positives rating ≥ {}, {:.0}% of items held out cold, seed {}. \
-         Full-sort ranking over all candidate items, each user's training items excluded.\n",
+         {} Full-sort ranking over all candidate items, each user's training items excluded.\n",
         p.protocol,
         p.ratios,
         p.min_rating,
         p.cold_fraction * 100.0,
-        report.seed
+        report.seed,
+        match p.refit {
+            true => "Settings chosen on the validation part; final models refitted on train + validation.",
+            false => "Final models fitted on the training part alone (no refit).",
+        }
     );
     for (split, size) in &report.splits {
         let _ = writeln!(

@@ -5,6 +5,12 @@
 //! interactions (the cold-item split); each user's remaining positives are ordered by time and cut.
 //! Valid/test pairs whose item never occurs in training cannot be ranked by any model and are dropped
 //! (and counted), so warm metrics measure ranking, not catalogue gaps.
+//!
+//! With `refit` (the default), settings are chosen on the validation part and the final models are
+//! then fitted on train + validation ([`Split::final_fit`]): the test measures models that have
+//! seen each person's history up to the test period, as a deployed model would, and the items a
+//! person consumed in the validation period are excluded from their test ranking like any other
+//! history. The test part is never used for fitting or choosing.
 
 use crate::data::{Dataset, Interaction};
 use crate::matrix::Csr;
@@ -30,11 +36,22 @@ pub struct SplitConfig {
     /// Ratings at or above this are positives.
     pub min_rating: f32,
     pub seed: u64,
+    /// Fit the final models on train + validation once settings are chosen (files written before
+    /// this field existed were fitted on train alone).
+    #[serde(default)]
+    pub refit: bool,
 }
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        Self { protocol: Protocol::Temporal, ratios: [0.8, 0.1, 0.1], cold_fraction: 0.1, min_rating: 3.5, seed: 42 }
+        Self {
+            protocol: Protocol::Temporal,
+            ratios: [0.8, 0.1, 0.1],
+            cold_fraction: 0.1,
+            min_rating: 3.5,
+            seed: 42,
+            refit: true,
+        }
     }
 }
 
@@ -132,6 +149,18 @@ impl Split {
         test.retain(|i| seen[i.item as usize]);
         let dropped_unseen = before - valid.len() - test.len();
         Ok(Self { config: config.clone(), n_users, n_items, train, valid, test, cold, cold_items, dropped_unseen })
+    }
+
+    /// The split the final models are fitted and tested on: with `refit`, each user's validation
+    /// positives join their training positives (after them, keeping time order) and the
+    /// validation part is empty; without, the split itself.
+    pub fn final_fit(&self) -> Split {
+        if !self.config.refit {
+            return self.clone();
+        }
+        let mut per_user: Vec<Vec<Interaction>> = vec![Vec::new(); self.n_users];
+        self.train.iter().chain(&self.valid).for_each(|i| per_user[i.user as usize].push(*i));
+        Split { train: per_user.concat(), valid: Vec::new(), ..self.clone() }
     }
 
     /// Training positives as a user x item matrix of ones.

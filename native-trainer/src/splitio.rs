@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! DIR/train.csv  valid.csv  test.csv  cold.csv   user,item,rating,timestamp (source ids; positives only)
+//! DIR/fit.csv                                    what the final models are fitted on: train + valid
+//!                                                (train alone with --no-refit)
 //! DIR/cold_items.csv                             item
 //! DIR/split.json                                 the settings and sizes
 //! ```
@@ -43,6 +45,7 @@ pub fn write(dir: &Path, data: &Dataset, split: &Split) -> Result<()> {
     atomic::write_dir(dir, |tmp| {
         std::fs::write(tmp.join("train.csv"), csv(&split.train))?;
         std::fs::write(tmp.join("valid.csv"), csv(&split.valid))?;
+        std::fs::write(tmp.join("fit.csv"), csv(&split.final_fit().train))?;
         std::fs::write(tmp.join("test.csv"), csv(&split.test))?;
         std::fs::write(tmp.join("cold.csv"), csv(&split.cold))?;
         let mut items = String::from("item\n");

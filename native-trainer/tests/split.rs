@@ -96,8 +96,14 @@ fn written_split_files_match_the_split() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("split");
     nook_trainer::splitio::write(&dir, &d, &s).unwrap();
-    for (name, part) in [("train.csv", &s.train), ("test.csv", &s.test), ("valid.csv", &s.valid), ("cold.csv", &s.cold)]
-    {
+    let fit = s.final_fit().train;
+    for (name, part) in [
+        ("train.csv", &s.train),
+        ("test.csv", &s.test),
+        ("valid.csv", &s.valid),
+        ("cold.csv", &s.cold),
+        ("fit.csv", &fit),
+    ] {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
         let mut lines = text.lines();
         assert_eq!(lines.next(), Some("user,item,rating,timestamp"));
@@ -113,4 +119,29 @@ fn written_split_files_match_the_split() {
     }
     let cold_items = std::fs::read_to_string(dir.join("cold_items.csv")).unwrap();
     assert_eq!(cold_items.lines().count(), s.cold_items.len() + 1);
+}
+
+#[test]
+fn refit_joins_validation_to_training_in_time_order() {
+    let Some(d) = real_data() else { return };
+    let s = Split::new(&d, &SplitConfig::default()).unwrap();
+    assert!(s.config.refit, "refit is the default protocol");
+    let f = s.final_fit();
+    assert!(f.valid.is_empty());
+    assert_eq!(f.train.len(), s.train.len() + s.valid.len());
+    assert_eq!((&f.test, &f.cold, &f.cold_items), (&s.test, &s.cold, &s.cold_items));
+    // Per user: the training positives, then the validation ones, each in time order.
+    let seqs = f.train_sequences();
+    let (train, valid) = (s.train_sequences(), Split { train: s.valid.clone(), ..s.clone() }.train_sequences());
+    for u in 0..s.n_users {
+        assert_eq!(seqs[u], [train[u].clone(), valid[u].clone()].concat(), "user {u}");
+    }
+    let ts = |split: &Split| split.train.iter().map(|i| (i.user, i.timestamp)).collect::<Vec<_>>();
+    assert!(ts(&f).windows(2).all(|w| w[0].0 < w[1].0 || (w[0].0 == w[1].0 && w[0].1 <= w[1].1)));
+    // The test and cold parts stay out of what the final models are fitted on.
+    let fitted: HashSet<(u32, u32)> = f.train.iter().map(|i| (i.user, i.item)).collect();
+    assert!(s.test.iter().chain(&s.cold).all(|i| !fitted.contains(&(i.user, i.item))));
+    // --no-refit: the final models see the training part alone.
+    let plain = Split::new(&d, &SplitConfig { refit: false, ..SplitConfig::default() }).unwrap().final_fit();
+    assert_eq!((plain.train.len(), plain.valid.len()), (s.train.len(), s.valid.len()));
 }

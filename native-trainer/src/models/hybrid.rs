@@ -181,6 +181,26 @@ impl Hybrid {
         Ok(Self { spec, catalog, scoring, content_catalog: full, content, validation })
     }
 
+    /// The same choices (text dimensions and projection, weights, recency) on new collaborative
+    /// factors: used once settings are chosen, to refit on train + validation. `text` is the
+    /// unreduced item text, as given to [`Hybrid::fit`].
+    pub fn refit(
+        self,
+        split: &Split,
+        als: &Factors,
+        als_cfg: &AlsConfig,
+        text: &[f32],
+        text_dim: usize,
+    ) -> anyhow::Result<Self> {
+        let items = self.content_catalog.items.clone();
+        let content_catalog = build_catalog(split, als, als_cfg, text, text_dim, items.clone(), None)?;
+        let catalog = match &self.catalog.projection {
+            None => content_catalog.clone(),
+            Some(p) => build_catalog(split, als, als_cfg, &p.apply_rows(text), p.out_dim, items, Some(p.clone()))?,
+        };
+        Ok(Self { catalog, content_catalog, ..self })
+    }
+
     /// The fused and text-only scorers for evaluation. `users` and `content_users` come from
     /// [`user_vectors`] on [`Hybrid::catalog`] and [`Hybrid::content_catalog`].
     pub fn scorers<'a>(&'a self, users: &'a [UserVector], content_users: &'a [UserVector]) -> [HybridScorer<'a>; 2] {
