@@ -19,15 +19,17 @@ pub fn read_texts(path: &Path) -> Result<Vec<String>> {
 }
 
 /// Sentences per second embedding `texts` truncated to `tokens`, in batches of `batch`
-/// (median of `repeats` passes after one warm-up pass).
+/// (median of `repeats` passes after one warm-up pass). Each batch's vectors are copied back to
+/// the host, so a GPU pass is timed to completion.
 pub fn encoder_throughput(
     source: &EncoderSource,
     texts: &[String],
     tokens: usize,
     batch: usize,
     repeats: usize,
+    device: &Device,
 ) -> Result<f64> {
-    let encoder = EncoderSource { max_tokens: tokens, ..source.clone() }.load(&Device::Cpu)?;
+    let encoder = EncoderSource { max_tokens: tokens, ..source.clone() }.load(device)?;
     let ids = texts.iter().map(|t| encoder.tokenize(t)).collect::<nook_core::Result<Vec<_>>>()?;
     let pass = || -> Result<f64> {
         let start = Instant::now();
@@ -51,11 +53,12 @@ pub fn finetune_step_seconds(
     pairs: usize,
     layers: usize,
     repeats: usize,
+    device: &Device,
 ) -> Result<f64> {
     let [config_path, tokenizer_path, weights_path] = source.files();
     let config_json = std::fs::read(&config_path)?;
     let config: nook_core::encoder::BertConfig = serde_json::from_slice(&config_json)?;
-    let mut weights = candle_core::safetensors::load(&weights_path, &Device::Cpu)?;
+    let mut weights = candle_core::safetensors::load(&weights_path, device)?;
     let first = (config.num_hidden_layers + 1).saturating_sub(layers.clamp(1, config.num_hidden_layers + 1));
     let prefixes: Vec<String> = (first..=config.num_hidden_layers).map(block_prefix).collect();
     let names: Vec<String> = weights
@@ -67,7 +70,7 @@ pub fn finetune_step_seconds(
     for (n, v) in names.iter().zip(&vars) {
         weights.insert(n.clone(), v.as_tensor().clone());
     }
-    let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
+    let vb = VarBuilder::from_tensors(weights, DType::F32, device);
     let encoder = TextEncoder::new(&config_json, &std::fs::read(&tokenizer_path)?, vb, tokens)?;
     let seqs: Vec<Vec<u32>> =
         texts.iter().cycle().take(2 * pairs).map(|t| encoder.tokenize(t)).collect::<nook_core::Result<_>>()?;
@@ -78,12 +81,14 @@ pub fn finetune_step_seconds(
         let emb = encoder.forward_from(&batch, first)?;
         let (a, p) = (emb.narrow(0, 0, pairs)?, emb.narrow(0, pairs, pairs)?);
         let logits = (a.matmul(&p.t()?)? / 0.05)?;
-        let targets = Tensor::arange(0u32, pairs as u32, &Device::Cpu)?;
+        let targets = Tensor::arange(0u32, pairs as u32, device)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
         let grads = loss.backward()?;
         let mut g: Vec<Option<Tensor>> = vars.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect();
         clip_grad_norm(&mut g, 1.0)?;
         opt.step(&vars, &g, 1e-5)?;
+        // GPU kernels run asynchronously: wait for the step to finish before reading the clock.
+        device.synchronize()?;
         Ok(start.elapsed().as_secs_f64())
     };
     step()?;

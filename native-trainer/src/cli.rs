@@ -231,6 +231,9 @@ pub enum BenchWhat {
         batch: usize,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+        /// `cpu`, or `cuda` / `cuda:N` (a build with `--features cuda`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Top-10 ranking latency over synthetic item tables (f32 vs int8, scalar vs SIMD), beside
     /// the memory-bandwidth limit measured on this machine. Prints a table.
@@ -269,6 +272,9 @@ pub enum BenchWhat {
         layers: Vec<usize>,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+        /// `cpu`, or `cuda` / `cuda:N` (a build with `--features cuda`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
 }
 
@@ -739,14 +745,15 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo { out, port, no_serve } => demo::run(&out, port, no_serve)?,
         Command::Bench { what } => match what {
-            BenchWhat::Encoder { texts, encoder, tokens, batch, repeats } => {
+            BenchWhat::Encoder { texts, encoder, tokens, batch, repeats, device } => {
                 let texts = bench::read_texts(&texts)?;
+                let dev = parse_device(&device)?;
                 let source = EncoderSource { dir: encoder, max_tokens: 512 };
                 for t in tokens {
-                    let rate = bench::encoder_throughput(&source, &texts, t, batch, repeats)?;
+                    let rate = bench::encoder_throughput(&source, &texts, t, batch, repeats, &dev)?;
                     println!(
                         "{}",
-                        serde_json::json!({"bench": "encoder", "tokens": t, "batch": batch, "texts": texts.len(), "sentences_per_s": rate})
+                        serde_json::json!({"bench": "encoder", "device": device, "tokens": t, "batch": batch, "texts": texts.len(), "sentences_per_s": rate})
                     );
                 }
             }
@@ -781,14 +788,15 @@ pub fn run(cli: Cli) -> Result<()> {
                     }
                 }
             }
-            BenchWhat::Finetune { texts, encoder, tokens, pairs, layers, repeats } => {
+            BenchWhat::Finetune { texts, encoder, tokens, pairs, layers, repeats, device } => {
                 let texts = bench::read_texts(&texts)?;
+                let dev = parse_device(&device)?;
                 let source = EncoderSource { dir: encoder, max_tokens: 512 };
                 for l in layers {
-                    let secs = bench::finetune_step_seconds(&source, &texts, tokens, pairs, l, repeats)?;
+                    let secs = bench::finetune_step_seconds(&source, &texts, tokens, pairs, l, repeats, &dev)?;
                     println!(
                         "{}",
-                        serde_json::json!({"bench": "finetune", "tokens": tokens, "pairs": pairs, "trained_blocks": l, "seconds_per_step": secs})
+                        serde_json::json!({"bench": "finetune", "device": device, "tokens": tokens, "pairs": pairs, "trained_blocks": l, "seconds_per_step": secs})
                     );
                 }
             }
