@@ -71,25 +71,67 @@ impl LayerNorm {
     }
 }
 
-fn softmax(x: &Tensor, mode: Mode) -> Result<Tensor> {
+/// Attention weights from raw scores `q·kᵀ` `[b, heads, t, t]`: `softmax(scores · scale + bias)`,
+/// `bias` `[b, 1, 1, t]` (0 or a large negative number on padding).
+fn attention_probs(scores: &Tensor, scale: f64, bias: &Tensor, mode: Mode) -> Result<Tensor> {
     match mode {
-        // On the CPU with an exp the compiler vectorises (candle's calls scalar `exp`).
-        Mode::Inference if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 => {
-            let n = x.dim(D::Minus1)?;
-            let mut v = x.flatten_all()?.to_vec1::<f32>()?;
-            v.chunks_exact_mut(n.max(1)).for_each(softmax_row);
-            Tensor::from_vec(v, x.shape(), x.device())
+        // On the CPU in one pass per row, with an exp the compiler vectorises (candle's softmax
+        // calls scalar `exp`, and scaling and masking would each be a pass of their own).
+        Mode::Inference if is_cpu_f32(scores) => {
+            let (b, heads, t, s) = scores.dims4()?;
+            let bias = bias.flatten_all()?.to_vec1::<f32>()?;
+            let mut v = scores.flatten_all()?.to_vec1::<f32>()?;
+            let per_batch = heads * t * s;
+            for_each_chunk(&mut v, s.max(1), |row_index, row| {
+                let mask = &bias[(row_index * s / per_batch.max(1)) * s..][..s];
+                row.iter_mut().zip(mask).for_each(|(x, m)| *x = *x * scale as f32 + m);
+                softmax_row(row);
+            });
+            Tensor::from_vec(v, (b, heads, t, s), scores.device())
         }
-        Mode::Inference => candle_nn::ops::softmax_last_dim(x),
-        Mode::Training => candle_nn::ops::softmax(x, D::Minus1),
+        Mode::Inference => candle_nn::ops::softmax_last_dim(&(scores * scale)?.broadcast_add(bias)?),
+        Mode::Training => candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(bias)?, D::Minus1),
     }
 }
 
+fn is_cpu_f32(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32
+}
+
+/// Runs `f(index, chunk)` over `len`-long chunks of `v`, on every core natively (the browser's
+/// wasm has one thread).
+fn for_each_chunk(v: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        // At least ~16k values per task, so short inputs are not split into costly tiny jobs.
+        v.par_chunks_mut(len).enumerate().with_min_len((16_384 / len).max(1)).for_each(|(i, c)| f(i, c));
+    }
+    #[cfg(target_arch = "wasm32")]
+    v.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+}
+
 fn softmax_row(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = lanes(row, f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
     row.iter_mut().for_each(|v| *v = exp_f32(*v - max));
-    let sum: f32 = row.iter().sum();
-    row.iter_mut().for_each(|v| *v /= sum);
+    let sum = lanes(row, 0.0, |s, v| s + v);
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// Folds `row` with `f` in eight independent lanes, then folds the lanes: a sequential float fold
+/// cannot be reordered by the compiler, eight lanes map onto one vector register.
+#[inline(always)]
+fn lanes(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(init, |a, &v| f(a, v));
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = f(*a, v);
+        }
+    }
+    acc.iter().fold(tail, |a, &v| f(a, v))
 }
 
 /// e^x for f32 without branches: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial,
@@ -98,11 +140,18 @@ fn softmax_row(row: &mut [f32]) {
 /// Relative error about 2e-7.
 pub fn exp_f32(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    // Round to nearest by adding and removing 1.5·2^23 (`f32::round` is a libm call that stops
+    // the loop from vectorising on baseline x86-64).
+    const ROUND: f32 = 12_582_912.0;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     // ln 2 split in two so n·ln2 is exact enough.
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // n sits in the low mantissa bits of `shifted` (its bits are those of 1.5·2^23, plus n): integer
+    // arithmetic on them builds 2^n without a float → int cast, which would not vectorise.
+    let two_n = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;
+    p * f32::from_bits(two_n)
 }
 
 struct Embeddings {
@@ -222,8 +271,8 @@ impl Bert {
         let k = split(l.key.forward(x)?)?;
         let v = split(l.value.forward(x)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
-        let ctx = softmax(&scores, mode)?.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
+        let probs = attention_probs(&q.matmul(&k.t()?)?, scale, bias, mode)?;
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
         let attn = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + x)?, mode)?;
         let inner = gelu(&l.intermediate.forward(&attn)?, mode)?;
         l.out_norm.forward(&(l.output.forward(&inner)? + attn)?, mode)
@@ -235,9 +284,9 @@ impl Bert {
 /// scalar `erf` per element: 7–10% of an embedding in profiles, natively and in wasm).
 fn gelu(x: &Tensor, mode: Mode) -> Result<Tensor> {
     match mode {
-        Mode::Inference if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 => {
+        Mode::Inference if is_cpu_f32(x) => {
             let mut v = x.flatten_all()?.to_vec1::<f32>()?;
-            v.iter_mut().for_each(|x| *x = gelu_f32(*x));
+            for_each_chunk(&mut v, 4096, |_, c| c.iter_mut().for_each(|x| *x = gelu_f32(*x)));
             Tensor::from_vec(v, x.shape(), x.device())
         }
         _ => x.gelu_erf(),
@@ -285,7 +334,7 @@ mod tests {
     use candle_core::Device;
 
     #[test]
-    fn fast_gelu_and_softmax_match_candles_exact_ops() {
+    fn fast_gelu_and_attention_softmax_match_candles_exact_ops() {
         let xs: Vec<f32> = (-8000..=8000).map(|i| i as f32 * 1e-3).collect();
         let t = Tensor::new(xs.as_slice(), &Device::Cpu).unwrap();
         let exact = t.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
@@ -298,10 +347,24 @@ mod tests {
             let (got, want) = (exp_f32(x) as f64, (x as f64).exp());
             assert!(((got - want) / want).abs() < 1e-6, "exp({x}) = {got}, want {want}");
         }
-        let t = Tensor::new(&[[1f32, 2.0, -1e4, 3.0], [0.0, 0.0, 0.0, 0.0]], &Device::Cpu).unwrap();
-        let exact = candle_nn::ops::softmax_last_dim(&t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let fast = softmax(&t, Mode::Inference).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(exact.iter().zip(&fast).all(|(a, b)| (a - b).abs() < 1e-6), "{exact:?} vs {fast:?}");
+        // Attention weights: [2 batches, 3 heads, 5 queries, 37 keys] (rows longer than the eight
+        // lanes, with a remainder), the second batch's last 9 keys padding.
+        let (b, heads, t, s) = (2, 3, 5, 37);
+        let scores: Vec<f32> = (0..b * heads * t * s).map(|i| ((i * 7919) % 1000) as f32 * 0.013 - 6.0).collect();
+        let scores = Tensor::from_vec(scores, (b, heads, t, s), &Device::Cpu).unwrap();
+        let mask: Vec<f32> = (0..b * s).map(|i| if i >= b * s - 9 { -1e4 } else { 0.0 }).collect();
+        let bias = Tensor::from_vec(mask, (b, 1, 1, s), &Device::Cpu).unwrap();
+        let exact = candle_nn::ops::softmax_last_dim(&(&scores * 0.25).unwrap().broadcast_add(&bias).unwrap())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let fast = attention_probs(&scores, 0.25, &bias, Mode::Inference).unwrap().flatten_all().unwrap();
+        let fast = fast.to_vec1::<f32>().unwrap();
+        let worst = exact.iter().zip(&fast).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-6, "attention weights differ by {worst}");
+        assert!(fast[fast.len() - 9..].iter().all(|&p| p < 1e-30), "padding gets no weight");
         assert!((erf_f32(10.0) - 1.0).abs() < 1e-6 && (erf_f32(-10.0) + 1.0).abs() < 1e-6);
     }
 }
