@@ -21,13 +21,7 @@ mkdir -p "$out"
 command -v nvcc >/dev/null || { echo "nvcc not found: install the CUDA toolkit (Debian: nvidia-cuda-toolkit, non-free)" >&2; exit 1; }
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,compute_cap --format=csv,noheader || export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-80}
 
-python3 - "$data/items_text.csv" "$out/texts.txt" <<'PY'
-import csv, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1], newline="")) if r["overview"]][:256]
-with open(sys.argv[2], "w") as f:
-    for r in rows:
-        f.write(f"{r['title']}. {r['overview']}".replace("\n", " ") + "\n")
-PY
+python3 bench/bench_texts.py "$data/items_text.csv" "$out/texts.txt"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}-cuda
 start=$(date +%s)

@@ -12,13 +12,7 @@ model=assets/models/all-MiniLM-L6-v2
 mkdir -p "$out"
 [ -x bench/.venv-st/bin/python ] || { echo "bench/.venv-st is missing (torch + sentence-transformers)" >&2; exit 1; }
 
-bench/.venv-st/bin/python - "$data/items_text.csv" "$out/texts.txt" <<'PY'
-import csv, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1], newline="")) if r["overview"]][:256]
-with open(sys.argv[2], "w") as f:
-    for r in rows:
-        f.write(f"{r['title']}. {r['overview']}".replace("\n", " ") + "\n")
-PY
+python3 bench/bench_texts.py "$data/items_text.csv" "$out/texts.txt"
 
 cargo build --release --quiet -p nook-trainer
 nook=${CARGO_TARGET_DIR:-target}/release/nook
