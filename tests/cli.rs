@@ -148,6 +148,12 @@ fn model_trained_on_other_data_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("trained on other data"), "{err}");
+
+    // The same data with the other fitting protocol is refused too, saying which flag differs.
+    let out = nook(&["eval", "--data", path_str(&ml), "--model", path_str(&model), "--no-refit"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("this model was refitted on train + validation: drop --no-refit"), "{err}");
 }
 
 #[test]

@@ -238,7 +238,16 @@ pub fn load(dir: &Path, data: &Dataset, split: &SplitConfig) -> Result<ModelSet>
         items.len()
     );
     if &info.split != split {
-        bail!("{}: trained with split {:?}, but evaluation asks for {:?}", dir.display(), info.split, split);
+        // Models saved before the refit protocol (or with --no-refit) differ only in that flag.
+        let only_refit_differs = SplitConfig { refit: split.refit, ..info.split.clone() } == *split;
+        let hint = match only_refit_differs {
+            true if !info.split.refit => {
+                " (this model was fitted without the refit on train + validation: add --no-refit)"
+            }
+            true => " (this model was refitted on train + validation: drop --no-refit)",
+            false => "",
+        };
+        bail!("{}: trained with split {:?}, but evaluation asks for {:?}{hint}", dir.display(), info.split, split);
     }
     let mut set = ModelSet { fit_seconds: info.fit_seconds.clone(), ..ModelSet::default() };
     for kind in &info.models {
