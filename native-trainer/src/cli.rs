@@ -47,7 +47,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Split the data and write the parts as CSV, so other tools use exactly the same split.
+    /// Split the data and write the parts as CSV, so other tools use exactly the same split:
+    /// train, valid, test, cold, and fit.csv (what the final models are fitted on).
     Split {
         #[command(flatten)]
         data: DataArgs,
