@@ -54,7 +54,7 @@ echo "== wasm-bindgen-test parity against $url" >&2
 export CHROMEDRIVER=/usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT=600
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-NOOK_PARITY_BUNDLE_URL="${url}bundle/" NOOK_PARITY_CASES="$cases" NOOK_REQUIRE_DATA=1 \
+NOOK_PARITY_BUNDLE_URL="${url}bundle/" NOOK_PARITY_CASES="$cases" \
   cargo test -p nook-wasm --profile wasm --target wasm32-unknown-unknown --test parity
 
 echo "== page test (Playwright)" >&2

@@ -8,31 +8,28 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --browser
 scripts/setup-assets.sh
 
-# MovieLens latest-small sits beside the checkout in this workplace; tests use it when present.
-if [ -z "${NOOK_MOVIELENS_SMALL:-}" ]; then
-  for candidate in ../shared/data/movielens-small /work/shared/data/movielens-small; do
-    if [ -f "$candidate/ratings.csv" ]; then
-      export NOOK_MOVIELENS_SMALL
-      NOOK_MOVIELENS_SMALL=$(cd "$candidate" && pwd)
-      break
-    fi
-  done
+# MovieLens latest-small is not fetched: NOOK_MOVIELENS_SMALL, or ../shared/data/movielens-small
+# beside the checkout. Its tests are #[ignore]d (listed as such by a plain `cargo test`) and run
+# here when it is found.
+ignored=()
+if [ -z "${NOOK_MOVIELENS_SMALL:-}" ] && [ -f ../shared/data/movielens-small/ratings.csv ]; then
+  NOOK_MOVIELENS_SMALL=$(cd ../shared/data/movielens-small && pwd)
 fi
 if [ -n "${NOOK_MOVIELENS_SMALL:-}" ]; then
-  export NOOK_REQUIRE_DATA=1 # both real data sets are here: a test that skips would be a silent pass
+  export NOOK_MOVIELENS_SMALL
+  ignored=(-- --include-ignored)
 else
-  echo "note: movielens-small not found; its real-data tests will skip" >&2
+  echo "note: movielens-small not found (NOOK_MOVIELENS_SMALL, ../shared/data/movielens-small): its tests stay ignored" >&2
 fi
+# The GPU conformance suite runs on Mesa's lavapipe (Vulkan on the CPU), which wants a runtime dir.
+mkdir -p "${XDG_RUNTIME_DIR:=$(mktemp -d)}" && chmod 700 "$XDG_RUNTIME_DIR" && export XDG_RUNTIME_DIR
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --features nook-core/gpu -- -D warnings
-echo "== cargo test" >&2
-cargo test --workspace
-echo "== GPU ranking conformance (wgpu on Mesa's lavapipe)" >&2
-mkdir -p "${XDG_RUNTIME_DIR:=$(mktemp -d)}" && chmod 700 "$XDG_RUNTIME_DIR" && export XDG_RUNTIME_DIR
-NOOK_REQUIRE_GPU=1 cargo test -p nook-core --features gpu --test ranking_backends
+echo "== cargo test (the GPU ranking conformance suite on Mesa's lavapipe included)" >&2
+cargo test --workspace "${ignored[@]}"
 echo "== cargo clippy for wasm32 (nook-core, nook-wasm)" >&2
 cargo clippy -p nook-core -p nook-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
 echo "== browser tests" >&2

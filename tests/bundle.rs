@@ -29,7 +29,7 @@ fn recommend_err(bundle: &Path) -> String {
 
 #[test]
 fn exported_bundle_lists_every_file_with_its_checksum() {
-    let Some((model, bundle)) = ml100k_bundle() else { return };
+    let (model, bundle) = ml100k_bundle();
     let manifest = Manifest::parse(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest.n_items, 1682);
     assert_eq!((manifest.cf_dim, manifest.text_dim), (64, 384));
@@ -46,7 +46,7 @@ fn exported_bundle_lists_every_file_with_its_checksum() {
 
 #[test]
 fn recommend_excludes_likes_and_explains_itself() {
-    let Some((_, bundle)) = ml100k_bundle() else { return };
+    let (_, bundle) = ml100k_bundle();
     let out =
         nook_ok(&["recommend", "--bundle", path_str(bundle), "--like", "1", "--like", "50", "--like", "181", "--json"]);
     let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
@@ -65,7 +65,7 @@ fn recommend_excludes_likes_and_explains_itself() {
 
 #[test]
 fn a_query_changes_the_list_and_says_so() {
-    let Some((_, bundle)) = ml100k_bundle() else { return };
+    let (_, bundle) = ml100k_bundle();
     let out =
         nook_ok(&["recommend", "--bundle", path_str(bundle), "--query", "zombies and horror", "--k", "10", "--json"]);
     let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
@@ -76,7 +76,7 @@ fn a_query_changes_the_list_and_says_so() {
 
 #[test]
 fn nothing_known_means_popular_and_unknown_ids_are_errors() {
-    let Some((_, bundle)) = ml100k_bundle() else { return };
+    let (_, bundle) = ml100k_bundle();
     let out = nook_ok(&["recommend", "--bundle", path_str(bundle), "--k", "3", "--json"]);
     let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(recs[0]["id"], "50", "Star Wars is ml-100k's most popular film");
@@ -89,7 +89,7 @@ fn nothing_known_means_popular_and_unknown_ids_are_errors() {
 
 #[test]
 fn corrupted_truncated_or_mismatched_bundles_are_refused() {
-    let Some((_, bundle)) = ml100k_bundle() else { return };
+    let (_, bundle) = ml100k_bundle();
 
     let tmp = copy_bundle(bundle);
     let path = tmp.path().join("items.json");
@@ -131,7 +131,7 @@ fn corrupted_truncated_or_mismatched_bundles_are_refused() {
 
 #[test]
 fn export_replaces_a_bundle_atomically() {
-    let Some((model, _)) = ml100k_bundle() else { return };
+    let (model, _) = ml100k_bundle();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("bundle");
     nook_ok(&["export", "--model", path_str(model), "--out", path_str(&out)]);
@@ -144,7 +144,7 @@ fn export_replaces_a_bundle_atomically() {
 
 #[test]
 fn int8_bundle_is_a_quarter_of_f32_and_embeds_and_ranks_alike() {
-    let Some((model, _)) = ml100k_bundle() else { return };
+    let (model, _) = ml100k_bundle();
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<_> = ["f32", "int8"]
         .iter()

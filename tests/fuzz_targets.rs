@@ -66,16 +66,7 @@ pub fn tokenize(data: &[u8]) {
 
 fn catalog() -> &'static Catalog {
     static C: OnceLock<Catalog> = OnceLock::new();
-    C.get_or_init(|| {
-        let n = 50;
-        let items = (0..n)
-            .map(|i| ItemMeta { id: i.to_string(), title: format!("Item {i}"), year: None, genres: vec![] })
-            .collect();
-        let cf: Vec<f32> = (0..n * 4).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.1).collect();
-        let text: Vec<f32> = (0..n * 8).map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.1).collect();
-        let gram = nook_core::gramian(&cf, 4, 0.5);
-        Catalog::new(items, cf, 4, gram, text, 8, (0..n).map(|i| i as f32).collect()).expect("valid catalogue")
-    })
+    C.get_or_init(|| nook_core::synthetic::catalog(50, 4, 8, false, 3))
 }
 
 /// A recommendation request as JSON (what the browser sends) through id resolution and ranking.

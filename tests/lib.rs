@@ -3,39 +3,10 @@
 #[path = "fuzz_targets.rs"]
 pub mod fuzz_targets;
 
+pub use nook_test_support::{encoder_dir, find_movielens_small, ml100k, movielens_small, path_str, repo_root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repo").to_path_buf()
-}
-
-/// MovieLens latest-small beside the checkout (`../shared/data/movielens-small`), or where
-/// `NOOK_MOVIELENS_SMALL` points.
-pub fn movielens_small() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("NOOK_MOVIELENS_SMALL").map(PathBuf::from),
-        Some(repo_root().join("../shared/data/movielens-small")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.join("ratings.csv").is_file())
-}
-
-/// MovieLens 100k as fetched by `scripts/setup-assets.sh`.
-pub fn ml100k() -> Option<PathBuf> {
-    let p = repo_root().join("assets/data/ml-100k");
-    p.join("ml-100k.inter").is_file().then_some(p)
-}
-
-/// Real data is required in CI (`NOOK_REQUIRE_DATA=1`); elsewhere a missing set skips the test.
-pub fn require(name: &str, path: Option<PathBuf>) -> Option<PathBuf> {
-    if path.is_none() {
-        assert!(std::env::var_os("NOOK_REQUIRE_DATA").is_none(), "{name} is required but missing");
-        eprintln!("skipping: {name} not found");
-    }
-    path
-}
 
 /// The `nook` binary of this build profile, (re)built once per test process so it is never stale
 /// (cargo does not rebuild another package's binary for this crate's tests).
@@ -74,38 +45,18 @@ pub fn nook_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
-pub fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 /// A model and bundle trained once per test process on MovieLens 100k (ALS + hybrid), shared by
-/// the tests that need one. `None` when the data or the encoder is missing (and not required).
-pub fn ml100k_bundle() -> Option<&'static (PathBuf, PathBuf)> {
-    static BUNDLE: OnceLock<Option<(tempfile::TempDir, (PathBuf, PathBuf))>> = OnceLock::new();
-    BUNDLE
-        .get_or_init(|| {
-            let data = require("ml-100k", ml100k())?;
-            require("all-MiniLM-L6-v2", encoder_dir())?;
-            let tmp = tempfile::tempdir().expect("temp dir");
-            let (model, bundle) = (tmp.path().join("model"), tmp.path().join("bundle"));
-            nook_ok(&[
-                "train",
-                "--data",
-                path_str(&data),
-                "--out",
-                path_str(&model),
-                "--models",
-                "pop,als,content,hybrid",
-            ]);
-            nook_ok(&["export", "--model", path_str(&model), "--out", path_str(&bundle)]);
-            Some((tmp, (model, bundle)))
-        })
-        .as_ref()
-        .map(|(_, paths)| paths)
-}
-
-/// all-MiniLM-L6-v2 as fetched by `scripts/setup-assets.sh`.
-pub fn encoder_dir() -> Option<PathBuf> {
-    let p = repo_root().join("assets/models/all-MiniLM-L6-v2");
-    p.join("model.safetensors").is_file().then_some(p)
+/// the tests that need one.
+pub fn ml100k_bundle() -> &'static (PathBuf, PathBuf) {
+    static BUNDLE: OnceLock<(tempfile::TempDir, (PathBuf, PathBuf))> = OnceLock::new();
+    let (_, paths) = BUNDLE.get_or_init(|| {
+        let data = ml100k();
+        encoder_dir();
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let (model, bundle) = (tmp.path().join("model"), tmp.path().join("bundle"));
+        nook_ok(&["train", "--data", path_str(&data), "--out", path_str(&model), "--models", "pop,als,content,hybrid"]);
+        nook_ok(&["export", "--model", path_str(&model), "--out", path_str(&bundle)]);
+        (tmp, (model, bundle))
+    });
+    paths
 }

@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use nook_core::encoder::{block_prefix, TextEncoder};
+use nook_core::stats::median;
+use nook_core::synthetic;
 use std::path::Path;
 use std::time::Instant;
 
@@ -39,9 +41,8 @@ pub fn encoder_throughput(
         Ok(texts.len() as f64 / start.elapsed().as_secs_f64())
     };
     pass()?;
-    let mut rates = (0..repeats.max(1)).map(|_| pass()).collect::<Result<Vec<_>>>()?;
-    rates.sort_by(f64::total_cmp);
-    Ok(rates[rates.len() / 2])
+    let rates = (0..repeats.max(1)).map(|_| pass()).collect::<Result<Vec<_>>>()?;
+    Ok(median(&rates))
 }
 
 /// Seconds per fine-tuning step (forward of `2 * pairs` texts, InfoNCE, backward, clip, AdamW)
@@ -92,9 +93,8 @@ pub fn finetune_step_seconds(
         Ok(start.elapsed().as_secs_f64())
     };
     step()?;
-    let mut times = (0..repeats.max(1)).map(|_| step()).collect::<Result<Vec<_>>>()?;
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    let times = (0..repeats.max(1)).map(|_| step()).collect::<Result<Vec<_>>>()?;
+    Ok(median(&times))
 }
 
 /// Bytes per second copying a 256 MiB buffer (median of 5): the machine's memory speed.
@@ -102,7 +102,7 @@ pub fn copy_bandwidth() -> f64 {
     let n = 256 << 20;
     let src = vec![1u8; n];
     let mut dst = vec![0u8; n];
-    let mut rates: Vec<f64> = (0..5)
+    let rates: Vec<f64> = (0..5)
         .map(|_| {
             let start = Instant::now();
             dst.copy_from_slice(std::hint::black_box(&src));
@@ -110,8 +110,7 @@ pub fn copy_bandwidth() -> f64 {
             n as f64 / start.elapsed().as_secs_f64()
         })
         .collect();
-    rates.sort_by(f64::total_cmp);
-    rates[2]
+    median(&rates)
 }
 
 /// Which scoring kernel a ranking run uses.
@@ -153,20 +152,13 @@ fn scalar_int8(items: &nook_core::quant::Int8Rows, q: &[f32], out: &mut [f32]) {
 
 /// Median time to score `n` random items and take the top 10, over `queries` queries.
 pub fn rank_latency(n: usize, dim: usize, int8: bool, kernel: Kernel, queries: usize) -> RankTiming {
-    let mut state = 0x1234_5678_9ABC_DEF1u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
-    let values: Vec<f32> = (0..n * dim).map(|_| next()).collect();
+    let values = synthetic::values(n * dim, 0x1234_5678);
     let quantized = int8.then(|| nook_core::quant::Int8Rows::quantize(&values, dim));
     let f32_items = if int8 { Vec::new() } else { values };
     let mut out = vec![0f32; n];
-    let mut times: Vec<f64> = (0..queries.max(1) + 1)
-        .map(|_| {
-            let q: Vec<f32> = (0..dim).map(|_| next()).collect();
+    let times: Vec<f64> = (0..queries.max(1) + 1)
+        .map(|query| {
+            let q = synthetic::values(dim, query as u64);
             let start = Instant::now();
             match (&quantized, kernel) {
                 (Some(t), Kernel::Simd) => nook_core::score::score_int8(t, &q, &mut out),
@@ -179,7 +171,6 @@ pub fn rank_latency(n: usize, dim: usize, int8: bool, kernel: Kernel, queries: u
         })
         .skip(1)
         .collect();
-    times.sort_by(f64::total_cmp);
     let table = if int8 { n * dim + n * 4 } else { n * dim * 4 };
-    RankTiming { median_ms: times[times.len() / 2], bytes_touched: table + n * 4 }
+    RankTiming { median_ms: median(&times), bytes_touched: table + n * 4 }
 }

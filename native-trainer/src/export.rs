@@ -2,11 +2,13 @@
 //! written atomically (temporary directory + rename).
 
 use crate::atomic;
+use crate::eval::results::EvalReport;
+use crate::models::family::TextFamily;
 use crate::models::hybrid::{FINETUNED, FROZEN};
-use crate::pipeline::EvalReport;
 use crate::store::{self, ENCODER_FILES};
 use anyhow::{Context, Result};
 use nook_core::bundle::{sha256_hex, EncoderInfo, FileEntry, Manifest, MetricSnapshot, FORMAT, VERSION};
+use nook_core::catalog::codec;
 use nook_core::quant::{self, encode_matrix, Quant};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
@@ -34,22 +36,24 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant, quant: Quant) -> R
         Variant::Auto if model_dir.join(FINETUNED.name).is_dir() => FINETUNED,
         Variant::Auto => FROZEN,
     };
-    let saved = store::load_family(model_dir, spec)?;
+    let info = store::load_info(model_dir)?;
+    let family = TextFamily::load(model_dir, spec, info.n_items)?;
+    let encoder_dir = family.encoder_dir().expect("a family read from disk has its encoder there");
     let mut encoder = Vec::new();
     for name in ENCODER_FILES {
-        let path = saved.encoder_dir.join(name);
+        let path = encoder_dir.join(name);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let bytes = if name == "model.safetensors" { encode_encoder(&path, &bytes, quant)? } else { bytes };
         encoder.push((name.to_string(), bytes));
     }
     let meta = BundleMeta {
-        dataset: saved.info.dataset.clone(),
+        dataset: info.dataset.clone(),
         model: spec.name.to_string(),
-        scoring: saved.hybrid.scoring,
-        max_tokens: saved.info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
+        scoring: family.hybrid.scoring,
+        max_tokens: info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
         metrics: read_metrics(&model_dir.join("eval.json")),
     };
-    write_bundle(out, &saved.hybrid.catalog, quant, encoder, meta)
+    write_bundle(out, &family.hybrid.catalog, quant, encoder, meta)
 }
 
 /// What a bundle's manifest says besides its tables and files.
@@ -70,16 +74,7 @@ pub fn write_bundle(
     encoder: Vec<(String, Vec<u8>)>,
     meta: BundleMeta,
 ) -> Result<Manifest> {
-    let n = c.len();
-    let mut tables = Vec::new();
-    tables.extend(encode_matrix("cf", &c.cf.to_f32(), n, Some(c.cf_dim), quant));
-    tables.extend(encode_matrix("text", &c.text.to_f32(), n, Some(c.text_dim), quant));
-    tables.extend(encode_matrix("cf_gram", &c.cf_gram, c.cf_dim, Some(c.cf_dim), Quant::F32));
-    tables.extend(encode_matrix("popularity", &c.popularity, n, None, Quant::F32));
-    if let Some(p) = &c.projection {
-        tables.extend(encode_matrix("text_projection", &p.components, p.out_dim, Some(p.in_dim), Quant::F32));
-        tables.extend(encode_matrix("text_mean", &p.mean, p.in_dim, None, Quant::F32));
-    }
+    let tables = codec::encode(c, quant);
     let mut files: Vec<(String, Vec<u8>)> = vec![
         ("items.json".into(), serde_json::to_vec(&c.items)?),
         ("items.safetensors".into(), quant::serialize(&tables)?),

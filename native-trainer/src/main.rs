@@ -1,20 +1,19 @@
 //! `nook`: train and evaluate recommenders whose ranking runs privately in the browser.
 
-mod cli;
-mod demo;
+mod commands;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     keep_large_buffers();
-    let args = cli::Cli::parse();
-    cli::init_logging(&args.log);
+    let args = commands::Cli::parse();
+    commands::init_logging(&args.log);
     if let Some(threads) = args.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {
             tracing::warn!("could not set {threads} threads: {e}");
         }
     }
-    match cli::run(args) {
+    match commands::run(args.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -2,7 +2,7 @@
 //! resvg with the system's fonts): fine-tuning loss by step, Recall@K and NDCG@K by K per model,
 //! and warm vs cold NDCG@10.
 
-use crate::pipeline::EvalReport;
+use crate::eval::results::EvalReport;
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 use std::fmt::Write as _;
@@ -23,6 +23,21 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
 ];
+
+/// The asked-for cut-offs plus those the report's curves need.
+pub fn with_curve_ks(k: &[usize]) -> Vec<usize> {
+    let mut all: Vec<usize> = k.iter().copied().chain(CURVE_KS).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// Fine-tuning losses saved in a model directory (`finetune.json`), if any.
+pub fn read_losses(model_dir: &Path) -> Option<Vec<f32>> {
+    let bytes = std::fs::read(model_dir.join("finetune.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v["losses"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
+}
 
 /// Writes `report.md` and the plots into `dir` (created if needed).
 pub fn write(dir: &Path, report: &EvalReport, losses: Option<&[f32]>, notes: &str) -> Result<()> {

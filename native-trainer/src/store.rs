@@ -1,32 +1,34 @@
 //! The trained-model directory written by `nook train` and read by `nook eval --model` and
-//! `nook export`.
+//! `nook export`. Each model writes its own files ([`crate::models::Fitted::save`]); this module
+//! writes what describes them all and reads them back through the registry.
 //!
 //! ```text
 //! MODEL_DIR/model.json                 what was trained, on what, with which settings
 //! MODEL_DIR/ids.json                   source ids of users and items, in index order
 //! MODEL_DIR/eval.json                  the evaluation run at training time
-//! MODEL_DIR/{pop,als,bpr}.safetensors
-//! MODEL_DIR/items.json                 item display metadata            (text models)
-//! MODEL_DIR/hybrid/, fused-ft/         catalog.safetensors + info.json  (cf, cf_gram, text, popularity,
-//!                                      [text_projection, text_mean], [content_text])
-//! MODEL_DIR/encoder/, encoder-ft/      the frozen and the fine-tuned encoder (Hugging Face layout)
-//! MODEL_DIR/finetune.json              fine-tuning settings and loss by step
+//! MODEL_DIR/{pop,als,bpr}.safetensors  per model (see each model's file)
+//! MODEL_DIR/hybrid/, fused-ft/, ...    the text families (see `models::family`)
 //! ```
+//!
+//! Tensors are written and read with nook-core's [`quant`](nook_core::quant) codec, the one the
+//! bundle uses: shapes are checked and NaN or infinite values refused on the way in.
 
 use crate::atomic;
 use crate::data::Dataset;
-use crate::models::hybrid::{Hybrid, HybridInfo, HybridSpec, FINETUNED, FROZEN};
-use crate::models::{Factors, Popularity, RandomScores};
-use crate::pipeline::{item_meta, EvalReport, ModelConfig, ModelKind, ModelSet};
+use crate::eval::results::EvalReport;
+use crate::models::family::TextFamily;
+use crate::models::hybrid::HybridSpec;
+use crate::models::{self, Factors};
 use crate::split::SplitConfig;
-use crate::tensors;
-use crate::textvec::EncoderSource;
+use crate::training::{ModelConfig, ModelSet};
 use anyhow::{bail, ensure, Context, Result};
-use nook_core::{Catalog, ItemMeta, Projection};
+use nook_core::quant::{self, Encoded};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 pub const STORE_VERSION: u32 = 1;
 
@@ -39,7 +41,8 @@ pub struct ModelInfo {
     pub n_items: usize,
     pub split: SplitConfig,
     pub config: ModelConfig,
-    pub models: Vec<ModelKind>,
+    /// Registry ids of the models saved here.
+    pub models: Vec<String>,
     pub fit_seconds: BTreeMap<String, f64>,
     /// Token limit the text vectors were computed with.
     #[serde(default)]
@@ -61,7 +64,6 @@ pub fn save(
     split: &SplitConfig,
     cfg: &ModelConfig,
     set: &ModelSet,
-    encoder: Option<&EncoderSource>,
     report: Option<&EvalReport>,
 ) -> Result<()> {
     let info = ModelInfo {
@@ -72,9 +74,9 @@ pub fn save(
         n_items: data.items.len(),
         split: split.clone(),
         config: cfg.clone(),
-        models: set.kinds(),
+        models: set.ids().into_iter().map(String::from).collect(),
         fit_seconds: set.fit_seconds.clone(),
-        encoder_max_tokens: encoder.map(|e| e.max_tokens),
+        encoder_max_tokens: set.encoder_max_tokens,
     };
     let ids = Ids { users: data.users.clone(), items: data.items.iter().map(|i| i.id.clone()).collect() };
     atomic::write_dir(dir, |tmp| {
@@ -83,138 +85,30 @@ pub fn save(
         if let Some(report) = report {
             std::fs::write(tmp.join("eval.json"), serde_json::to_vec_pretty(report)?)?;
         }
-        if let Some(pop) = &set.pop {
-            std::fs::write(
-                tmp.join("pop.safetensors"),
-                tensors::to_bytes(&[("counts", vec![info.n_items], &pop.counts)])?,
-            )?;
-        }
-        for f in [&set.als, &set.bpr].into_iter().flatten() {
-            let mut t = vec![
-                ("user_factors", vec![info.n_users, f.dim], f.users.as_slice()),
-                ("item_factors", vec![info.n_items, f.dim], f.items.as_slice()),
-            ];
-            if let Some(b) = &f.item_bias {
-                t.push(("item_bias", vec![info.n_items], b.as_slice()));
-            }
-            std::fs::write(tmp.join(format!("{}.safetensors", f.name)), tensors::to_bytes(&t)?)?;
-        }
-        if set.hybrid.is_some() || set.fused.is_some() {
-            let source = encoder.context("saving a text model needs its encoder")?;
-            std::fs::write(tmp.join("items.json"), serde_json::to_vec(&item_meta(data))?)?;
-            std::fs::create_dir(tmp.join("encoder"))?;
-            for (name, from) in ENCODER_FILES.iter().zip(source.files()) {
-                link_or_copy(&from, &tmp.join("encoder").join(name))?;
-            }
-        }
-        for h in [&set.hybrid, &set.fused].into_iter().flatten() {
-            save_family(&tmp.join(h.spec.name), h)?;
-        }
-        if let Some(ft) = &set.finetuned {
-            ft.save_dir(&tmp.join("encoder-ft"))?;
-            let record = serde_json::json!({ "config": cfg.finetune, "losses": ft.losses, "seconds": ft.seconds });
-            std::fs::write(tmp.join("finetune.json"), serde_json::to_vec_pretty(&record)?)?;
+        for (entry, model) in &set.models {
+            model.save(tmp).with_context(|| format!("saving {}", entry.id))?;
         }
         Ok(())
     })
 }
 
-fn save_family(dir: &Path, h: &Hybrid) -> Result<()> {
-    std::fs::create_dir(dir)?;
-    let c = &h.catalog;
-    let n = c.len();
-    let (cf, text, full_text) = (c.cf.to_f32(), c.text.to_f32(), h.content_catalog.text.to_f32());
-    let mut t: Vec<(&str, Vec<usize>, &[f32])> = vec![
-        ("cf", vec![n, c.cf_dim], &cf),
-        ("cf_gram", vec![c.cf_dim, c.cf_dim], &c.cf_gram),
-        ("text", vec![n, c.text_dim], &text),
-        ("popularity", vec![n], &c.popularity),
-    ];
-    if let Some(p) = &c.projection {
-        t.push(("text_projection", vec![p.out_dim, p.in_dim], &p.components));
-        t.push(("text_mean", vec![p.in_dim], &p.mean));
-        t.push(("content_text", vec![n, h.content_catalog.text_dim], &full_text));
+/// What a model's `load` reads from: the directory, its `model.json`, and the text families
+/// already read (each family is read once for both of its models).
+pub struct Loader<'a> {
+    pub dir: &'a Path,
+    pub info: &'a ModelInfo,
+    families: RefCell<Vec<Arc<TextFamily>>>,
+}
+
+impl Loader<'_> {
+    pub fn family(&self, spec: HybridSpec) -> Result<Arc<TextFamily>> {
+        if let Some(f) = self.families.borrow().iter().find(|f| f.hybrid.spec.name == spec.name) {
+            return Ok(f.clone());
+        }
+        let family = Arc::new(TextFamily::load(self.dir, spec, self.info.n_items)?);
+        self.families.borrow_mut().push(family.clone());
+        Ok(family)
     }
-    std::fs::write(dir.join("catalog.safetensors"), tensors::to_bytes(&t)?)?;
-    std::fs::write(dir.join("info.json"), serde_json::to_vec_pretty(&h.info())?)?;
-    Ok(())
-}
-
-/// Hard-links when possible (same file system), else copies.
-fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
-    if std::fs::hard_link(from, to).is_err() {
-        std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    }
-    Ok(())
-}
-
-/// A saved hybrid family, read back for export and evaluation.
-pub struct SavedFamily {
-    pub info: ModelInfo,
-    pub hybrid: Hybrid,
-    /// The encoder whose vectors the catalog holds.
-    pub encoder_dir: std::path::PathBuf,
-}
-
-/// Reads the family `name` (`hybrid` or `fused-ft`) from a model directory.
-pub fn load_family(dir: &Path, spec: HybridSpec) -> Result<SavedFamily> {
-    let info: ModelInfo = read_json(&dir.join("model.json"))?;
-    let fdir = dir.join(spec.name);
-    ensure!(
-        fdir.is_dir(),
-        "{}: has no {} model (train with --models including {})",
-        dir.display(),
-        spec.name,
-        spec.name
-    );
-    let hinfo: HybridInfo = read_json(&fdir.join("info.json"))?;
-    let items: Vec<ItemMeta> = read_json(&dir.join("items.json"))?;
-    ensure!(
-        items.len() == info.n_items,
-        "{}: items.json has {} items, model.json says {}",
-        dir.display(),
-        items.len(),
-        info.n_items
-    );
-    let path = fdir.join("catalog.safetensors");
-    let bytes = read(&path)?;
-    let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not safetensors", path.display()))?;
-    let dim_of = |name: &str, axis: usize| -> Result<usize> {
-        st.tensor(name)
-            .with_context(|| format!("{}: no tensor `{name}`", path.display()))?
-            .shape()
-            .get(axis)
-            .copied()
-            .with_context(|| format!("{}: `{name}` has too few dimensions", path.display()))
-    };
-    let n = info.n_items;
-    let (cf_dim, text_dim) = (dim_of("cf", 1)?, dim_of("text", 1)?);
-    let cf = tensors::read_f32(&path, &st, "cf", &[n, cf_dim])?;
-    let cf_gram = tensors::read_f32(&path, &st, "cf_gram", &[cf_dim, cf_dim])?;
-    let text = tensors::read_f32(&path, &st, "text", &[n, text_dim])?;
-    let popularity = tensors::read_f32(&path, &st, "popularity", &[n])?;
-    let catalog =
-        Catalog::new(items.clone(), cf.clone(), cf_dim, cf_gram.clone(), text.clone(), text_dim, popularity.clone())?;
-    let (catalog, content_catalog) = if st.names().iter().any(|n| *n == "text_mean") {
-        let in_dim = dim_of("text_mean", 0)?;
-        let mean = tensors::read_f32(&path, &st, "text_mean", &[in_dim])?;
-        let components = tensors::read_f32(&path, &st, "text_projection", &[text_dim, in_dim])?;
-        let full = tensors::read_f32(&path, &st, "content_text", &[n, in_dim])?;
-        let content = Catalog::new(items, cf, cf_dim, cf_gram, full, in_dim, popularity)?;
-        (catalog.with_projection(Projection::new(mean, components, text_dim)?)?, content)
-    } else {
-        (catalog.clone(), catalog)
-    };
-    let encoder_dir = dir.join(if spec.name == FINETUNED.name { "encoder-ft" } else { "encoder" });
-    let hybrid = Hybrid {
-        spec,
-        catalog,
-        scoring: hinfo.scoring,
-        content_catalog,
-        content: hinfo.content,
-        validation: hinfo.validation,
-    };
-    Ok(SavedFamily { info, hybrid, encoder_dir })
 }
 
 /// Loads a model directory, refusing one trained on other data or another split.
@@ -249,74 +143,85 @@ pub fn load(dir: &Path, data: &Dataset, split: &SplitConfig) -> Result<ModelSet>
         };
         bail!("{}: trained with split {:?}, but evaluation asks for {:?}{hint}", dir.display(), info.split, split);
     }
-    let mut set = ModelSet { fit_seconds: info.fit_seconds.clone(), ..ModelSet::default() };
-    for kind in &info.models {
-        match kind {
-            ModelKind::Pop => {
-                let path = dir.join("pop.safetensors");
-                let bytes = read(&path)?;
-                let st =
-                    SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not safetensors", path.display()))?;
-                set.pop = Some(Popularity { counts: tensors::read_f32(&path, &st, "counts", &[info.n_items])? });
-            }
-            ModelKind::Als => set.als = Some(load_factors(dir, "als", &info, false)?),
-            ModelKind::Bpr => set.bpr = Some(load_factors(dir, "bpr", &info, true)?),
-            ModelKind::Random => set.random = Some(RandomScores { seed: info.split.seed }),
-            ModelKind::Content | ModelKind::Hybrid => {
-                if set.hybrid.is_none() {
-                    set.hybrid = Some(load_family(dir, FROZEN)?.hybrid);
-                }
-            }
-            ModelKind::ContentFt | ModelKind::FusedFt => {
-                if set.fused.is_none() {
-                    set.fused = Some(load_family(dir, FINETUNED)?.hybrid);
-                }
-            }
-        }
+    let loader = Loader { dir, info: &info, families: RefCell::default() };
+    let mut models = Vec::new();
+    for id in &info.models {
+        let entry = models::entry(id).with_context(|| format!("{}: unknown model {id:?}", dir.display()))?;
+        let model = (entry.load)(&loader).with_context(|| format!("{}: loading {id}", dir.display()))?;
+        models.push((entry, model));
     }
-    Ok(set)
+    Ok(ModelSet {
+        models,
+        fit_seconds: info.fit_seconds.clone(),
+        peak_rss_mb: BTreeMap::new(),
+        encoder_max_tokens: info.encoder_max_tokens,
+    })
+}
+
+/// Reads `model.json` of a model directory.
+pub fn load_info(dir: &Path) -> Result<ModelInfo> {
+    read_json(&dir.join("model.json"))
 }
 
 /// The `als` or `bpr` factors of a model directory with the user and item ids of their rows.
 pub fn load_factors_with_ids(dir: &Path, name: &str) -> Result<(Factors, Vec<String>, Vec<String>)> {
-    let info: ModelInfo = read_json(&dir.join("model.json"))?;
-    let has = info.models.iter().any(|k| k.id() == name);
-    ensure!(has, "{}: has no {name} model (it has: {:?})", dir.display(), info.models);
+    let info = load_info(dir)?;
+    ensure!(
+        info.models.iter().any(|m| m == name),
+        "{}: has no {name} model (it has: {:?})",
+        dir.display(),
+        info.models
+    );
     let ids: Ids = read_json(&dir.join("ids.json"))?;
     ensure!(
         ids.users.len() == info.n_users && ids.items.len() == info.n_items,
         "{}: ids.json does not match model.json",
         dir.display()
     );
-    let factors = load_factors(dir, name, &info, name == "bpr")?;
+    let factors = Factors::load(dir, name, info.n_users, info.n_items, name == "bpr")?;
     Ok((factors, ids.users, ids.items))
 }
 
-fn load_factors(dir: &Path, name: &str, info: &ModelInfo, bias: bool) -> Result<Factors> {
-    let path = dir.join(format!("{name}.safetensors"));
-    let bytes = read(&path)?;
+/// Writes tensors as one safetensors file.
+pub fn write_tensors(path: &Path, tensors: &[Encoded]) -> Result<()> {
+    let bytes = quant::serialize(tensors).with_context(|| format!("encoding {}", path.display()))?;
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A safetensors file being read; errors name it.
+pub struct TensorFile<'a> {
+    path: String,
+    st: SafeTensors<'a>,
+}
+
+impl TensorFile<'_> {
+    pub fn st(&self) -> &SafeTensors<'_> {
+        &self.st
+    }
+
+    /// An f32 tensor of exactly `shape`, finite values only.
+    pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        Ok(quant::decode_f32(&self.st, &self.path, name, shape)?)
+    }
+
+    /// The second dimension of a 2-D tensor.
+    pub fn width(&self, name: &str) -> Result<usize> {
+        let view = self.st.tensor(name).with_context(|| format!("{}: no tensor `{name}`", self.path))?;
+        match view.shape() {
+            [_, cols] => Ok(*cols),
+            other => bail!("{}: `{name}` has shape {other:?}, expected a matrix", self.path),
+        }
+    }
+}
+
+/// Reads the safetensors file at `path` and hands it to `f`.
+pub fn read_tensors<T>(path: &Path, f: impl FnOnce(&TensorFile<'_>) -> Result<T>) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not safetensors", path.display()))?;
-    let dim = st
-        .tensor("item_factors")
-        .with_context(|| format!("{}: no tensor `item_factors`", path.display()))?
-        .shape()
-        .get(1)
-        .copied()
-        .with_context(|| format!("{}: item_factors is not a matrix", path.display()))?;
-    Ok(Factors {
-        name: name.to_string(),
-        dim,
-        users: tensors::read_f32(&path, &st, "user_factors", &[info.n_users, dim])?,
-        items: tensors::read_f32(&path, &st, "item_factors", &[info.n_items, dim])?,
-        item_bias: if bias { Some(tensors::read_f32(&path, &st, "item_bias", &[info.n_items])?) } else { None },
-        item_known: None,
-    })
+    f(&TensorFile { path: path.display().to_string(), st })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    serde_json::from_slice(&read(path)?).with_context(|| format!("{}: not the expected JSON", path.display()))
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not the expected JSON", path.display()))
 }

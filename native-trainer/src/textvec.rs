@@ -1,13 +1,13 @@
 //! Item text embeddings from a local Hugging Face model directory, cached by content hash.
 
 use crate::progress;
-use crate::tensors;
+use crate::store::read_tensors;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use nook_core::bundle::sha256_hex;
 use nook_core::encoder::TextEncoder;
-use safetensors::SafeTensors;
+use nook_core::quant::{self, encode_f32};
 use std::path::{Path, PathBuf};
 
 /// Where scripts/setup-assets.sh puts all-MiniLM-L6-v2; the default `--encoder`.
@@ -109,19 +109,18 @@ pub fn embed_cached_with(
     }
     let key = sha256_hex(&key);
     let path = cache_dir.join(format!("text-{}.safetensors", &key[..32]));
-    if let Ok(bytes) = std::fs::read(&path) {
-        if let Ok(st) = SafeTensors::deserialize(&bytes) {
-            let dim = st.tensor("text").ok().and_then(|t| t.shape().get(1).copied()).unwrap_or(0);
-            if let Ok(v) = tensors::read_f32(&path, &st, "text", &[texts.len(), dim]) {
+    if path.exists() {
+        match read_tensors(&path, |t| t.f32("text", &[texts.len(), t.width("text")?])) {
+            Ok(v) => {
                 tracing::info!("text vectors from cache {}", path.display());
                 return Ok(v);
             }
+            Err(e) => tracing::warn!("ignoring unreadable cache file: {e:#}"),
         }
-        tracing::warn!("ignoring unreadable cache file {}", path.display());
     }
     let encoder = load()?;
     let vectors = embed_all(&encoder, texts, "embed")?;
-    let bytes = tensors::to_bytes(&[("text", vec![texts.len(), encoder.dim()], &vectors)])?;
+    let bytes = quant::serialize(&[encode_f32("text", &[texts.len(), encoder.dim()], &vectors)])?;
     crate::atomic::write_file(&path, &bytes)?;
     Ok(vectors)
 }

@@ -9,20 +9,16 @@ use nook_core::encoder::Mode;
 use nook_trainer::finetune::{self, FineTuned, FinetuneConfig};
 use nook_trainer::split::{Split, SplitConfig};
 use nook_trainer::textvec::EncoderSource;
-use std::path::PathBuf;
 
-fn encoder_source() -> Option<EncoderSource> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/models/all-MiniLM-L6-v2");
-    let found = dir.join("model.safetensors").is_file().then_some(dir);
-    Some(EncoderSource { dir: require("all-MiniLM-L6-v2", found)?, max_tokens: 64 })
+fn encoder_source() -> EncoderSource {
+    EncoderSource { dir: encoder_dir(), max_tokens: 64 }
 }
 
-fn setup() -> Option<(EncoderSource, Vec<String>, Split)> {
-    let source = encoder_source()?;
-    let data = load_dir(&require("ml-100k", ml100k())?, false).unwrap();
+fn setup() -> (EncoderSource, Vec<String>, Split) {
+    let data = load_dir(&ml100k(), false).unwrap();
     let split = Split::new(&data, &SplitConfig::default()).unwrap();
     let texts = data.items.iter().map(|i| i.text()).collect();
-    Some((source, texts, split))
+    (encoder_source(), texts, split)
 }
 
 fn small(steps: usize) -> FinetuneConfig {
@@ -37,7 +33,7 @@ fn small(steps: usize) -> FinetuneConfig {
 }
 
 fn run(cfg: &FinetuneConfig, ckpt: &std::path::Path, resume: bool) -> anyhow::Result<FineTuned> {
-    let (source, texts, split) = setup().expect("checked by the caller");
+    let (source, texts, split) = setup();
     finetune::run(&source, &texts, &split, cfg, &Device::Cpu, ckpt, resume)
 }
 
@@ -47,7 +43,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn trains_only_the_top_layers_and_lowers_the_loss() {
-    let Some((source, _, _)) = setup() else { return };
+    let (source, _, _) = setup();
     let ckpt = tempfile::tempdir().unwrap();
     let ft = run(&small(24), ckpt.path(), false).unwrap();
     assert_eq!(ft.losses.len(), 24);
@@ -73,7 +69,7 @@ fn trains_only_the_top_layers_and_lowers_the_loss() {
 
 #[test]
 fn saved_weights_give_the_training_graphs_vectors_in_the_inference_path() {
-    let Some(_) = setup() else { return };
+    setup();
     let ckpt = tempfile::tempdir().unwrap();
     let ft = run(&small(3), ckpt.path(), false).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +86,7 @@ fn saved_weights_give_the_training_graphs_vectors_in_the_inference_path() {
 
 #[test]
 fn an_interrupted_run_resumes_to_the_same_weights() {
-    let Some(_) = setup() else { return };
+    setup();
     let straight_dir = tempfile::tempdir().unwrap();
     let straight = run(&small(7), straight_dir.path(), false).unwrap();
 

@@ -15,17 +15,18 @@ fn ndcg10(model: &dyn Scorer, split: &Split, train: &Csr, target: Target) -> f64
     evaluate(model, &set, &[10]).iter().find(|r| r.metric == "ndcg@10").unwrap().value
 }
 
-fn small_split() -> Option<(Split, Csr)> {
-    let dir = require("movielens-small", movielens_small())?;
+fn small_split() -> (Split, Csr) {
+    let dir = movielens_small();
     let d = load_dir(&dir, false).unwrap();
     let split = Split::new(&d, &SplitConfig::default()).unwrap();
     let train = split.train_matrix();
-    Some((split, train))
+    (split, train)
 }
 
 #[test]
+#[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
 fn als_and_bpr_beat_popularity_and_random_on_movielens_small() {
-    let Some((split, train)) = small_split() else { return };
+    let (split, train) = small_split();
     let pop = ndcg10(&Popularity::fit(&train), &split, &train, Target::Warm);
     let random = ndcg10(&RandomScores { seed: 1 }, &split, &train, Target::Warm);
     let als = ndcg10(&als::fit(&train, &AlsConfig::default(), |_| {}), &split, &train, Target::Warm);
@@ -37,8 +38,9 @@ fn als_and_bpr_beat_popularity_and_random_on_movielens_small() {
 }
 
 #[test]
+#[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
 fn als_is_fixed_by_its_seed_and_independent_of_threads() {
-    let Some((_, train)) = small_split() else { return };
+    let (_, train) = small_split();
     let cfg = AlsConfig { iterations: 3, ..AlsConfig::default() };
     let one =
         rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| als::fit(&train, &cfg, |_| {}));
@@ -51,15 +53,17 @@ fn als_is_fixed_by_its_seed_and_independent_of_threads() {
 }
 
 #[test]
+#[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
 fn bpr_is_fixed_by_its_seed() {
-    let Some((_, train)) = small_split() else { return };
+    let (_, train) = small_split();
     let cfg = BprConfig { epochs: 2, ..BprConfig::default() };
     assert_eq!(bpr::fit(&train, &cfg, |_, _| {}).items, bpr::fit(&train, &cfg, |_, _| {}).items);
 }
 
 #[test]
+#[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
 fn fold_in_reproduces_the_trained_user_vectors() {
-    let Some((split, train)) = small_split() else { return };
+    let (split, train) = small_split();
     let cfg = AlsConfig::default();
     let model = als::fit(&train, &cfg, |_| {});
     // Trained users were last solved against the item factors of the previous half-iteration, so
@@ -86,8 +90,9 @@ fn fold_in_reproduces_the_trained_user_vectors() {
 }
 
 #[test]
+#[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
 fn cold_items_are_unreachable_for_pure_collaborative_models() {
-    let Some((split, train)) = small_split() else { return };
+    let (split, train) = small_split();
     let model = als::fit(&train, &AlsConfig { iterations: 5, ..AlsConfig::default() }, |_| {});
     for &item in &split.cold_items {
         let row = &model.items[item as usize * model.dim..(item as usize + 1) * model.dim];

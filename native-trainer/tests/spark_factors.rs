@@ -151,7 +151,7 @@ fn malformed_files_are_refused_with_file_row_and_field() {
 
 #[test]
 fn als_fitted_on_ml100k_round_trips_through_spark_layout_and_matches_ids() {
-    let Some(dir) = require("ml-100k", ml100k()) else { return };
+    let dir = ml100k();
     let data = load_dir(&dir, false).unwrap();
     let split = Split::new(&data, &SplitConfig::default()).unwrap();
     let cfg = AlsConfig { iterations: 3, factors: 16, ..AlsConfig::default() };

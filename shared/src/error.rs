@@ -4,6 +4,9 @@
 pub enum NookError {
     #[error("bundle: {0}")]
     Bundle(String),
+    /// A stored table or tensor file is malformed (the message names the file).
+    #[error("{0}")]
+    Data(String),
     #[error("encoder: {0}")]
     Encoder(String),
     #[error("request: {0}")]
@@ -17,6 +20,9 @@ pub type Result<T, E = NookError> = std::result::Result<T, E>;
 impl NookError {
     pub fn bundle(msg: impl Into<String>) -> Self {
         Self::Bundle(msg.into())
+    }
+    pub fn data(msg: impl Into<String>) -> Self {
+        Self::Data(msg.into())
     }
     pub fn encoder(msg: impl Into<String>) -> Self {
         Self::Encoder(msg.into())

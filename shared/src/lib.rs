@@ -4,22 +4,31 @@
 //! builds for `wasm32-unknown-unknown` and ranks identically on both sides. Floating-point
 //! reductions use a fixed accumulation order (see [`linalg`]), so results are bit-identical
 //! whatever SIMD width the compiler picks.
+//!
+//! Layers, bottom up: [`quant`] (tensor storage) → [`catalog`] (the items and their one codec) →
+//! [`score`], [`topk`], [`foldin`] (kernels) → [`recommend`] (the scoring path) → [`bundle`]
+//! (what the browser loads) and [`gpu`] (the same ranking on WebGPU / Vulkan).
 
 pub mod bundle;
+pub mod catalog;
 pub mod encoder;
 pub mod error;
 pub mod foldin;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod linalg;
+mod mmr;
 pub mod quant;
 pub mod recommend;
 pub mod score;
+pub mod stats;
+pub mod synthetic;
 pub mod topk;
 
 pub use bundle::{Bundle, Manifest};
+pub use catalog::{Catalog, ItemMeta, Projection};
 pub use error::{NookError, Result};
 pub use foldin::{fold_in, gramian, gramian_finish, gramian_partial, solve_row_cg, RowSolver};
-pub use recommend::{Catalog, ItemMeta, Projection, Reason, Recommendation, Request, Scoring};
+pub use recommend::{Reason, Recommendation, Request, Scoring};
 pub use score::score_items;
 pub use topk::{top_k, Scored};

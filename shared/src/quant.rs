@@ -83,15 +83,9 @@ pub struct Encoded {
 /// Encodes a row-major `rows x cols` f32 matrix (a vector when `cols` is `None`) under `quant`.
 /// Vectors are never quantised below f32: they are small and often scales or biases.
 pub fn encode_matrix(name: &str, values: &[f32], rows: usize, cols: Option<usize>, quant: Quant) -> Vec<Encoded> {
-    let f32_tensor = |name: &str, shape: Vec<usize>, v: &[f32]| Encoded {
-        name: name.to_string(),
-        dtype: Dtype::F32,
-        shape,
-        bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    };
-    let Some(cols) = cols else { return vec![f32_tensor(name, vec![rows], values)] };
+    let Some(cols) = cols else { return vec![encode_f32(name, &[rows], values)] };
     match quant {
-        Quant::F32 => vec![f32_tensor(name, vec![rows, cols], values)],
+        Quant::F32 => vec![encode_f32(name, &[rows, cols], values)],
         Quant::F16 => vec![Encoded {
             name: name.to_string(),
             dtype: Dtype::F16,
@@ -107,9 +101,19 @@ pub fn encode_matrix(name: &str, values: &[f32], rows: usize, cols: Option<usize
                     shape: vec![rows, cols],
                     bytes: q.q.iter().map(|&v| v as u8).collect(),
                 },
-                f32_tensor(&format!("{name}{SCALE_SUFFIX}"), vec![rows], &q.scales),
+                encode_f32(&format!("{name}{SCALE_SUFFIX}"), &[rows], &q.scales),
             ]
         }
+    }
+}
+
+/// An f32 tensor of any shape (row-major `values`).
+pub fn encode_f32(name: &str, shape: &[usize], values: &[f32]) -> Encoded {
+    Encoded {
+        name: name.to_string(),
+        dtype: Dtype::F32,
+        shape: shape.to_vec(),
+        bytes: values.iter().flat_map(|x| x.to_le_bytes()).collect(),
     }
 }
 
@@ -120,10 +124,10 @@ pub fn serialize(tensors: &[Encoded]) -> Result<Vec<u8>> {
         .map(|t| {
             safetensors::tensor::TensorView::new(t.dtype, t.shape.clone(), &t.bytes)
                 .map(|v| (t.name.clone(), v))
-                .map_err(|e| NookError::bundle(format!("{}: {e}", t.name)))
+                .map_err(|e| NookError::data(format!("{}: {e}", t.name)))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, &None).map_err(|e| NookError::bundle(format!("serialising: {e}")))
+    safetensors::serialize(views, &None).map_err(|e| NookError::data(format!("serialising: {e}")))
 }
 
 /// A matrix read back: f32 values, or int8 rows kept as they are.
@@ -157,14 +161,6 @@ impl Matrix {
         }
     }
 
-    /// `out[i] = row_i · query`.
-    pub fn score(&self, cols: usize, query: &[f32], out: &mut [f32]) {
-        match self {
-            Matrix::F32(v) => crate::score::score_items(v, cols, query, None, out),
-            Matrix::Int8(q) => crate::score::score_int8(q, query, out),
-        }
-    }
-
     /// Bytes the storage takes.
     pub fn bytes(&self) -> usize {
         match self {
@@ -177,9 +173,9 @@ impl Matrix {
 /// Reads `name` with shape `shape` stored as f32, f16 or int8 (+ scales); `file` names the file in
 /// errors. Refuses other dtypes, wrong shapes and non-finite values.
 pub fn decode_matrix(st: &SafeTensors<'_>, file: &str, name: &str, shape: &[usize]) -> Result<Matrix> {
-    let view = st.tensor(name).map_err(|_| NookError::bundle(format!("{file} has no tensor {name:?}")))?;
+    let view = st.tensor(name).map_err(|_| NookError::data(format!("{file} has no tensor {name:?}")))?;
     if view.shape() != shape {
-        return Err(NookError::bundle(format!("{file}: {name} has shape {:?}, expected {shape:?}", view.shape())));
+        return Err(NookError::data(format!("{file}: {name} has shape {:?}, expected {shape:?}", view.shape())));
     }
     let data = view.data();
     let values = match view.dtype() {
@@ -194,22 +190,29 @@ pub fn decode_matrix(st: &SafeTensors<'_>, file: &str, name: &str, shape: &[usiz
                 Matrix::Int8(_) => unreachable!("vectors are never int8"),
             };
             if scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-                return Err(NookError::bundle(format!(
-                    "{file}: {scale_name} holds a non-positive or non-finite scale"
-                )));
+                return Err(NookError::data(format!("{file}: {scale_name} holds a non-positive or non-finite scale")));
             }
             return Ok(Matrix::Int8(Int8Rows { q: data.iter().map(|&b| b as i8).collect(), scales, cols: shape[1] }));
         }
         other => {
-            return Err(NookError::bundle(format!("{file}: {name} is {other:?}, expected F32, F16 or I8 (2-D)")));
+            return Err(NookError::data(format!("{file}: {name} is {other:?}, expected F32, F16 or I8 (2-D)")));
         }
     };
     if let Matrix::F32(v) = &values {
         if v.iter().any(|x| !x.is_finite()) {
-            return Err(NookError::bundle(format!("{file}: {name} holds NaN or infinite values")));
+            return Err(NookError::data(format!("{file}: {name} holds NaN or infinite values")));
         }
     }
     Ok(values)
+}
+
+/// Reads `name` as f32 values (stored as f32 or f16) of exactly `shape`, refusing int8 storage,
+/// NaN and infinities.
+pub fn decode_f32(st: &SafeTensors<'_>, file: &str, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    match decode_matrix(st, file, name, shape)? {
+        Matrix::F32(v) => Ok(v),
+        Matrix::Int8(_) => Err(NookError::data(format!("{file}: {name} must be F32 or F16, not I8"))),
+    }
 }
 
 #[cfg(test)]

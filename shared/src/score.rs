@@ -1,7 +1,7 @@
 //! Scoring: one dot product per item against a query vector, over f32 or int8 item tables.
 
 use crate::linalg::dot;
-use crate::quant::Int8Rows;
+use crate::quant::{Int8Rows, Matrix};
 
 /// `out[i] = items[i] · query (+ bias[i])` for a row-major `n x dim` item table.
 pub fn score_items(items: &[f32], dim: usize, query: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
@@ -15,6 +15,14 @@ pub fn score_items(items: &[f32], dim: usize, query: &[f32], bias: Option<&[f32]
         for (o, b) in out.iter_mut().zip(bias) {
             *o += b;
         }
+    }
+}
+
+/// `out[i] = row_i · query` for a table in either storage.
+pub fn score_matrix(m: &Matrix, cols: usize, query: &[f32], out: &mut [f32]) {
+    match m {
+        Matrix::F32(v) => score_items(v, cols, query, None, out),
+        Matrix::Int8(q) => score_int8(q, query, out),
     }
 }
 

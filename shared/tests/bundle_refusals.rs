@@ -12,15 +12,7 @@ use std::collections::HashMap;
 const H: usize = 8;
 
 fn rand_values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.4
-        })
-        .collect()
+    nook_core::synthetic::values(n, seed).into_iter().map(|v| v * 0.4).collect()
 }
 
 fn encoder_tensors(quant: Quant) -> Vec<Encoded> {

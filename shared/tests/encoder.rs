@@ -3,17 +3,7 @@
 
 use candle_core::{Device, Tensor};
 use nook_core::encoder::{masked_mean_pool, Mode, TextEncoder};
-use std::path::PathBuf;
-
-fn model_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/models/all-MiniLM-L6-v2");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    assert!(std::env::var_os("NOOK_REQUIRE_DATA").is_none(), "all-MiniLM-L6-v2 missing: run scripts/setup-assets.sh");
-    eprintln!("skipping: all-MiniLM-L6-v2 not fetched");
-    None
-}
+use nook_test_support::encoder_dir as model_dir;
 
 fn encoder(dir: &std::path::Path) -> TextEncoder {
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
@@ -48,7 +38,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn matches_sentence_transformers_batched_and_alone() {
-    let Some(dir) = model_dir() else { return };
+    let dir = model_dir();
     let enc = encoder(&dir);
     let reference = reference();
     let texts: Vec<&str> = reference.sentences.iter().map(String::as_str).collect();
@@ -67,7 +57,7 @@ fn matches_sentence_transformers_batched_and_alone() {
 
 #[test]
 fn training_mode_computes_the_same_embeddings() {
-    let Some(dir) = model_dir() else { return };
+    let dir = model_dir();
     let enc = encoder(&dir);
     let ids: Vec<Vec<u32>> =
         ["a heist film", "toys that come alive at night"].iter().map(|t| enc.tokenize(t).unwrap()).collect();
@@ -89,7 +79,7 @@ fn pooling_ignores_padding() {
 
 #[test]
 fn long_input_is_truncated_not_refused() {
-    let Some(dir) = model_dir() else { return };
+    let dir = model_dir();
     let enc = encoder(&dir);
     let long = "word ".repeat(2000);
     assert_eq!(enc.tokenize(&long).unwrap().len(), enc.max_tokens());

@@ -54,23 +54,14 @@ fn tiny_weights(cfg: &BertConfig) -> Vec<(String, Var)> {
             shapes.push((format!("{p}{name}"), shape));
         }
     }
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
     shapes
         .into_iter()
-        .map(|(name, shape)| {
+        .enumerate()
+        .map(|(seed, (name, shape))| {
             let n: usize = shape.iter().product();
-            let values: Vec<f64> = (0..n)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    let u = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-                    if name.ends_with("LayerNorm.weight") {
-                        1.0 + 0.2 * u
-                    } else {
-                        0.6 * u
-                    }
-                })
+            let values: Vec<f64> = nook_core::synthetic::values(n, seed as u64 + 1)
+                .into_iter()
+                .map(|u| if name.ends_with("LayerNorm.weight") { 1.0 + 0.2 * u as f64 } else { 0.6 * u as f64 })
                 .collect();
             let var = Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu).unwrap()).unwrap();
             (name, var)

@@ -2,8 +2,9 @@
 
 use crate::now_ms;
 use nook_core::bundle::{IdRequest, RecommendedItem};
-use nook_core::gpu::GpuRanker;
-use nook_core::{Bundle, NookError};
+use nook_core::gpu::{GpuError, GpuRanker};
+use nook_core::stats::median;
+use nook_core::{Bundle, NookError, Request};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -70,61 +71,42 @@ impl Inner {
 
     /// Median milliseconds per request on the CPU and the GPU, on requests like real ones.
     async fn calibrate(&self) -> (f64, f64) {
-        let popular: Vec<String> = nook_core::top_k(&self.bundle.catalog.popularity, 3, |_| true)
-            .into_iter()
-            .map(|s| self.bundle.catalog.items[s.index as usize].id.clone())
-            .collect();
-        let req = IdRequest { likes: popular, k: 10, ..Default::default() };
-        let mut cpu = Vec::new();
-        let mut gpu = Vec::new();
+        let c = &self.bundle.catalog;
+        let popular: Vec<u32> = nook_core::top_k(&c.popularity, 3, |_| true).into_iter().map(|s| s.index).collect();
+        let req = Request { likes: popular, k: 10, ..Request::default() };
+        let s = &self.bundle.manifest.scoring;
+        let Some(gpu) = self.gpu.borrow().clone() else { return (0.0, f64::INFINITY) };
+        let (mut cpu_ms, mut gpu_ms) = (Vec::new(), Vec::new());
         for _ in 0..CALIBRATION_RUNS {
             let t = now_ms();
-            let _ = self.bundle.recommend(&req);
-            cpu.push(now_ms() - t);
+            let _ = c.recommend(s, &req);
+            cpu_ms.push(now_ms() - t);
             let t = now_ms();
-            if self.recommend_gpu(&req).await.is_err() {
+            if gpu.recommend(c, s, &req).await.is_err() {
                 return (0.0, f64::INFINITY);
             }
-            gpu.push(now_ms() - t);
+            gpu_ms.push(now_ms() - t);
         }
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        (median(cpu), median(gpu))
-    }
-
-    async fn recommend_gpu(&self, req: &IdRequest) -> Result<Vec<RecommendedItem>, String> {
-        let gpu = self.gpu.borrow().clone().ok_or("no GPU ranker")?;
-        let b = &self.bundle;
-        let request = b.to_request(req).map_err(|e| e.to_string())?;
-        let s = &b.manifest.scoring;
-        let plan = b.catalog.plan(s, &request).map_err(|e| e.to_string())?;
-        let Some(user) = plan.user.as_ref() else {
-            // Nothing to personalise on: popularity, which the CPU ranks instantly.
-            return b.recommend(req).map_err(|e| e.to_string());
-        };
-        if plan.pool > nook_core::gpu::MAX_K {
-            return b.recommend(req).map_err(|e| e.to_string());
-        }
-        let top = gpu.top_k(s, user, &plan.exclude, plan.pool).await.map_err(|e| e.to_string())?;
-        Ok(b.to_items(b.catalog.finish(s, &request, &plan, top)))
+        (median(&cpu_ms), median(&gpu_ms))
     }
 
     /// Ranks on the active backend; a GPU failure is answered on the CPU and disables the GPU.
+    /// A wrong request (unknown id, bad `k`) is the caller's error on either backend.
     pub async fn recommend(&self, req: &IdRequest) -> Result<Vec<RecommendedItem>, NookError> {
-        if *self.active.borrow() == Backend::Gpu {
-            match self.recommend_gpu(req).await {
-                Ok(r) => return Ok(r),
+        let b = &self.bundle;
+        let request = b.to_request(req)?;
+        let gpu = self.gpu.borrow().clone().filter(|_| *self.active.borrow() == Backend::Gpu);
+        if let Some(gpu) = gpu {
+            match gpu.recommend(&b.catalog, &b.manifest.scoring, &request).await {
+                Ok(recs) => return Ok(b.to_items(recs)),
+                Err(GpuError::Request(e)) => return Err(e),
                 Err(e) => {
-                    // A wrong request is the caller's error, not the GPU's.
-                    self.bundle.to_request(req)?;
                     *self.active.borrow_mut() = Backend::Cpu;
                     *self.gpu.borrow_mut() = None;
                     *self.note.borrow_mut() = format!("WebGPU failed ({e}); switched to the CPU");
                 }
             }
         }
-        self.bundle.recommend(req)
+        Ok(b.to_items(b.catalog.recommend(&b.manifest.scoring, &request)?))
     }
 }

@@ -19,18 +19,6 @@ pub struct RankBench {
     gpu: Rc<RefCell<Option<Rc<GpuRanker>>>>,
 }
 
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect()
-}
-
 fn scoring() -> Scoring {
     Scoring {
         cf_weight: 1.0,
@@ -46,7 +34,7 @@ fn scoring() -> Scoring {
 impl RankBench {
     #[wasm_bindgen(constructor)]
     pub fn new(n: usize, dim: usize) -> Result<RankBench, JsError> {
-        let values = random(n * dim, 7);
+        let values = nook_core::synthetic::values(n * dim, 7);
         let items =
             (0..n).map(|i| ItemMeta { id: i.to_string(), title: String::new(), year: None, genres: vec![] }).collect();
         let cf = Matrix::Int8(Int8Rows::quantize(&values, dim));
@@ -64,7 +52,7 @@ impl RankBench {
     }
 
     fn user(&self, seed: u64) -> UserVector {
-        UserVector { cf: random(self.dim, seed), profile: vec![0.0; 4], query: None }
+        UserVector { cf: nook_core::synthetic::values(self.dim, seed), profile: vec![0.0; 4], query: None }
     }
 
     /// Median milliseconds per top-10 on the CPU (wasm SIMD) over `queries` random users.
@@ -72,7 +60,7 @@ impl RankBench {
     pub fn cpu_ms(&self, queries: usize) -> f64 {
         let s = scoring();
         let mut scores = vec![0f32; self.catalog.len()];
-        let mut times: Vec<f64> = (0..queries.max(1))
+        let times: Vec<f64> = (0..queries.max(1))
             .map(|q| {
                 let user = self.user(100 + q as u64);
                 let t = crate::now_ms();
@@ -81,8 +69,7 @@ impl RankBench {
                 crate::now_ms() - t
             })
             .collect();
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
+        nook_core::stats::median(&times)
     }
 
     /// Sets up WebGPU; resolves to the adapter name (rejects without WebGPU).
@@ -110,8 +97,7 @@ impl RankBench {
                 gpu.top_k(&s, user, &[], 10).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
                 times.push(crate::now_ms() - t);
             }
-            times.sort_by(f64::total_cmp);
-            Ok(times[times.len() / 2].into())
+            Ok(nook_core::stats::median(&times).into())
         })
     }
 }

@@ -17,13 +17,17 @@ struct Case {
     expected: Vec<RecommendedItem>,
 }
 
+/// The bundle's URL and the native answers, baked in at build time by scripts/browser-tests.sh.
+fn inputs() -> (&'static str, Vec<Case>) {
+    let (Some(url), Some(cases)) = (option_env!("NOOK_PARITY_BUNDLE_URL"), option_env!("NOOK_PARITY_CASES")) else {
+        panic!("parity inputs missing (NOOK_PARITY_BUNDLE_URL, NOOK_PARITY_CASES): run scripts/browser-tests.sh");
+    };
+    (url, serde_json::from_str(cases).expect("NOOK_PARITY_CASES is JSON"))
+}
+
 #[wasm_bindgen_test]
 async fn browser_ranks_exactly_like_native() {
-    let (Some(url), Some(cases)) = (option_env!("NOOK_PARITY_BUNDLE_URL"), option_env!("NOOK_PARITY_CASES")) else {
-        assert!(option_env!("NOOK_REQUIRE_DATA").is_none(), "parity inputs missing: run scripts/browser-tests.sh");
-        return;
-    };
-    let cases: Vec<Case> = serde_json::from_str(cases).expect("NOOK_PARITY_CASES is JSON");
+    let (url, cases) = inputs();
     assert!(!cases.is_empty());
     let client = match NookClient::load(url.to_string(), None).await {
         Ok(c) => c,
@@ -51,11 +55,7 @@ async fn browser_ranks_exactly_like_native() {
 /// WebGPU (SwiftShader in headless Chromium) ranks like the CPU: same ids, scores within 1e-4.
 #[wasm_bindgen_test]
 async fn webgpu_ranks_like_the_cpu() {
-    let (Some(url), Some(cases)) = (option_env!("NOOK_PARITY_BUNDLE_URL"), option_env!("NOOK_PARITY_CASES")) else {
-        assert!(option_env!("NOOK_REQUIRE_DATA").is_none(), "parity inputs missing: run scripts/browser-tests.sh");
-        return;
-    };
-    let cases: Vec<Case> = serde_json::from_str(cases).expect("NOOK_PARITY_CASES is JSON");
+    let (url, cases) = inputs();
     let client = match NookClient::load(url.to_string(), None).await {
         Ok(c) => c,
         Err(e) => panic!("loading {url}: {:?}", wasm_bindgen::JsValue::from(e)),

@@ -5,6 +5,40 @@
 //! recall = hits / relevant; NDCG with binary gains and `log2(rank + 2)` discounts, normalised by the
 //! ideal ranking of `min(relevant, K)` hits; MAP@K averages precision at each hit over `min(relevant, K)`.
 
+/// A metric at a cut-off K, computed per user and averaged over users.
+pub struct AtK {
+    /// Reported as `<name>@<K>`.
+    pub name: &'static str,
+    /// The user's value from `hits`, their number of relevant items and K.
+    pub per_user: fn(hits: &[bool], n_relevant: usize, k: usize) -> f64,
+}
+
+/// Every per-user metric at K, in the order tables and reports list them. `coverage@K` (a
+/// catalogue-level number) follows them, then AUC.
+pub const AT_K: [AtK; 5] = [
+    AtK { name: "recall", per_user: recall_at },
+    AtK { name: "ndcg", per_user: ndcg_at },
+    AtK { name: "map", per_user: average_precision_at },
+    AtK { name: "precision", per_user: |hits, _, k| precision_at(hits, k) },
+    AtK { name: "hit", per_user: |hits, _, k| hit_rate_at(hits, k) },
+];
+
+/// Share of the candidate items that appear in some user's top K.
+pub const COVERAGE: &str = "coverage";
+/// Area under the ROC curve, over each user's candidates.
+pub const AUC: &str = "auc";
+
+/// Column names of a table at the cut-offs `ks`: every metric at each K, then AUC.
+pub fn columns(ks: &[usize]) -> Vec<String> {
+    let mut cols: Vec<String> = Vec::new();
+    for k in ks {
+        cols.extend(AT_K.iter().map(|m| format!("{}@{k}", m.name)));
+        cols.push(format!("{COVERAGE}@{k}"));
+    }
+    cols.push(AUC.to_string());
+    cols
+}
+
 pub fn precision_at(hits: &[bool], k: usize) -> f64 {
     count(hits, k) as f64 / k as f64
 }

@@ -6,6 +6,7 @@
 //! * `valid`: like `warm` on the validation split, for choosing settings.
 
 pub mod metrics;
+pub mod results;
 
 use crate::data::Interaction;
 use crate::matrix::Csr;
@@ -102,6 +103,11 @@ impl<'a> EvalSet<'a> {
         Self { target, users, candidates, n_candidates, train, tie_order }
     }
 
+    /// Whether `item` is ranked for `user`: a candidate they have no training positive for.
+    pub fn eligible(&self, user: u32, item: u32) -> bool {
+        self.candidates[item as usize] && !self.train.contains(user as usize, item)
+    }
+
     pub fn size(&self) -> EvalSize {
         EvalSize {
             users: self.users.len(),
@@ -111,10 +117,10 @@ impl<'a> EvalSet<'a> {
     }
 }
 
-/// Per-user sums for each K, plus AUC.
+/// Per-user sums of each [`metrics::AT_K`] metric for each K, plus AUC.
 #[derive(Clone, Default)]
 struct Sums {
-    per_k: Vec<[f64; 5]>,
+    per_k: Vec<[f64; metrics::AT_K.len()]>,
     auc: f64,
     auc_users: usize,
 }
@@ -136,7 +142,7 @@ pub fn evaluate(model: &dyn Scorer, set: &EvalSet<'_>, ks: &[usize]) -> Vec<Metr
         )
         .collect();
 
-    let mut total = Sums { per_k: vec![[0.0; 5]; ks.len()], ..Sums::default() };
+    let mut total = Sums { per_k: vec![[0.0; metrics::AT_K.len()]; ks.len()], ..Sums::default() };
     let mut recommended: Vec<Vec<bool>> = vec![vec![false; n_items]; ks.len()];
     for (sums, top) in &per_user {
         for (t, s) in total.per_k.iter_mut().zip(&sums.per_k) {
@@ -157,15 +163,26 @@ pub fn evaluate(model: &dyn Scorer, set: &EvalSet<'_>, ks: &[usize]) -> Vec<Metr
     };
     let mut rows = Vec::new();
     for (ki, &k) in ks.iter().enumerate() {
-        let names = ["recall", "precision", "ndcg", "map", "hit"];
-        for (name, sum) in names.iter().zip(total.per_k[ki]) {
-            rows.push(row(format!("{name}@{k}"), sum / n));
+        for (metric, sum) in metrics::AT_K.iter().zip(total.per_k[ki]) {
+            rows.push(row(format!("{}@{k}", metric.name), sum / n));
         }
         let covered = recommended[ki].iter().filter(|&&r| r).count();
-        rows.push(row(format!("coverage@{k}"), covered as f64 / set.n_candidates.max(1) as f64));
+        rows.push(row(format!("{}@{k}", metrics::COVERAGE), covered as f64 / set.n_candidates.max(1) as f64));
     }
-    rows.push(row("auc".into(), total.auc / total.auc_users.max(1) as f64));
+    rows.push(row(metrics::AUC.into(), total.auc / total.auc_users.max(1) as f64));
     rows
+}
+
+/// The `k` best candidates for `user` by `scores`, never one of their training items; equal
+/// scores fall in the set's seeded tie order. `permuted` is scratch space of the same length.
+pub fn top_items(scores: &[f32], permuted: &mut [f32], user: u32, set: &EvalSet<'_>, k: usize) -> Vec<u32> {
+    let eligible = |i: u32| set.eligible(user, i);
+    // Rank in tie order: position p holds item tie_order[p], so equal scores fall in that order.
+    for (p, &item) in set.tie_order.iter().enumerate() {
+        permuted[p] = scores[item as usize];
+    }
+    let order = &set.tie_order;
+    top_k(permuted, k, |p| eligible(order[p as usize])).iter().map(|s| order[s.index as usize]).collect()
 }
 
 fn user_metrics(
@@ -177,25 +194,12 @@ fn user_metrics(
     ks: &[usize],
     max_k: usize,
 ) -> (Sums, Vec<u32>) {
-    let (seen, _) = set.train.row(user as usize);
-    let eligible = |i: u32| set.candidates[i as usize] && seen.binary_search(&i).is_err();
-    // Rank in tie order: position p holds item tie_order[p], so equal scores fall in that order.
-    for (p, &item) in set.tie_order.iter().enumerate() {
-        permuted[p] = scores[item as usize];
-    }
-    let order = &set.tie_order;
-    let top: Vec<u32> =
-        top_k(permuted, max_k, |p| eligible(order[p as usize])).iter().map(|s| order[s.index as usize]).collect();
+    let top = top_items(scores, permuted, user, set, max_k);
+    let eligible = |i: u32| set.eligible(user, i);
     let hits: Vec<bool> = top.iter().map(|i| relevant.binary_search(i).is_ok()).collect();
     let mut sums = Sums::default();
     for &k in ks {
-        sums.per_k.push([
-            metrics::recall_at(&hits, relevant.len(), k),
-            metrics::precision_at(&hits, k),
-            metrics::ndcg_at(&hits, relevant.len(), k),
-            metrics::average_precision_at(&hits, relevant.len(), k),
-            metrics::hit_rate_at(&hits, k),
-        ]);
+        sums.per_k.push(metrics::AT_K.map(|m| (m.per_user)(&hits, relevant.len(), k)));
     }
     let positives: Vec<f32> = relevant.iter().map(|&i| scores[i as usize]).collect();
     let mut negatives: Vec<f32> = (0..scores.len() as u32)

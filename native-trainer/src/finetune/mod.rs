@@ -14,7 +14,7 @@ use crate::atomic;
 use crate::progress;
 use crate::rng::Rng;
 use crate::split::Split;
-use crate::tensors;
+use crate::store::{read_tensors, write_tensors};
 use crate::textvec::EncoderSource;
 use adamw::{clip_grad_norm, AdamW};
 use anyhow::{bail, ensure, Context, Result};
@@ -22,8 +22,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use nook_core::bundle::sha256_hex;
 use nook_core::encoder::{block_prefix, BertConfig, TextEncoder};
+use nook_core::quant::encode_f32;
 use pairs::{Batcher, BatcherState};
-use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -91,6 +91,7 @@ pub struct FineTuned {
     pub seconds: f64,
     /// Identifies base encoder + settings + data, for caching what is computed from the result.
     pub fingerprint: String,
+    pub config: FinetuneConfig,
 }
 
 impl FineTuned {
@@ -258,23 +259,20 @@ pub fn run(
     for (n, v) in names.iter().zip(&vars) {
         weights.insert(n.clone(), v.as_tensor().detach());
     }
-    Ok(FineTuned { weights, config_json, tokenizer_json, losses, seconds, fingerprint })
+    Ok(FineTuned { weights, config_json, tokenizer_json, losses, seconds, fingerprint, config: cfg.clone() })
 }
 
 fn save_checkpoint(dir: &Path, state: &CheckpointState, names: &[String], vars: &[Var], opt: &AdamW) -> Result<()> {
-    let mut flat: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut tensors = Vec::new();
     for ((n, v), (m, s)) in names.iter().zip(vars).zip(&opt.moments) {
         for (prefix, t) in [("w.", v.as_tensor()), ("m.", m), ("v.", s)] {
-            flat.push((format!("{prefix}{n}"), t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?));
+            tensors.push(encode_f32(&format!("{prefix}{n}"), t.dims(), &t.flatten_all()?.to_vec1::<f32>()?));
         }
     }
-    let views: Vec<(&str, Vec<usize>, &[f32])> =
-        flat.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
-    let tensor_bytes = tensors::to_bytes(&views)?;
     let state_bytes = serde_json::to_vec(state)?;
     // Tensors and state are replaced together: a checkpoint is never half old, half new.
     atomic::write_dir(dir, |tmp| {
-        std::fs::write(tmp.join("tensors.safetensors"), &tensor_bytes)?;
+        write_tensors(&tmp.join("tensors.safetensors"), &tensors)?;
         std::fs::write(tmp.join("state.json"), &state_bytes)?;
         Ok(())
     })
@@ -297,19 +295,18 @@ fn load_checkpoint(
     if state.fingerprint != fingerprint {
         bail!("{}: checkpoint is for other settings or data; remove it or drop --resume", dir.display());
     }
-    let path = dir.join("tensors.safetensors");
-    let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let st = SafeTensors::deserialize(&data).with_context(|| format!("{}: not safetensors", path.display()))?;
     let device = vars.first().map(|v| v.device().clone()).unwrap_or(Device::Cpu);
-    let load = |name: &str, like: &Tensor| -> Result<Tensor> {
-        let values = tensors::read_f32(&path, &st, name, like.dims())?;
-        Ok(Tensor::from_vec(values, like.dims(), &device)?)
-    };
-    for ((n, v), (m, s)) in names.iter().zip(vars).zip(opt.moments.iter_mut()) {
-        v.set(&load(&format!("w.{n}"), v.as_tensor())?)?;
-        *m = load(&format!("m.{n}"), m)?;
-        *s = load(&format!("v.{n}"), s)?;
-    }
+    read_tensors(&dir.join("tensors.safetensors"), |t| {
+        let load = |name: &str, like: &Tensor| -> Result<Tensor> {
+            Ok(Tensor::from_vec(t.f32(name, like.dims())?, like.dims(), &device)?)
+        };
+        for ((n, v), (m, s)) in names.iter().zip(vars).zip(opt.moments.iter_mut()) {
+            v.set(&load(&format!("w.{n}"), v.as_tensor())?)?;
+            *m = load(&format!("m.{n}"), m)?;
+            *s = load(&format!("v.{n}"), s)?;
+        }
+        Ok(())
+    })?;
     opt.step = state.step;
     Ok(Some(state))
 }

@@ -2,13 +2,23 @@
 //! Takács et al. (2011), as in the `implicit` library. Each half-iteration solves every row in
 //! parallel with the same [`nook_core::RowSolver`] the browser uses for fold-in.
 
-use super::Factors;
+use super::{Factors, ModelEntry};
 use crate::matrix::Csr;
 use crate::rng::Rng;
 use nook_core::foldin::CgScratch;
 use nook_core::{gramian_finish, gramian_partial, RowSolver};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub const MODEL: ModelEntry = ModelEntry {
+    id: "als",
+    about: "implicit alternating least squares (conjugate-gradient rows, as in `implicit`)",
+    default: true,
+    needs_text: false,
+    fit: |t| Ok(t.final_als()),
+    load: |l| Ok(Arc::new(Factors::load(l.dir, "als", l.info.n_users, l.info.n_items, false)?)),
+};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlsConfig {
@@ -27,6 +37,14 @@ impl Default for AlsConfig {
     fn default() -> Self {
         Self { factors: 64, iterations: 15, regularization: 10.0, alpha: 0.5, cg_steps: 3, seed: 42 }
     }
+}
+
+/// [`fit`] with a progress bar.
+pub fn fit_with_progress(train: &Csr, cfg: &AlsConfig) -> Factors {
+    let bar = crate::progress::bar(cfg.iterations as u64, "als");
+    let factors = fit(train, cfg, |it| bar.set_position(it as u64));
+    bar.finish_and_clear();
+    factors
 }
 
 /// Fits ALS to a user x item matrix of interaction strengths `r` (1 for a positive).

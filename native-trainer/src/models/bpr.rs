@@ -1,11 +1,36 @@
 //! Bayesian Personalised Ranking (Rendle et al. 2009) by SGD over sampled (user, positive,
 //! negative) triples, with an item bias. Single-threaded so a seed fixes the result exactly.
 
-use super::Factors;
+use super::{Factors, ModelEntry};
 use crate::matrix::Csr;
+use crate::progress;
 use crate::rng::Rng;
 use nook_core::linalg::dot;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub const MODEL: ModelEntry = ModelEntry {
+    id: "bpr",
+    about: "Bayesian personalised ranking (SGD over sampled triples, item bias)",
+    default: true,
+    needs_text: false,
+    fit: |t| {
+        let cfg = t.cfg().bpr.clone();
+        Ok(Arc::new(t.timed("bpr", |t| fit_with_progress(t.final_train(), &cfg))))
+    },
+    load: |l| Ok(Arc::new(Factors::load(l.dir, "bpr", l.info.n_users, l.info.n_items, true)?)),
+};
+
+/// [`fit`] with a progress bar.
+pub fn fit_with_progress(train: &Csr, cfg: &BprConfig) -> Factors {
+    let bar = progress::bar(cfg.epochs as u64, "bpr");
+    let factors = fit(train, cfg, |epoch, correct| {
+        bar.set_position(epoch as u64);
+        bar.set_message(format!("ranked right {:.1}%", 100.0 * correct));
+    });
+    bar.finish_and_clear();
+    factors
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BprConfig {

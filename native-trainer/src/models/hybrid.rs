@@ -12,6 +12,7 @@ use nook_core::recommend::UserVector;
 use nook_core::{gramian, Catalog, ItemMeta, Projection, Scoring};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Text weights tried on the validation split.
 const TEXT_WEIGHTS: [f32; 11] = [0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0];
@@ -107,7 +108,12 @@ impl Hybrid {
         for &h in &HALF_LIVES {
             let scoring = Scoring { recency_half_life: h, ..content.1 };
             let users = user_vectors(&full, &scoring, &sequences);
-            let ndcg = ndcg10(&HybridScorer { name: spec.content_name, catalog: &full, scoring, users: &users });
+            let ndcg = ndcg10(&HybridScorer {
+                name: spec.content_name,
+                catalog: &full,
+                scoring,
+                users: Cow::Borrowed(&users),
+            });
             if ndcg > content.0 {
                 content = (ndcg, scoring);
             }
@@ -129,7 +135,12 @@ impl Hybrid {
                 let users = user_vectors(&catalog, &with_recency, &sequences);
                 for &w in &TEXT_WEIGHTS {
                     let scoring = Scoring { text_weight: w, ..with_recency };
-                    let ndcg = ndcg10(&HybridScorer { name: spec.name, catalog: &catalog, scoring, users: &users });
+                    let ndcg = ndcg10(&HybridScorer {
+                        name: spec.name,
+                        catalog: &catalog,
+                        scoring,
+                        users: Cow::Borrowed(&users),
+                    });
                     tracing::debug!(
                         "{}: {} dims, half-life {h}, weight {w}: validation ndcg@10 {ndcg:.4}",
                         spec.name,
@@ -200,20 +211,6 @@ impl Hybrid {
         };
         Ok(Self { catalog, content_catalog, ..self })
     }
-
-    /// The fused and text-only scorers for evaluation. `users` and `content_users` come from
-    /// [`user_vectors`] on [`Hybrid::catalog`] and [`Hybrid::content_catalog`].
-    pub fn scorers<'a>(&'a self, users: &'a [UserVector], content_users: &'a [UserVector]) -> [HybridScorer<'a>; 2] {
-        [
-            HybridScorer {
-                name: self.spec.content_name,
-                catalog: &self.content_catalog,
-                scoring: self.content,
-                users: content_users,
-            },
-            HybridScorer { name: self.spec.name, catalog: &self.catalog, scoring: self.scoring, users },
-        ]
-    }
 }
 
 /// Collaborative factors for every item (ALS where trained or imported, ridge-predicted from text
@@ -277,7 +274,8 @@ pub struct HybridScorer<'a> {
     pub name: &'static str,
     pub catalog: &'a Catalog,
     pub scoring: Scoring,
-    pub users: &'a [UserVector],
+    /// One vector per user, from [`user_vectors`].
+    pub users: Cow<'a, [UserVector]>,
 }
 
 impl Scorer for HybridScorer<'_> {

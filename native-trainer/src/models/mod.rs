@@ -1,94 +1,102 @@
-//! Recommendation models: popularity, implicit ALS, BPR, and a seeded random baseline.
+//! Recommendation models, one entry each in [`REGISTRY`].
+//!
+//! Every model implements [`Fitted`] (score every item for a user, save itself into a model
+//! directory) and is described by a [`ModelEntry`]: its id, how to fit it from a [`Trainer`] and
+//! how to load it back from a [`Loader`]. The CLI's `--models`, `nook train`'s store, `nook eval`
+//! and the model conformance test (`native-trainer/tests/models.rs`) all read this table, so
+//! adding a model is one new file with its entry plus one line below.
 
 pub mod als;
 pub mod bpr;
+pub mod factors;
+pub mod family;
 pub mod hybrid;
 pub mod pca;
+pub mod pop;
+pub mod random;
 pub mod ridge;
 
 pub use als::AlsConfig;
 pub use bpr::BprConfig;
+pub use factors::Factors;
+pub use pop::Popularity;
+pub use random::RandomScores;
 
-use crate::matrix::Csr;
-use nook_core::score_items;
+use crate::store::Loader;
+use crate::training::Trainer;
+use anyhow::Result;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Every model nook trains, in the order tables list them.
+pub const REGISTRY: &[&ModelEntry] = &[
+    &pop::MODEL,
+    &als::MODEL,
+    &bpr::MODEL,
+    &random::MODEL,
+    &family::CONTENT,
+    &family::HYBRID,
+    &family::CONTENT_FT,
+    &family::FUSED_FT,
+];
+
+/// One model: what it is called and how it is fitted and loaded.
+pub struct ModelEntry {
+    /// Short stable id, used by `--models`, in reports and in model directories.
+    pub id: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// Trained when `--models` is not given.
+    pub default: bool,
+    /// Needs item text and the encoder.
+    pub needs_text: bool,
+    pub fit: fn(&mut Trainer<'_>) -> Result<Arc<dyn Fitted>>,
+    pub load: fn(&Loader<'_>) -> Result<Arc<dyn Fitted>>,
+}
+
+impl std::fmt::Debug for ModelEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id)
+    }
+}
+
+/// The registered model with this id.
+pub fn entry(id: &str) -> Option<&'static ModelEntry> {
+    REGISTRY.iter().copied().find(|e| e.id == id)
+}
 
 /// Something that scores every item for a user.
 pub trait Scorer: Sync {
-    /// Short stable id used in reports (`pop`, `als`, `bpr`, `random`).
+    /// Short stable id used in reports (`pop`, `als`, ...).
     fn name(&self) -> &str;
     /// Writes one score per item into `out` (length = number of items).
     fn score(&self, user: u32, out: &mut [f32]);
 }
 
-/// Most-popular baseline: an item's score is its number of training positives.
-#[derive(Clone, Debug)]
-pub struct Popularity {
-    pub counts: Vec<f32>,
-}
-
-impl Popularity {
-    pub fn fit(user_items: &Csr) -> Self {
-        let mut counts = vec![0f32; user_items.cols];
-        user_items.indices.iter().for_each(|&i| counts[i as usize] += 1.0);
-        Self { counts }
-    }
-}
-
-impl Scorer for Popularity {
+impl<T: Scorer + ?Sized> Scorer for &T {
     fn name(&self) -> &str {
-        "pop"
-    }
-    fn score(&self, _user: u32, out: &mut [f32]) {
-        out.copy_from_slice(&self.counts);
-    }
-}
-
-/// Latent factors of users and items, as learned by ALS or BPR.
-#[derive(Clone, Debug)]
-pub struct Factors {
-    pub name: String,
-    pub dim: usize,
-    /// Row-major `users x dim`.
-    pub users: Vec<f32>,
-    /// Row-major `items x dim`.
-    pub items: Vec<f32>,
-    pub item_bias: Option<Vec<f32>>,
-    /// For factors fitted elsewhere (Spark): the items that had a row. Those keep their factors
-    /// even without training interactions here; `None` = only this split's training items are
-    /// fitted.
-    pub item_known: Option<Vec<bool>>,
-}
-
-impl Factors {
-    pub fn user(&self, user: u32) -> &[f32] {
-        &self.users[user as usize * self.dim..(user as usize + 1) * self.dim]
-    }
-    pub fn n_items(&self) -> usize {
-        self.items.len() / self.dim
-    }
-}
-
-impl Scorer for Factors {
-    fn name(&self) -> &str {
-        &self.name
+        (**self).name()
     }
     fn score(&self, user: u32, out: &mut [f32]) {
-        score_items(&self.items, self.dim, self.user(user), self.item_bias.as_deref(), out);
+        (**self).score(user, out)
     }
 }
 
-/// Uniformly random scores, fixed by seed: the floor every model must beat.
-#[derive(Clone, Debug)]
-pub struct RandomScores {
-    pub seed: u64,
-}
-
-impl Scorer for RandomScores {
-    fn name(&self) -> &str {
-        "random"
+/// A fitted model.
+pub trait Fitted: Send + Sync {
+    /// The scorer for users whose history (each user's positives, oldest first, as the browser
+    /// lists likes) is `history`: models that fold users in from their likes use it, models
+    /// with trained user factors ignore it.
+    fn scorer<'a>(&'a self, history: &'a [Vec<u32>]) -> Box<dyn Scorer + 'a>;
+    /// Writes the model into a model directory being built (see [`crate::store`]). Models that
+    /// share files (a text family's two models) write them once.
+    fn save(&self, dir: &Path) -> Result<()>;
+    /// What was chosen on the validation split, as a Markdown line for the report.
+    fn notes(&self) -> Option<String> {
+        None
     }
-    fn score(&self, user: u32, out: &mut [f32]) {
-        let mut rng = crate::rng::Rng::new(self.seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        out.iter_mut().for_each(|o| *o = rng.f32());
+    /// The fine-tuning loss by step, for models built on a fine-tuned encoder.
+    fn losses(&self) -> Option<&[f32]> {
+        None
     }
 }

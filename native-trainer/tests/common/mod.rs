@@ -1,8 +1,10 @@
 //! Shared helpers for the trainer's integration tests.
 #![allow(dead_code)]
 
+#[allow(unused_imports)] // each test file uses some of them
+pub use nook_test_support::{encoder_dir, ml100k, movielens_small};
 use nook_trainer::data::{self, DataError, Dataset, Format, Source};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Writes `files` (name, bytes) into a fresh temporary directory.
 pub fn dir_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
@@ -32,33 +34,6 @@ pub fn load_error(dir: &Path) -> String {
         Ok(d) => panic!("expected an error, loaded {} interactions", d.interactions.len()),
         Err(e) => e.to_string(),
     }
-}
-
-/// MovieLens latest-small beside the checkout, if present.
-pub fn movielens_small() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("NOOK_MOVIELENS_SMALL").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/movielens-small")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.join("ratings.csv").is_file())
-}
-
-/// MovieLens 100k fetched by scripts/setup-assets.sh, if present.
-pub fn ml100k() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/data/ml-100k");
-    p.join("ml-100k.inter").is_file().then_some(p)
-}
-
-/// Real data is required in CI (`NOOK_REQUIRE_DATA=1`); elsewhere a missing set skips the test.
-pub fn require(name: &str, path: Option<PathBuf>) -> Option<PathBuf> {
-    if path.is_none() {
-        assert!(
-            std::env::var_os("NOOK_REQUIRE_DATA").is_none(),
-            "{name} is required (NOOK_REQUIRE_DATA is set) but missing"
-        );
-        eprintln!("skipping: {name} not found");
-    }
-    path
 }
 
 /// A small MovieLens-latest layout.

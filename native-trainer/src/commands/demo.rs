@@ -1,57 +1,70 @@
-//! `nook demo`: from a fresh clone to a served page, skipping steps already done.
+//! `nook demo`: from a fresh clone to a served page, skipping steps already done. Each step is
+//! a typed call of the command that does it (`train`, `export`, `serve`), so a renamed option
+//! is a compile error here, not a demo that breaks at run time.
 
-use crate::cli::{Cli, Command};
+use super::args::{DataArgs, ModelArgs, TrainingArgs, DEFAULT_DATA};
+use super::{export, serve, train};
 use anyhow::{Context, Result};
-use clap::Parser;
-use std::path::Path;
+use clap::Args;
+use nook_trainer::finetune::FinetuneConfig;
+use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Instant, SystemTime};
 
-const DATA: &str = "assets/data/ml-100k";
+/// The whole path on MovieLens 100k: fetch assets, train, export, build the wasm client and serve
+/// the page. Re-runs skip finished steps.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Working directory for the model and bundle.
+    #[arg(long, default_value = "out/demo")]
+    pub out: PathBuf,
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Prepare everything but do not serve.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Fine-tuning steps of the demo's training.
+    #[arg(long, default_value_t = FinetuneConfig::default().steps)]
+    pub ft_steps: usize,
+}
 
-pub fn run(out: &Path, port: u16, no_serve: bool) -> Result<()> {
+pub fn run(args: &DemoArgs) -> Result<()> {
     anyhow::ensure!(
         Path::new("www/index.html").is_file() && Path::new("scripts/setup-assets.sh").is_file(),
         "run `nook demo` from the repository root"
     );
     let start = Instant::now();
-    let (model, bundle) = (out.join("model"), out.join("bundle"));
+    let (model, bundle) = (args.out.join("model"), args.out.join("bundle"));
 
-    if !Path::new(DATA).join("ml-100k.inter").is_file()
+    if !Path::new(DEFAULT_DATA).join("ml-100k.inter").is_file()
         || !Path::new(nook_trainer::textvec::DEFAULT_ENCODER).join("model.safetensors").is_file()
     {
         step("fetching assets");
         script("scripts/setup-assets.sh")?;
     }
     if !model.join("model.json").is_file() {
-        step("training on MovieLens 100k (ALS + text encoder + hybrid)");
-        let o = model.to_string_lossy();
-        crate::cli::run(Cli::parse_from(["nook", "train", "--data", DATA, "--out", &o]))?;
+        step("training on MovieLens 100k (ALS + text encoder + fine-tuning + fusion)");
+        let training = TrainingArgs {
+            data: DataArgs { data: Some(DEFAULT_DATA.into()), ..DataArgs::default() },
+            models: ModelArgs { ft_steps: args.ft_steps, ..ModelArgs::default() },
+            ..TrainingArgs::default()
+        };
+        train::run(&train::TrainArgs { training, out: model.clone(), ..train::TrainArgs::default() })?;
     }
     if newer(&model.join("model.json"), &bundle.join("manifest.json")) {
         step("exporting the bundle");
-        crate::cli::run(Cli::parse_from([
-            "nook",
-            "export",
-            "--model",
-            &model.to_string_lossy(),
-            "--out",
-            &bundle.to_string_lossy(),
-        ]))?;
+        export::run(&export::ExportArgs::new(model.clone(), bundle.clone()))?;
     }
     if wasm_stale()? {
         step("building the wasm client");
         script("scripts/build-wasm.sh")?;
     }
     println!("demo ready in {:.0}s", start.elapsed().as_secs_f64());
-    if no_serve {
+    if args.no_serve {
         return Ok(());
     }
-    crate::cli::run(Cli {
-        log: "info".into(),
-        threads: None,
-        command: Command::Serve { bundle, www: "www".into(), port, cors: false },
-    })
+    serve::run(&serve::ServeArgs { bundle, www: "www".into(), port: args.port, cors: false })
 }
 
 fn step(what: &str) {
@@ -79,8 +92,7 @@ fn newer(source: &Path, target: &Path) -> bool {
 
 /// Whether the wasm build is missing or older than any source it is built from.
 fn wasm_stale() -> Result<bool> {
-    let built = Path::new("www/pkg/nook_wasm_bg.wasm");
-    let Some(built_at) = modified(built) else { return Ok(true) };
+    let Some(built_at) = modified(Path::new("www/pkg/nook_wasm_bg.wasm")) else { return Ok(true) };
     let mut stale = false;
     for dir in ["shared/src", "wasm-client/src"] {
         visit(Path::new(dir), &mut |p| stale |= modified(p).is_some_and(|m| m > built_at))?;

@@ -1,0 +1,395 @@
+//! Argument groups shared by several commands. Each group's `Default` is what its flags default
+//! to (a test checks the two agree), so commands can also be driven with typed values
+//! (`nook demo` runs `train` and `export` that way).
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::Args;
+use nook_trainer::data::{self, Dataset, Format, Source};
+use nook_trainer::finetune::FinetuneConfig;
+use nook_trainer::models::{self, AlsConfig, BprConfig, ModelEntry};
+use nook_trainer::split::{Protocol, Split, SplitConfig};
+use nook_trainer::textvec::{EncoderSource, DEFAULT_ENCODER};
+use nook_trainer::training::{ModelConfig, TrainInputs};
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+/// Where `scripts/setup-assets.sh` puts MovieLens 100k; the default `--data`.
+pub const DEFAULT_DATA: &str = "assets/data/ml-100k";
+
+/// Everything `train` and `eval` read: data, split, models and encoder.
+#[derive(Args, Clone, Debug, Default, PartialEq)]
+pub struct TrainingArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub split: SplitArgs,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+}
+
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct DataArgs {
+    /// Data directory (MovieLens latest or 100k, or RecBole atomic files) [default: assets/data/ml-100k].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Input layout.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: Format,
+    /// Generic layout: interactions CSV with header `user,item[,rating][,timestamp]`.
+    #[arg(long)]
+    pub interactions: Option<PathBuf>,
+    /// Generic layout: items CSV with header `item,text[,title]`.
+    #[arg(long)]
+    pub items: Option<PathBuf>,
+    /// Skip malformed rows (and report how many) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+}
+
+impl Default for DataArgs {
+    fn default() -> Self {
+        Self { data: None, format: Format::Auto, interactions: None, items: None, skip_bad_rows: false }
+    }
+}
+
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct SplitArgs {
+    /// How each user's positives are split.
+    #[arg(long, value_enum, default_value = "temporal")]
+    pub protocol: Protocol,
+    /// Train, valid and test fractions for the temporal protocol.
+    #[arg(long, value_delimiter = ',', default_value = "0.8,0.1,0.1")]
+    pub ratios: Vec<f64>,
+    /// Fraction of items held out with all their interactions (the cold-item split).
+    #[arg(long, default_value_t = SplitConfig::default().cold_fraction)]
+    pub cold_fraction: f64,
+    /// Ratings at or above this are positives (data without ratings is all positive).
+    #[arg(long, default_value_t = SplitConfig::default().min_rating)]
+    pub min_rating: f32,
+    /// Seed for every random choice (split, initialisation, sampling).
+    #[arg(long, default_value_t = SplitConfig::default().seed)]
+    pub seed: u64,
+    /// Fit the final models on the training part alone. By default, settings are chosen on the
+    /// validation part and the final models are then refitted on train + validation, so the test
+    /// measures models that know each person's history up to the test period.
+    #[arg(long)]
+    pub no_refit: bool,
+}
+
+impl Default for SplitArgs {
+    fn default() -> Self {
+        let d = SplitConfig::default();
+        Self {
+            protocol: d.protocol,
+            ratios: d.ratios.to_vec(),
+            cold_fraction: d.cold_fraction,
+            min_rating: d.min_rating,
+            seed: d.seed,
+            no_refit: !d.refit,
+        }
+    }
+}
+
+/// `--models` values: the registry's ids, each with its one-line description.
+fn model_ids() -> impl TypedValueParser<Value = String> {
+    PossibleValuesParser::new(models::REGISTRY.iter().map(|e| PossibleValue::new(e.id).help(e.about)))
+}
+
+/// The registry's default models, comma-separated.
+static DEFAULT_MODELS: LazyLock<String> =
+    LazyLock::new(|| models::REGISTRY.iter().filter(|e| e.default).map(|e| e.id).collect::<Vec<_>>().join(","));
+
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct ModelArgs {
+    /// Models to train/evaluate.
+    #[arg(long, value_delimiter = ',', value_parser = model_ids(), default_value = DEFAULT_MODELS.as_str())]
+    pub models: Vec<String>,
+    /// Latent factors (ALS and BPR).
+    #[arg(long, default_value_t = AlsConfig::default().factors)]
+    pub factors: usize,
+    /// ALS iterations.
+    #[arg(long, default_value_t = AlsConfig::default().iterations)]
+    pub iterations: usize,
+    /// ALS regularisation λ.
+    #[arg(long, default_value_t = AlsConfig::default().regularization)]
+    pub regularization: f32,
+    /// ALS confidence weight: an interaction counts `1 + alpha * r`.
+    #[arg(long, default_value_t = AlsConfig::default().alpha)]
+    pub alpha: f32,
+    /// ALS conjugate-gradient steps per row update.
+    #[arg(long, default_value_t = AlsConfig::default().cg_steps)]
+    pub cg_steps: usize,
+    /// BPR epochs.
+    #[arg(long, default_value_t = BprConfig::default().epochs)]
+    pub bpr_epochs: usize,
+    /// BPR learning rate.
+    #[arg(long, default_value_t = BprConfig::default().learning_rate)]
+    pub bpr_lr: f32,
+    /// BPR regularisation.
+    #[arg(long, default_value_t = BprConfig::default().regularization)]
+    pub bpr_reg: f32,
+    /// Fine-tuning steps (content-ft, fused-ft).
+    #[arg(long, default_value_t = FinetuneConfig::default().steps)]
+    pub ft_steps: usize,
+    /// Fine-tuning pairs per step.
+    #[arg(long, default_value_t = FinetuneConfig::default().batch)]
+    pub ft_batch: usize,
+    /// Fine-tuning peak learning rate (AdamW, linear warm-up and decay).
+    #[arg(long, default_value_t = FinetuneConfig::default().learning_rate)]
+    pub ft_lr: f64,
+    /// How many top encoder layers fine-tune (the rest, and the embeddings, stay frozen).
+    #[arg(long, default_value_t = FinetuneConfig::default().train_layers)]
+    pub ft_layers: usize,
+    /// Tokens per text while fine-tuning.
+    #[arg(long, default_value_t = FinetuneConfig::default().max_tokens)]
+    pub ft_max_tokens: usize,
+    /// A training pair is an item and one of the next N items the same person consumed.
+    #[arg(long, default_value_t = FinetuneConfig::default().window)]
+    pub ft_window: usize,
+    /// InfoNCE temperature.
+    #[arg(long, default_value_t = FinetuneConfig::default().temperature)]
+    pub ft_temperature: f64,
+    /// Save a fine-tuning checkpoint every N steps (see --resume).
+    #[arg(long, default_value_t = FinetuneConfig::default().checkpoint_every)]
+    pub ft_checkpoint_every: usize,
+}
+
+impl Default for ModelArgs {
+    fn default() -> Self {
+        let (als, bpr, ft) = (AlsConfig::default(), BprConfig::default(), FinetuneConfig::default());
+        Self {
+            models: DEFAULT_MODELS.split(',').map(String::from).collect(),
+            factors: als.factors,
+            iterations: als.iterations,
+            regularization: als.regularization,
+            alpha: als.alpha,
+            cg_steps: als.cg_steps,
+            bpr_epochs: bpr.epochs,
+            bpr_lr: bpr.learning_rate,
+            bpr_reg: bpr.regularization,
+            ft_steps: ft.steps,
+            ft_batch: ft.batch,
+            ft_lr: ft.learning_rate,
+            ft_layers: ft.train_layers,
+            ft_max_tokens: ft.max_tokens,
+            ft_window: ft.window,
+            ft_temperature: ft.temperature,
+            ft_checkpoint_every: ft.checkpoint_every,
+        }
+    }
+}
+
+#[derive(Args, Clone, Debug, PartialEq)]
+pub struct EncoderArgs {
+    /// Text encoder: a local Hugging Face BERT directory (config.json, tokenizer.json, model.safetensors).
+    #[arg(long, default_value = DEFAULT_ENCODER)]
+    pub encoder: PathBuf,
+    /// Longest item text, in tokens.
+    #[arg(long, default_value_t = nook_core::encoder::DEFAULT_MAX_TOKENS)]
+    pub max_tokens: usize,
+    /// Where item text vectors are cached between runs.
+    #[arg(long, default_value = "out/cache")]
+    pub cache_dir: PathBuf,
+    /// Where fine-tuning writes checkpoints.
+    #[arg(long, default_value = "out/checkpoints")]
+    pub checkpoint_dir: PathBuf,
+    /// Continue an interrupted fine-tuning from its checkpoint (same settings and data).
+    #[arg(long)]
+    pub resume: bool,
+    /// Device for the encoder and fine-tuning: `cpu`, or `cuda` / `cuda:N` (needs a build with
+    /// `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl Default for EncoderArgs {
+    fn default() -> Self {
+        Self {
+            encoder: DEFAULT_ENCODER.into(),
+            max_tokens: nook_core::encoder::DEFAULT_MAX_TOKENS,
+            cache_dir: "out/cache".into(),
+            checkpoint_dir: "out/checkpoints".into(),
+            resume: false,
+            device: "cpu".into(),
+        }
+    }
+}
+
+impl TrainingArgs {
+    /// Loads the data and splits it as asked.
+    pub fn load(&self) -> Result<(Dataset, Split)> {
+        let data = self.data.load()?;
+        let split = self.split.split(&data)?;
+        Ok((data, split))
+    }
+
+    /// The requested models, in registry order.
+    pub fn entries(&self) -> Vec<&'static ModelEntry> {
+        models::REGISTRY.iter().copied().filter(|e| self.models.models.iter().any(|m| m == e.id)).collect()
+    }
+
+    pub fn model_config(&self) -> ModelConfig {
+        self.models.config(self.split.seed)
+    }
+
+    /// What training reads besides the split; the encoder only when a text model is asked for.
+    pub fn inputs<'a>(&self, data: &'a Dataset, split: &'a Split) -> Result<TrainInputs<'a>> {
+        let encoder = match self.entries().iter().any(|e| e.needs_text) {
+            true => {
+                let source = self.encoder.source();
+                source.check()?;
+                Some(source)
+            }
+            false => None,
+        };
+        Ok(TrainInputs {
+            data,
+            split,
+            encoder,
+            cache_dir: self.encoder.cache_dir.clone(),
+            device: parse_device(&self.encoder.device)?,
+            checkpoint_dir: self.encoder.checkpoint_dir.clone(),
+            resume: self.encoder.resume,
+            prefit_als: None,
+        })
+    }
+}
+
+impl EncoderArgs {
+    pub fn source(&self) -> EncoderSource {
+        EncoderSource { dir: self.encoder.clone(), max_tokens: self.max_tokens }
+    }
+}
+
+/// `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal: usize = match s.strip_prefix("cuda:") {
+                Some(n) => n.parse().with_context(|| format!("--device {s}: expected cuda:N"))?,
+                None => 0,
+            };
+            if !candle_core::utils::cuda_is_available() {
+                anyhow::bail!("--device {s}: this nook was built without CUDA (rebuild with `--features cuda`)");
+            }
+            Ok(Device::new_cuda(ordinal).with_context(|| format!("opening CUDA device {ordinal}"))?)
+        }
+        other => anyhow::bail!("--device {other:?}: expected cpu, cuda or cuda:N"),
+    }
+}
+
+impl DataArgs {
+    pub fn load(&self) -> Result<Dataset> {
+        let data = match (&self.data, &self.interactions) {
+            (Some(d), _) => Some(d.clone()),
+            (None, Some(_)) => None,
+            (None, None) => {
+                let default = PathBuf::from(DEFAULT_DATA);
+                anyhow::ensure!(
+                    default.is_dir(),
+                    "no --data given and the default {DEFAULT_DATA} is missing: run scripts/setup-assets.sh"
+                );
+                Some(default)
+            }
+        };
+        let source = Source {
+            data,
+            format: Some(self.format),
+            interactions: self.interactions.clone(),
+            items: self.items.clone(),
+            skip_bad_rows: self.skip_bad_rows,
+        };
+        Ok(data::load(&source)?)
+    }
+}
+
+impl SplitArgs {
+    pub fn config(&self) -> Result<SplitConfig> {
+        let ratios: [f64; 3] = self
+            .ratios
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("--ratios takes three numbers, e.g. 0.8,0.1,0.1"))?;
+        let cfg = SplitConfig {
+            protocol: self.protocol,
+            ratios,
+            cold_fraction: self.cold_fraction,
+            min_rating: self.min_rating,
+            seed: self.seed,
+            refit: !self.no_refit,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Splits `data`, logging the sizes of the parts.
+    pub fn split(&self, data: &Dataset) -> Result<Split> {
+        let split = Split::new(data, &self.config()?)?;
+        tracing::info!(
+            "split: {} train, {} valid, {} test, {} cold positives on {} cold items ({} valid/test positives on unseen items dropped)",
+            split.train.len(),
+            split.valid.len(),
+            split.test.len(),
+            split.cold.len(),
+            split.cold_items.len(),
+            split.dropped_unseen
+        );
+        Ok(split)
+    }
+}
+
+impl ModelArgs {
+    pub fn config(&self, seed: u64) -> ModelConfig {
+        ModelConfig {
+            als: AlsConfig {
+                factors: self.factors,
+                iterations: self.iterations,
+                regularization: self.regularization,
+                alpha: self.alpha,
+                cg_steps: self.cg_steps,
+                seed,
+            },
+            bpr: BprConfig {
+                factors: self.factors,
+                epochs: self.bpr_epochs,
+                learning_rate: self.bpr_lr,
+                regularization: self.bpr_reg,
+                seed,
+            },
+            finetune: FinetuneConfig {
+                steps: self.ft_steps,
+                batch: self.ft_batch,
+                learning_rate: self.ft_lr,
+                train_layers: self.ft_layers,
+                max_tokens: self.ft_max_tokens,
+                window: self.ft_window,
+                temperature: self.ft_temperature,
+                checkpoint_every: self.ft_checkpoint_every,
+                seed,
+                ..FinetuneConfig::default()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Probe {
+        #[command(flatten)]
+        training: TrainingArgs,
+    }
+
+    #[test]
+    fn typed_defaults_are_the_flags_defaults() {
+        assert_eq!(Probe::parse_from(["nook"]).training, TrainingArgs::default());
+    }
+}

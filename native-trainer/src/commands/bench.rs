@@ -1,0 +1,142 @@
+//! `nook bench`: timings on this machine, printed for benchmark scripts to set beside other
+//! tools' numbers measured in the same run.
+
+use super::args::parse_device;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use nook_trainer::bench::{self, Kernel};
+use nook_trainer::export;
+use nook_trainer::textvec::{EncoderSource, DEFAULT_ENCODER};
+use std::path::PathBuf;
+
+/// Time the encoder, fine-tuning and ranking on this machine (see bench/).
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchWhat {
+    /// Sentences per second embedding texts (one per line) truncated to each token count.
+    Encoder {
+        #[arg(long)]
+        texts: PathBuf,
+        #[arg(long, default_value = DEFAULT_ENCODER)]
+        encoder: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "32,128")]
+        tokens: Vec<usize>,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// `cpu`, or `cuda` / `cuda:N` (a build with `--features cuda`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Top-10 ranking latency over synthetic item tables (f32 vs int8, scalar vs SIMD), beside
+    /// the memory-bandwidth limit measured on this machine. Prints a table.
+    Rank {
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        items: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "64,128")]
+        dims: Vec<usize>,
+        #[arg(long, default_value_t = 15)]
+        queries: usize,
+    },
+    /// Write a synthetic bundle for scale tests: the items of a real bundle repeated up to
+    /// `--items` (new ids `s0`, `s1`, ...), same encoder, weights and quantisation.
+    ScaleBundle {
+        /// The bundle whose items are repeated.
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        items: usize,
+        /// Bundle directory to write (atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Seconds per fine-tuning step (pairs x 2 texts, InfoNCE, backward, AdamW).
+    Finetune {
+        #[arg(long)]
+        texts: PathBuf,
+        #[arg(long, default_value = DEFAULT_ENCODER)]
+        encoder: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        tokens: usize,
+        #[arg(long, default_value_t = 32)]
+        pairs: usize,
+        /// Top blocks trained, one run per value (7 = every layer and the embeddings).
+        #[arg(long, value_delimiter = ',', default_value = "2,7")]
+        layers: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// `cpu`, or `cuda` / `cuda:N` (a build with `--features cuda`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    match &args.what {
+        BenchWhat::Encoder { texts, encoder, tokens, batch, repeats, device } => {
+            let texts = bench::read_texts(texts)?;
+            let dev = parse_device(device)?;
+            let source = EncoderSource { dir: encoder.clone(), max_tokens: 512 };
+            for &t in tokens {
+                let rate = bench::encoder_throughput(&source, &texts, t, *batch, *repeats, &dev)?;
+                let line = serde_json::json!({"bench": "encoder", "device": device, "tokens": t, "batch": batch,
+                    "texts": texts.len(), "sentences_per_s": rate});
+                println!("{line}");
+            }
+        }
+        BenchWhat::ScaleBundle { from, items, out } => {
+            let m = export::scale_bundle(from, *items, out)?;
+            let bytes: u64 = m.files.values().map(|f| f.bytes).sum();
+            println!("wrote bundle {} ({} items, {:.1} MB)", out.display(), m.n_items, bytes as f64 / 1e6);
+        }
+        BenchWhat::Rank { items, dims, queries } => rank_table(items, dims, *queries),
+        BenchWhat::Finetune { texts, encoder, tokens, pairs, layers, repeats, device } => {
+            let texts = bench::read_texts(texts)?;
+            let dev = parse_device(device)?;
+            let source = EncoderSource { dir: encoder.clone(), max_tokens: 512 };
+            for &l in layers {
+                let secs = bench::finetune_step_seconds(&source, &texts, *tokens, *pairs, l, *repeats, &dev)?;
+                let line = serde_json::json!({"bench": "finetune", "device": device, "tokens": tokens, "pairs": pairs,
+                    "trained_blocks": l, "seconds_per_step": secs});
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rank_table(items: &[usize], dims: &[usize], queries: usize) {
+    let bandwidth = bench::copy_bandwidth();
+    println!(
+        "memory copy speed: {:.2} GB/s (one 256 MiB copy_from_slice; the limit below is bytes touched / this)",
+        bandwidth / 1e9
+    );
+    println!(
+        "{:>9} {:>4} {:>5} {:>7} {:>11} {:>11} {:>9}",
+        "items", "dim", "store", "kernel", "median ms", "limit ms", "of limit"
+    );
+    for &n in items {
+        for &d in dims {
+            for int8 in [false, true] {
+                for kernel in [Kernel::Scalar, Kernel::Simd] {
+                    let t = bench::rank_latency(n, d, int8, kernel, queries);
+                    let limit = t.bytes_touched as f64 / bandwidth * 1e3;
+                    println!(
+                        "{n:>9} {d:>4} {:>5} {:>7} {:>11.3} {:>11.3} {:>8.0}%",
+                        if int8 { "int8" } else { "f32" },
+                        if kernel == Kernel::Simd { "simd" } else { "scalar" },
+                        t.median_ms,
+                        limit,
+                        100.0 * limit / t.median_ms
+                    );
+                }
+            }
+        }
+    }
+}

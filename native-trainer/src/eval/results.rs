@@ -1,0 +1,110 @@
+//! Evaluating a trained [`ModelSet`] on the held-out sets, and the machine-readable report
+//! (`nook eval --json`) with its plain-text table.
+
+use super::metrics;
+use super::{evaluate, EvalSet, EvalSize, MetricRow, Target};
+use crate::models::Scorer;
+use crate::split::{Split, SplitConfig};
+use crate::training::{ModelConfig, ModelSet};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The machine-readable evaluation report (`nook eval --json`). Other tools read it: keep its shape.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub dataset: String,
+    pub protocol: SplitConfig,
+    pub seed: u64,
+    pub ks: Vec<usize>,
+    pub splits: BTreeMap<String, EvalSize>,
+    pub models: ModelConfig,
+    pub fit_seconds: BTreeMap<String, f64>,
+    /// Peak resident memory of the trainer (MB) after each stage.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peak_rss_mb: BTreeMap<String, f64>,
+    pub results: Vec<MetricRow>,
+}
+
+/// Evaluates every model of `set`, then `extra` scorers, on `targets`.
+pub fn evaluate_all(
+    dataset: &str,
+    split: &Split,
+    set: &ModelSet,
+    extra: &[&dyn Scorer],
+    cfg: &ModelConfig,
+    ks: &[usize],
+    targets: &[Target],
+) -> EvalReport {
+    // The models were fitted on the final split; the validation part (empty after a refit) only
+    // chose settings.
+    let split = &split.final_fit();
+    let train = split.train_matrix();
+    let history = split.train_sequences();
+    let mut scorers: Vec<Box<dyn Scorer + '_>> = set.models.iter().map(|(_, m)| m.scorer(&history)).collect();
+    scorers.extend(extra.iter().map(|&s| Box::new(s) as Box<dyn Scorer>));
+    let mut splits = BTreeMap::new();
+    let mut results = Vec::new();
+    for &target in targets {
+        let eval_set = EvalSet::new(split, &train, target);
+        splits.insert(target.name().to_string(), eval_set.size());
+        if eval_set.users.is_empty() {
+            tracing::warn!("{} split has no users to evaluate", target.name());
+            continue;
+        }
+        for model in &scorers {
+            results.extend(evaluate(model.as_ref(), &eval_set, ks));
+        }
+    }
+    EvalReport {
+        dataset: dataset.to_string(),
+        protocol: split.config.clone(),
+        seed: split.config.seed,
+        ks: ks.to_vec(),
+        splits,
+        models: cfg.clone(),
+        fit_seconds: set.fit_seconds.clone(),
+        peak_rss_mb: set.peak_rss_mb.clone(),
+        results,
+    }
+}
+
+impl EvalReport {
+    /// A value by (model, split, metric).
+    pub fn get(&self, model: &str, split: &str, metric: &str) -> Option<f64> {
+        self.results.iter().find(|r| r.model == model && r.split == split && r.metric == metric).map(|r| r.value)
+    }
+
+    /// A plain-text table: one line per (model, split), the main metrics at every K as columns.
+    pub fn table(&self) -> String {
+        self.table_for(&self.ks)
+    }
+
+    /// Like [`EvalReport::table`], for the cut-offs `ks` only.
+    pub fn table_for(&self, ks: &[usize]) -> String {
+        let cols = metrics::columns(ks);
+        let mut out = format!("{:<14} {:<6}", "model", "split");
+        cols.iter().for_each(|c| out.push_str(&format!(" {c:>12}")));
+        out.push('\n');
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for r in &self.results {
+            let key = (r.model.clone(), r.split.clone());
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        // Warm, then cold, then valid; models keep their evaluation order within each.
+        let rank = |split: &str| ["warm", "cold", "valid"].iter().position(|s| *s == split);
+        keys.sort_by_key(|k| rank(&k.1));
+        for (model, split) in keys {
+            out.push_str(&format!("{model:<14} {split:<6}"));
+            for c in &cols {
+                match self.get(&model, &split, c) {
+                    Some(v) => out.push_str(&format!(" {v:>12.4}")),
+                    None => out.push_str(&format!(" {:>12}", "-")),
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+}

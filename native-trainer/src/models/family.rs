@@ -1,0 +1,242 @@
+//! The text models. `content` and `hybrid` are the two parts of one [`Hybrid`] family fitted on
+//! the frozen encoder's item vectors; `content-ft` and `fused-ft` of one fitted on the fine-tuned
+//! encoder's. A family is fitted once however many of its parts are asked for, and saved once:
+//!
+//! ```text
+//! MODEL_DIR/items.json                  item display metadata
+//! MODEL_DIR/hybrid/, fused-ft/          catalog.safetensors (nook-core's catalogue codec, f32, plus
+//!                                       content_text: the unreduced text) + info.json (scoring, choices)
+//! MODEL_DIR/encoder/, encoder-ft/       the family's encoder (Hugging Face layout)
+//! MODEL_DIR/finetune.json               fine-tuning settings and loss by step (fused-ft family)
+//! ```
+
+use super::hybrid::{user_vectors, Hybrid, HybridInfo, HybridScorer, HybridSpec, FINETUNED, FROZEN};
+use super::{Fitted, ModelEntry, Scorer};
+use crate::finetune::FineTuned;
+use crate::store::{read_json, read_tensors, write_tensors, ENCODER_FILES};
+use anyhow::{ensure, Context, Result};
+use nook_core::catalog::codec;
+use nook_core::quant::{encode_matrix, Quant};
+use nook_core::{Catalog, ItemMeta};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const CONTENT: ModelEntry = ModelEntry {
+    id: "content",
+    about: "frozen encoder text vectors; a person is the recency-weighted mean of their likes",
+    default: true,
+    needs_text: true,
+    fit: |t| part(t.frozen_family()?, Part::Content),
+    load: |l| part(l.family(FROZEN)?, Part::Content),
+};
+
+pub const HYBRID: ModelEntry = ModelEntry {
+    id: "hybrid",
+    about: "ALS factors beside frozen text vectors (weight and recency chosen on validation)",
+    default: true,
+    needs_text: true,
+    fit: |t| part(t.frozen_family()?, Part::Fused),
+    load: |l| part(l.family(FROZEN)?, Part::Fused),
+};
+
+pub const CONTENT_FT: ModelEntry = ModelEntry {
+    id: "content-ft",
+    about: "text vectors from the encoder fine-tuned on the interactions",
+    default: true,
+    needs_text: true,
+    fit: |t| part(t.finetuned_family()?, Part::Content),
+    load: |l| part(l.family(FINETUNED)?, Part::Content),
+};
+
+pub const FUSED_FT: ModelEntry = ModelEntry {
+    id: "fused-ft",
+    about: "ALS factors fused with fine-tuned text vectors (weighted, reduced by PCA)",
+    default: true,
+    needs_text: true,
+    fit: |t| part(t.finetuned_family()?, Part::Fused),
+    load: |l| part(l.family(FINETUNED)?, Part::Fused),
+};
+
+/// Where a family's encoder comes from.
+pub enum EncoderOrigin {
+    /// A Hugging Face directory on disk (the frozen encoder, or a saved one).
+    Dir(PathBuf),
+    /// Weights fine-tuned in this run.
+    FineTuned(Box<FineTuned>),
+}
+
+/// A fitted family and its encoder.
+pub struct TextFamily {
+    pub hybrid: Hybrid,
+    pub encoder: EncoderOrigin,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The text-only model (`content`, `content-ft`).
+    Content,
+    /// The fused model (`hybrid`, `fused-ft`).
+    Fused,
+}
+
+struct FamilyModel {
+    family: Arc<TextFamily>,
+    part: Part,
+}
+
+fn part(family: Arc<TextFamily>, part: Part) -> Result<Arc<dyn Fitted>> {
+    Ok(Arc::new(FamilyModel { family, part }))
+}
+
+impl Fitted for FamilyModel {
+    fn scorer<'a>(&'a self, history: &'a [Vec<u32>]) -> Box<dyn Scorer + 'a> {
+        let h = &self.family.hybrid;
+        let (name, catalog, scoring) = match self.part {
+            Part::Content => (h.spec.content_name, &h.content_catalog, h.content),
+            Part::Fused => (h.spec.name, &h.catalog, h.scoring),
+        };
+        // Users are folded in from their history by nook-core, as in the browser.
+        let users = Cow::Owned(user_vectors(catalog, &scoring, history));
+        Box::new(HybridScorer { name, catalog, scoring, users })
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        self.family.save(dir)
+    }
+
+    fn notes(&self) -> Option<String> {
+        let h = &self.family.hybrid;
+        let best = h.validation.iter().max_by(|a, b| a.ndcg10.total_cmp(&b.ndcg10))?;
+        (self.part == Part::Fused).then(|| {
+            format!(
+                "- `{}`: {} text dimensions, text weight {}, recency half-life {} likes (validation NDCG@10 {:.4}; {} settings tried)\n",
+                h.spec.name,
+                best.text_dims,
+                best.text_weight,
+                best.recency_half_life,
+                best.ndcg10,
+                h.validation.len()
+            )
+        })
+    }
+
+    fn losses(&self) -> Option<&[f32]> {
+        match &self.family.encoder {
+            EncoderOrigin::FineTuned(ft) => Some(&ft.losses),
+            EncoderOrigin::Dir(_) => None,
+        }
+    }
+}
+
+/// The directory a family's encoder is saved in.
+fn encoder_dir_name(spec: HybridSpec) -> &'static str {
+    if spec.name == FINETUNED.name {
+        "encoder-ft"
+    } else {
+        "encoder"
+    }
+}
+
+impl TextFamily {
+    /// Writes the family (once) into a model directory being built.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let h = &self.hybrid;
+        let fdir = dir.join(h.spec.name);
+        if fdir.exists() {
+            return Ok(());
+        }
+        if !dir.join("items.json").exists() {
+            std::fs::write(dir.join("items.json"), serde_json::to_vec(&h.content_catalog.items)?)?;
+        }
+        std::fs::create_dir(&fdir)?;
+        let mut tensors = codec::encode(&h.catalog, Quant::F32);
+        if h.catalog.projection.is_some() {
+            // The text-only model scores the unreduced vectors.
+            let c = &h.content_catalog;
+            tensors.extend(encode_matrix("content_text", &c.text.to_f32(), c.len(), Some(c.text_dim), Quant::F32));
+        }
+        write_tensors(&fdir.join("catalog.safetensors"), &tensors)?;
+        std::fs::write(fdir.join("info.json"), serde_json::to_vec_pretty(&h.info())?)?;
+        let encoder_dir = dir.join(encoder_dir_name(h.spec));
+        match &self.encoder {
+            EncoderOrigin::Dir(from) => {
+                std::fs::create_dir(&encoder_dir)?;
+                for name in ENCODER_FILES {
+                    link_or_copy(&from.join(name), &encoder_dir.join(name))?;
+                }
+            }
+            EncoderOrigin::FineTuned(ft) => {
+                ft.save_dir(&encoder_dir)?;
+                let record = serde_json::json!({ "config": ft.config, "losses": ft.losses, "seconds": ft.seconds });
+                std::fs::write(dir.join("finetune.json"), serde_json::to_vec_pretty(&record)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the family `spec` from a model directory holding `n_items` items.
+    pub fn load(dir: &Path, spec: HybridSpec, n_items: usize) -> Result<Self> {
+        let fdir = dir.join(spec.name);
+        ensure!(
+            fdir.is_dir(),
+            "{}: has no {} model (train with --models including {})",
+            dir.display(),
+            spec.name,
+            spec.name
+        );
+        let info: HybridInfo = read_json(&fdir.join("info.json"))?;
+        let items: Vec<ItemMeta> = read_json(&dir.join("items.json"))?;
+        ensure!(
+            items.len() == n_items,
+            "{}: items.json has {} items, model.json says {n_items}",
+            dir.display(),
+            items.len()
+        );
+        let path = fdir.join("catalog.safetensors");
+        let (catalog, content_catalog) = read_tensors(&path, |t| {
+            let catalog = codec::decode(t.st(), &path.display().to_string(), items, None)?;
+            let content_catalog = match &catalog.projection {
+                None => catalog.clone(),
+                Some(p) => {
+                    let full = t.f32("content_text", &[n_items, p.in_dim])?;
+                    Catalog::new(
+                        catalog.items.clone(),
+                        catalog.cf.to_f32(),
+                        catalog.cf_dim,
+                        catalog.cf_gram.clone(),
+                        full,
+                        p.in_dim,
+                        catalog.popularity.clone(),
+                    )?
+                }
+            };
+            Ok((catalog, content_catalog))
+        })?;
+        let hybrid = Hybrid {
+            spec,
+            catalog,
+            scoring: info.scoring,
+            content_catalog,
+            content: info.content,
+            validation: info.validation,
+        };
+        Ok(Self { hybrid, encoder: EncoderOrigin::Dir(dir.join(encoder_dir_name(spec))) })
+    }
+
+    /// The encoder directory of a family read from disk.
+    pub fn encoder_dir(&self) -> Option<&Path> {
+        match &self.encoder {
+            EncoderOrigin::Dir(d) => Some(d),
+            EncoderOrigin::FineTuned(_) => None,
+        }
+    }
+}
+
+/// Hard-links when possible (same file system), else copies.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! `manifest.json`: what a bundle holds, each file with its SHA-256 and length, checked before
+//! anything else is fetched or allocated.
+
+use crate::error::{NookError, Result};
+use crate::quant::Quant;
+use crate::recommend::Scoring;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+pub const FORMAT: &str = "nook-bundle";
+pub const VERSION: u32 = 1;
+
+/// Files every v1 bundle has.
+pub const REQUIRED_FILES: [&str; 5] =
+    ["items.json", "items.safetensors", "encoder/config.json", "encoder/tokenizer.json", "encoder/model.safetensors"];
+
+/// Largest file a bundle may list; refusing absurd sizes before anything is fetched or allocated.
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// One number of the evaluation that produced the bundle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricSnapshot {
+    pub model: String,
+    pub split: String,
+    pub metric: String,
+    pub value: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EncoderInfo {
+    /// Token limit the item texts were embedded with; queries use the same.
+    pub max_tokens: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub dataset: String,
+    pub created_by: String,
+    pub n_items: usize,
+    pub cf_dim: usize,
+    pub text_dim: usize,
+    pub scoring: Scoring,
+    /// How matrices are stored (item tables and encoder weights).
+    #[serde(default = "default_quant")]
+    pub quant: Quant,
+    /// The trained model the bundle carries (`hybrid`, `fused-ft`).
+    #[serde(default)]
+    pub model: String,
+    pub encoder: EncoderInfo,
+    #[serde(default)]
+    pub metrics: Vec<MetricSnapshot>,
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+fn default_quant() -> Quant {
+    Quant::F32
+}
+
+/// Limits that keep a hostile manifest from making the loader allocate absurd amounts.
+pub const MAX_ITEMS: usize = 50_000_000;
+pub const MAX_DIM: usize = 4096;
+
+impl Manifest {
+    /// Parses and checks `manifest.json`: format, version, file names and sizes.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| NookError::bundle(format!("manifest.json is not JSON: {e}")))?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(NookError::bundle(format!(
+                "manifest.json: not a {FORMAT} (format field is {:?})",
+                value.get("format")
+            )));
+        }
+        match value.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == VERSION as u64 => {}
+            other => {
+                return Err(NookError::bundle(format!(
+                    "manifest.json: format version {other:?} is not supported (this client reads version {VERSION})"
+                )))
+            }
+        }
+        let m: Manifest =
+            serde_json::from_value(value).map_err(|e| NookError::bundle(format!("manifest.json: {e}")))?;
+        for (name, entry) in &m.files {
+            check_path(name)?;
+            if entry.bytes > MAX_FILE_BYTES {
+                return Err(NookError::bundle(format!(
+                    "{name}: listed as {} bytes, over the {MAX_FILE_BYTES}-byte limit",
+                    entry.bytes
+                )));
+            }
+            if entry.sha256.len() != 64 || !entry.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(NookError::bundle(format!("{name}: malformed sha256 {:?}", entry.sha256)));
+            }
+        }
+        for name in REQUIRED_FILES {
+            if !m.files.contains_key(name) {
+                return Err(NookError::bundle(format!("manifest.json does not list {name}")));
+            }
+        }
+        if m.n_items == 0 || m.n_items > MAX_ITEMS {
+            return Err(NookError::bundle(format!("manifest.json: n_items {} is outside 1..={MAX_ITEMS}", m.n_items)));
+        }
+        for (what, dim) in [("cf_dim", m.cf_dim), ("text_dim", m.text_dim)] {
+            if dim == 0 || dim > MAX_DIM {
+                return Err(NookError::bundle(format!("manifest.json: {what} {dim} is outside 1..={MAX_DIM}")));
+            }
+        }
+        if m.quant == Quant::Int8 && m.text_dim.max(m.cf_dim) > crate::score::MAX_INT8_COLS {
+            return Err(NookError::bundle(format!(
+                "manifest.json: int8 tables wider than {} columns",
+                crate::score::MAX_INT8_COLS
+            )));
+        }
+        Ok(m)
+    }
+}
+
+/// A file name inside the bundle: relative, `/`-separated, no `..`, no empty or hidden tricks.
+fn check_path(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.starts_with('/')
+        || name.contains('\\')
+        || name.contains(':')
+        || name.split('/').any(|part| part.is_empty() || part == "." || part == "..");
+    if bad {
+        return Err(NookError::bundle(format!("manifest lists a path outside the bundle: {name:?}")));
+    }
+    Ok(())
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks one fetched file against its manifest entry.
+pub fn verify_file(manifest: &Manifest, name: &str, bytes: &[u8]) -> Result<()> {
+    let entry = manifest.files.get(name).ok_or_else(|| NookError::bundle(format!("{name} is not in the manifest")))?;
+    if bytes.len() as u64 != entry.bytes {
+        return Err(NookError::bundle(format!(
+            "{name}: {} bytes, manifest says {} (truncated or replaced?)",
+            bytes.len(),
+            entry.bytes
+        )));
+    }
+    let got = sha256_hex(bytes);
+    if got != entry.sha256 {
+        return Err(NookError::bundle(format!(
+            "{name}: checksum mismatch (sha256 {got}, manifest says {})",
+            entry.sha256
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_leaving_the_bundle_are_refused() {
+        for bad in ["../x", "a/../../x", "/etc/passwd", "a//b", "C:\\x", "", "./a"] {
+            assert!(check_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_path("encoder/model.safetensors").is_ok());
+    }
+
+    #[test]
+    fn sha256_of_known_input() {
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

@@ -1,0 +1,99 @@
+//! The bundle: everything the browser needs, as files listed in `manifest.json` with their SHA-256
+//! and length. [`Bundle::load`] takes the files' **bytes** (the browser hands it fetched buffers),
+//! verifies them and returns errors, never panics.
+//!
+//! ```text
+//! manifest.json               format, version, dataset, dims, scoring weights, metrics, file list
+//! items.json                  [{id, title, year, genres}], one per item, in index order
+//! items.safetensors           cf [n, cf_dim], cf_gram [cf_dim, cf_dim], text [n, text_dim], popularity [n],
+//!                             optionally text_projection [text_dim, encoder_dim] + text_mean [encoder_dim]  (f32)
+//! encoder/config.json         BERT config
+//! encoder/tokenizer.json      tokenizer
+//! encoder/model.safetensors   BERT weights (f32)
+//! ```
+
+mod manifest;
+mod request;
+
+pub use manifest::{
+    sha256_hex, verify_file, EncoderInfo, FileEntry, Manifest, MetricSnapshot, FORMAT, MAX_DIM, MAX_FILE_BYTES,
+    MAX_ITEMS, REQUIRED_FILES, VERSION,
+};
+pub use request::{IdRequest, RecommendedItem, MAX_K, MAX_QUERY_BYTES};
+
+use crate::catalog::{codec, Catalog, ItemMeta};
+use crate::encoder::TextEncoder;
+use crate::error::{NookError, Result};
+use crate::quant::{decode_matrix, SCALE_SUFFIX};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use safetensors::tensor::Dtype;
+use safetensors::SafeTensors;
+use std::collections::HashMap;
+
+/// A verified, loaded bundle.
+pub struct Bundle {
+    pub manifest: Manifest,
+    pub catalog: Catalog,
+    pub encoder: TextEncoder,
+}
+
+impl Bundle {
+    /// Verifies and loads a bundle from its files' bytes (keyed by manifest path).
+    pub fn load(manifest: Manifest, mut files: HashMap<String, Vec<u8>>) -> Result<Self> {
+        for name in manifest.files.keys() {
+            let bytes = files.get(name).ok_or_else(|| NookError::bundle(format!("{name} is missing")))?;
+            verify_file(&manifest, name, bytes)?;
+        }
+        let mut take = |name: &str| files.remove(name).ok_or_else(|| NookError::bundle(format!("{name} is missing")));
+        let items: Vec<ItemMeta> =
+            serde_json::from_slice(&take("items.json")?).map_err(|e| NookError::bundle(format!("items.json: {e}")))?;
+        if items.len() != manifest.n_items {
+            return Err(NookError::bundle(format!(
+                "items.json has {} items, manifest says {}",
+                items.len(),
+                manifest.n_items
+            )));
+        }
+        let tensors = take("items.safetensors")?;
+        let catalog = read_catalog(&manifest, items, &tensors)?;
+        let (config, tokenizer) = (take("encoder/config.json")?, take("encoder/tokenizer.json")?);
+        let weights = encoder_weights(&take("encoder/model.safetensors")?)?;
+        let encoder = TextEncoder::new(&config, &tokenizer, weights, manifest.encoder.max_tokens)
+            .map_err(|e| NookError::bundle(format!("encoder: {e}")))?;
+        if encoder.dim() != catalog.query_dim() {
+            return Err(NookError::bundle(format!(
+                "encoder produces {} dims, the item text vectors expect {}",
+                encoder.dim(),
+                catalog.query_dim()
+            )));
+        }
+        Ok(Self { manifest, catalog, encoder })
+    }
+}
+
+/// Reads `items.safetensors` for `m` (shapes, dtypes and values checked).
+pub fn read_catalog(m: &Manifest, items: Vec<ItemMeta>, bytes: &[u8]) -> Result<Catalog> {
+    const FILE: &str = "items.safetensors";
+    let st = SafeTensors::deserialize(bytes).map_err(|e| NookError::bundle(format!("{FILE}: {e}")))?;
+    codec::decode(&st, FILE, items, Some(codec::Dims { cf_dim: m.cf_dim, text_dim: m.text_dim }))
+}
+
+/// The encoder's weights from any supported storage (f32, f16, int8 rows), as f32 tensors.
+/// Integer tensors (the position-id buffer some exports carry) are not weights and are skipped.
+fn encoder_weights(bytes: &[u8]) -> Result<VarBuilder<'static>> {
+    const FILE: &str = "encoder/model.safetensors";
+    let st = SafeTensors::deserialize(bytes).map_err(|e| NookError::bundle(format!("{FILE}: {e}")))?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        if name.ends_with(SCALE_SUFFIX) || matches!(view.dtype(), Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL) {
+            continue;
+        }
+        let shape = view.shape().to_vec();
+        let values = decode_matrix(&st, FILE, &name, &shape)?.to_f32();
+        let tensor = Tensor::from_vec(values, shape, &Device::Cpu)
+            .map_err(|e| NookError::bundle(format!("{FILE}: {name}: {e}")))?;
+        tensors.insert(name, tensor);
+    }
+    Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
+}

@@ -1,0 +1,130 @@
+//! The catalogue's one on-disk form: named tensors in a safetensors file, read back with every
+//! shape, dtype and value checked. The bundle's `items.safetensors` and the trainer's
+//! `MODEL_DIR/<family>/catalog.safetensors` are both this layout.
+//!
+//! ```text
+//! cf               [n, cf_dim]        collaborative factors (f32, f16 or int8 rows + cf.scale)
+//! text             [n, text_dim]      text embeddings       (f32, f16 or int8 rows + text.scale)
+//! cf_gram          [cf_dim, cf_dim]   YᵀY + λI for fold-in  (f32)
+//! popularity       [n]                                      (f32)
+//! text_projection  [text_dim, in_dim] optional: the reduction queries go through (f32)
+//! text_mean        [in_dim]           optional, with text_projection (f32)
+//! ```
+//!
+//! Writers may add tensors of their own beside these (the model directory keeps the unreduced
+//! `content_text`); readers ignore what they do not know.
+
+use super::{Catalog, ItemMeta, Projection};
+use crate::error::{NookError, Result};
+use crate::quant::{decode_f32, decode_matrix, encode_matrix, Encoded, Quant};
+use safetensors::SafeTensors;
+
+/// The catalogue's tensors, matrices stored under `quant` (the gram matrix, popularity and the
+/// projection always as f32: they are small and fold-in needs them exact).
+pub fn encode(c: &Catalog, quant: Quant) -> Vec<Encoded> {
+    let n = c.len();
+    let mut t = Vec::new();
+    t.extend(encode_matrix("cf", &c.cf.to_f32(), n, Some(c.cf_dim), quant));
+    t.extend(encode_matrix("text", &c.text.to_f32(), n, Some(c.text_dim), quant));
+    t.extend(encode_matrix("cf_gram", &c.cf_gram, c.cf_dim, Some(c.cf_dim), Quant::F32));
+    t.extend(encode_matrix("popularity", &c.popularity, n, None, Quant::F32));
+    if let Some(p) = &c.projection {
+        t.extend(encode_matrix("text_projection", &p.components, p.out_dim, Some(p.in_dim), Quant::F32));
+        t.extend(encode_matrix("text_mean", &p.mean, p.in_dim, None, Quant::F32));
+    }
+    t
+}
+
+/// The widths a reader expects, when it knows them (a bundle's manifest states them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    pub cf_dim: usize,
+    pub text_dim: usize,
+}
+
+/// Reads a catalogue of `items` (one row per item, in order) from `st`; `file` names the file in
+/// errors. With `expect`, the tables must have exactly those widths.
+pub fn decode(st: &SafeTensors<'_>, file: &str, items: Vec<ItemMeta>, expect: Option<Dims>) -> Result<Catalog> {
+    let n = items.len();
+    // A manifest's widths are what the tables must have; without one, the tables say.
+    let dims = match expect {
+        Some(dims) => dims,
+        None => Dims { cf_dim: width(st, file, "cf")?, text_dim: width(st, file, "text")? },
+    };
+    let Dims { cf_dim, text_dim } = dims;
+    let cf = decode_matrix(st, file, "cf", &[n, cf_dim])?;
+    let text = decode_matrix(st, file, "text", &[n, text_dim])?;
+    let cf_gram = decode_f32(st, file, "cf_gram", &[cf_dim, cf_dim])?;
+    let popularity = decode_f32(st, file, "popularity", &[n])?;
+    let catalog = Catalog::from_matrices(items, cf, cf_dim, cf_gram, text, text_dim, popularity)?;
+    if !st.names().iter().any(|n| *n == "text_mean") {
+        return Ok(catalog);
+    }
+    let in_dim = st.tensor("text_mean").ok().and_then(|t| t.shape().first().copied()).unwrap_or(0);
+    let mean = decode_f32(st, file, "text_mean", &[in_dim])?;
+    let components = decode_f32(st, file, "text_projection", &[text_dim, in_dim])?;
+    catalog.with_projection(Projection::new(mean, components, text_dim)?)
+}
+
+/// The second dimension of a 2-D table.
+fn width(st: &SafeTensors<'_>, file: &str, name: &str) -> Result<usize> {
+    let view = st.tensor(name).map_err(|_| NookError::data(format!("{file} has no tensor {name:?}")))?;
+    match view.shape() {
+        [_, cols] => Ok(*cols),
+        other => Err(NookError::data(format!("{file}: {name} has shape {other:?}, expected [items, dims]"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::serialize;
+
+    fn catalog() -> Catalog {
+        let items: Vec<ItemMeta> = (0..3)
+            .map(|i| ItemMeta { id: format!("i{i}"), title: format!("Item {i}"), year: None, genres: vec![] })
+            .collect();
+        let cf = vec![1.0, 0.0, 0.5, 0.5, 0.0, 1.0];
+        let gram = crate::foldin::gramian(&cf, 2, 0.1);
+        let text = vec![0.6, 0.8, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+        let projection =
+            Projection::new(vec![0.1; 4], vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0], 3);
+        Catalog::new(items, cf, 2, gram, text, 3, vec![3.0, 2.0, 1.0])
+            .unwrap()
+            .with_projection(projection.unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn every_quantisation_round_trips() {
+        let c = catalog();
+        for quant in [Quant::F32, Quant::F16, Quant::Int8] {
+            let bytes = serialize(&encode(&c, quant)).unwrap();
+            let st = SafeTensors::deserialize(&bytes).unwrap();
+            let back = decode(&st, "t", c.items.clone(), Some(Dims { cf_dim: 2, text_dim: 3 })).unwrap();
+            assert_eq!((back.cf_dim, back.text_dim, back.len()), (2, 3, 3));
+            assert_eq!(back.projection, c.projection);
+            assert_eq!(back.cf_gram, c.cf_gram);
+            for (a, b) in back.text.to_f32().iter().zip(c.text.to_f32()) {
+                assert!((a - b).abs() < 0.01, "{quant:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_widths_rows_and_values_are_refused() {
+        let c = catalog();
+        let bytes = serialize(&encode(&c, Quant::F32)).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let err = decode(&st, "t", c.items.clone(), Some(Dims { cf_dim: 4, text_dim: 3 })).unwrap_err();
+        assert!(err.to_string().contains("cf has shape [3, 2], expected [3, 4]"), "{err}");
+        let err = decode(&st, "t", c.items[..2].to_vec(), None).unwrap_err();
+        assert!(err.to_string().contains("cf has shape [3, 2], expected [2, 2]"), "{err}");
+
+        let mut bad = c.clone();
+        bad.popularity[1] = f32::NAN;
+        let bytes = serialize(&encode(&bad, Quant::F32)).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert!(decode(&st, "t", c.items.clone(), None).unwrap_err().to_string().contains("NaN"));
+    }
+}
