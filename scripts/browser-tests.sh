@@ -38,6 +38,8 @@ add_case '{"likes":["1","50","181"],"k":10}' --like 1 --like 50 --like 181 --k 1
 add_case '{"likes":["1","50"],"dislikes":["172"],"query":"a scary movie with zombies","k":10}' \
   --like 1 --like 50 --dislike 172 --query "a scary movie with zombies" --k 10
 add_case '{"query":"romantic comedy in paris","k":20}' --query "romantic comedy in paris" --k 20
+add_case '{"likes":["50","1","100"],"query":"a scary horror movie","query_weight":3.5,"k":10}' \
+  --like 50 --like 1 --like 100 --query "a scary horror movie" --query-weight 3.5 --k 10
 add_case '{"k":5}' --k 5
 cases+=']'
 

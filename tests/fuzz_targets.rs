@@ -80,6 +80,7 @@ pub fn recommend(data: &[u8]) {
         like_confidence: 2.0,
         dislike_confidence: 2.0,
         recency_half_life: 10.0,
+        expansion: nook_core::Expansion::OFF,
     };
     let Ok(likes) = req.likes.iter().map(|id| c.index_of(id)).collect::<Result<Vec<_>, _>>() else { return };
     let Ok(dislikes) = req.dislikes.iter().map(|id| c.index_of(id)).collect::<Result<Vec<_>, _>>() else { return };
@@ -87,5 +88,15 @@ pub fn recommend(data: &[u8]) {
         return; // Bundle::to_request refuses these
     }
     let query = req.query.map(|q| (0..8).map(|i| ((q.len() + i) % 5) as f32 * 0.1).collect());
-    let _ = c.recommend(&s, &nook_core::Request { likes, dislikes, query, k: req.k, diversity: req.diversity });
+    let _ = c.recommend(
+        &s,
+        &nook_core::Request {
+            likes,
+            dislikes,
+            query,
+            k: req.k,
+            diversity: req.diversity,
+            query_weight: req.query_weight,
+        },
+    );
 }

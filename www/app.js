@@ -59,7 +59,10 @@ worker.onmessage = (event) => {
     info = { items: msg.items, backend: msg.backend, dataset: msg.manifest.dataset };
     $('loading').classList.add('ready');
     $('status').textContent = `ready — ${msg.items} items from ${msg.manifest.dataset}, ranked with ${msg.backend}`;
-    for (const el of ['search', 'query', 'diversity', 'clear-history', 'export-history', 'import-history']) $(el).disabled = false;
+    describeQueryFields(msg.manifest.text_fields || []);
+    $('query-weight').value = msg.manifest.scoring.query_weight;
+    showQueryWeight();
+    for (const el of ['search', 'query', 'query-weight', 'diversity', 'clear-history', 'export-history', 'import-history']) $(el).disabled = false;
     if (!storageOk) showError('This browser does not let the page store data: your likes will be forgotten when you leave.');
     renderHistory();
     refresh();
@@ -154,6 +157,25 @@ $('query').addEventListener('input', () => {
   queryTimer = setTimeout(refresh, 250);
 });
 
+// What the typed words are compared with: the bundle records the item fields its text came
+// from, so a person knows, e.g., that a catalogue of titles and genres cannot match a plot.
+function describeQueryFields(fields) {
+  if (!fields.length) return;
+  const list = fields.length > 1 ? `${fields.slice(0, -1).join(', ')} and ${fields[fields.length - 1]}` : fields[0];
+  $('query-fields').textContent = `Your words are matched against each item's ${list}.`;
+}
+
+// The bundle ships the query weight chosen on its benchmark; the slider starts there.
+function showQueryWeight() {
+  const w = Number($('query-weight').value);
+  $('query-weight-value').textContent = w === 0 ? '0 (ignored)' : `${w.toFixed(2)}×`;
+}
+
+$('query-weight').addEventListener('input', () => {
+  showQueryWeight();
+  if ($('query').value.trim()) refresh();
+});
+
 $('diversity').addEventListener('input', () => {
   $('diversity-value').textContent = Number($('diversity').value).toFixed(1);
   refresh();
@@ -203,6 +225,7 @@ async function refresh() {
     query: $('query').value.trim() || null,
     k: 10,
     diversity: Number($('diversity').value),
+    query_weight: Number($('query-weight').value),
   };
   try {
     const { results, ms, backend: used } = await ask('recommend', { request });

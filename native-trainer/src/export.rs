@@ -38,7 +38,9 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant, quant: Quant) -> R
     };
     let info = store::load_info(model_dir)?;
     let family = TextFamily::load(model_dir, spec, info.n_items)?;
-    let encoder_dir = family.encoder_dir().expect("a family read from disk has its encoder there");
+    // The browser embeds typed queries only (item vectors are precomputed): it needs the encoder
+    // the catalogue's query columns came from.
+    let encoder_dir = &family.query_encoder;
     let mut encoder = Vec::new();
     for name in ENCODER_FILES {
         let path = encoder_dir.join(name);
@@ -52,6 +54,7 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant, quant: Quant) -> R
         scoring: family.hybrid.scoring,
         max_tokens: info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
         metrics: read_metrics(&model_dir.join("eval.json")),
+        text_fields: info.text_fields.clone(),
     };
     write_bundle(out, &family.hybrid.catalog, quant, encoder, meta)
 }
@@ -63,6 +66,7 @@ pub struct BundleMeta {
     pub scoring: nook_core::Scoring,
     pub max_tokens: usize,
     pub metrics: Vec<MetricSnapshot>,
+    pub text_fields: Vec<String>,
 }
 
 /// Writes a bundle (atomically) from a catalogue, the encoder's files (already encoded, by name
@@ -92,6 +96,7 @@ pub fn write_bundle(
         quant,
         model: meta.model,
         encoder: EncoderInfo { max_tokens: meta.max_tokens },
+        text_fields: meta.text_fields,
         metrics: meta.metrics,
         files: files
             .iter()
@@ -166,12 +171,17 @@ pub fn load_bundle(dir: &Path) -> Result<nook_core::Bundle> {
 }
 
 /// A synthetic bundle of `n_items` for scale tests: the items of `from` repeated (ids `s0`,
-/// `s1`, ..., titles "Item N"), with its encoder, weights and quantisation.
-pub fn scale_bundle(from: &Path, n_items: usize, out: &Path) -> Result<Manifest> {
+/// `s1`, ..., titles "Item N"), with its encoder, weights and quantisation. Query columns wider
+/// than `query_dims` are reduced by PCA (fitted on `from`'s items), as the trainer reduces them
+/// for a catalogue this large.
+pub fn scale_bundle(from: &Path, n_items: usize, query_dims: usize, out: &Path) -> Result<Manifest> {
     let b = load_bundle(from)?;
     let c = &b.catalog;
     let m = c.len();
-    anyhow::ensure!(m > 0 && n_items > 0, "need items to repeat and a positive --items");
+    anyhow::ensure!(
+        m > 0 && n_items > 0 && query_dims > 0,
+        "need items to repeat, a positive --items and --query-dims"
+    );
     let repeat = |t: &[f32], d: usize| -> Vec<f32> {
         (0..n_items).flat_map(|i| t[(i % m) * d..(i % m + 1) * d].iter().copied()).collect()
     };
@@ -179,18 +189,39 @@ pub fn scale_bundle(from: &Path, n_items: usize, out: &Path) -> Result<Manifest>
         .map(|i| nook_core::ItemMeta { id: format!("s{i}"), title: format!("Item {i}"), year: None, genres: vec![] })
         .collect();
     let popularity = (0..n_items).map(|i| c.popularity[i % m]).collect();
-    let catalog = nook_core::Catalog::new(
-        items,
-        repeat(&c.cf.to_f32(), c.cf_dim),
-        c.cf_dim,
-        c.cf_gram.clone(),
-        repeat(&c.text.to_f32(), c.text_dim),
-        c.text_dim,
-        popularity,
-    )?;
-    let catalog = match &c.projection {
-        Some(p) => catalog.with_projection(p.clone())?,
-        None => catalog,
+    let text = c.text.to_f32();
+    let (p, o) = (c.layout.profile_dims, c.layout.query_offset);
+    let own_query_columns = c.layout != nook_core::TextLayout::shared(c.text_dim) && c.projection.is_none();
+    let columns = |r: std::ops::Range<usize>| -> Vec<f32> {
+        text.chunks_exact(c.text_dim).flat_map(|row| row[r.clone()].iter().copied()).collect()
+    };
+    let new = |text: Vec<f32>, text_dim: usize| {
+        nook_core::Catalog::new(
+            items,
+            repeat(&c.cf.to_f32(), c.cf_dim),
+            c.cf_dim,
+            c.cf_gram.clone(),
+            text,
+            text_dim,
+            popularity,
+        )
+    };
+    let catalog = if own_query_columns && c.query_cols() > query_dims {
+        let query = columns(o..c.text_dim);
+        let projection = crate::models::pca::fit(&query, c.query_cols(), query_dims);
+        let reduced = projection.apply_rows(&query);
+        new(repeat(&columns(0..p), p), p)?.with_query_columns(
+            &repeat(&reduced, query_dims),
+            query_dims,
+            Some(projection),
+        )?
+    } else {
+        let catalog = new(repeat(&text, c.text_dim), c.text_dim)?;
+        match &c.projection {
+            Some(p) => catalog.with_projection(p.clone())?,
+            None => catalog,
+        }
+        .with_layout(c.layout)?
     };
     let mut encoder = Vec::new();
     for name in ENCODER_FILES {
@@ -203,6 +234,7 @@ pub fn scale_bundle(from: &Path, n_items: usize, out: &Path) -> Result<Manifest>
         scoring: b.manifest.scoring,
         max_tokens: b.manifest.encoder.max_tokens,
         metrics: Vec::new(),
+        text_fields: b.manifest.text_fields.clone(),
     };
     write_bundle(out, &catalog, b.manifest.quant, encoder, meta)
 }

@@ -107,6 +107,29 @@ fn markdown(report: &EvalReport, losses: Option<&[f32]>, notes: &str, plots: &[(
         }
         let _ = writeln!(md);
     }
+    if let Some(q) = &report.queries {
+        let _ = writeln!(md, "## What a person types (query benchmark)\n");
+        let _ = writeln!(
+            md,
+            "Queries are the item field `{:?}`, held out of the text the encoder saw; a case is a person and a query \
+             some of their test positives match (the targets). `ndcg@10-all` scores the same list against all their \
+             test positives: what typing costs the rest of their taste. {} queries, {} cases.\n",
+            q.field, q.queries, q.pairs
+        );
+        let _ = writeln!(md, "| model | ranking | query weight | recall@10 | ndcg@10 | ndcg@10-all |");
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
+        for (model, r) in &q.models {
+            for (name, s) in [("history", r.test.history), ("query", r.test.query), ("blend", r.test.blend)] {
+                let w = if name == "blend" { format!("{}", r.query_weight) } else { "-".into() };
+                let _ = writeln!(
+                    md,
+                    "| {model} | {name} | {w} | {:.4} | {:.4} | {:.4} |",
+                    s.recall10, s.ndcg10, s.ndcg10_all
+                );
+            }
+        }
+        let _ = writeln!(md);
+    }
     if !report.fit_seconds.is_empty() {
         let _ = writeln!(md, "## Time and memory\n");
         for (what, secs) in &report.fit_seconds {

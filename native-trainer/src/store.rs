@@ -47,6 +47,9 @@ pub struct ModelInfo {
     /// Token limit the text vectors were computed with.
     #[serde(default)]
     pub encoder_max_tokens: Option<usize>,
+    /// The item fields in the text the encoder saw (what a typed query can match).
+    #[serde(default)]
+    pub text_fields: Vec<String>,
 }
 
 /// The encoder files copied into a model directory.
@@ -77,6 +80,7 @@ pub fn save(
         models: set.ids().into_iter().map(String::from).collect(),
         fit_seconds: set.fit_seconds.clone(),
         encoder_max_tokens: set.encoder_max_tokens,
+        text_fields: data.text_fields(cfg.query_field),
     };
     let ids = Ids { users: data.users.clone(), items: data.items.iter().map(|i| i.id.clone()).collect() };
     atomic::write_dir(dir, |tmp| {

@@ -6,16 +6,19 @@
 //! once, the first time a model asks for it, and records its time and the peak memory after it.
 
 use crate::data::Dataset;
+use crate::data::TextField;
+use crate::eval::query::{self, EmbeddedBench, QueryBench};
+use crate::eval::{EvalSet, Target};
 use crate::finetune::{self, FinetuneConfig};
 use crate::matrix::Csr;
 use crate::models::family::{EncoderOrigin, TextFamily};
-use crate::models::hybrid::{Hybrid, HybridSpec, FINETUNED, FROZEN};
-use crate::models::{als, AlsConfig, BprConfig, Factors, Fitted, ModelEntry};
+use crate::models::hybrid::{Hybrid, HybridSpec, QueryColumns, FINETUNED, FROZEN};
+use crate::models::{als, pca, AlsConfig, BprConfig, Factors, Fitted, ModelEntry};
 use crate::split::Split;
 use crate::textvec::{self, EncoderSource};
 use anyhow::{Context, Result};
 use candle_core::Device;
-use nook_core::ItemMeta;
+use nook_core::{Expansion, ItemMeta, Scoring};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,6 +32,10 @@ pub struct ModelConfig {
     pub bpr: BprConfig,
     #[serde(default)]
     pub finetune: FinetuneConfig,
+    /// The item-text field held out of what the encoder sees, for the query benchmark (which
+    /// chooses the query weight on it); `None` keeps every field.
+    #[serde(default)]
+    pub query_field: Option<TextField>,
 }
 
 /// What training reads besides the split.
@@ -98,8 +105,11 @@ pub struct Trainer<'a> {
     final_train: Csr,
     final_als: Option<Arc<Factors>>,
     selection_als: Option<Arc<Factors>>,
+    frozen_vectors: Option<Arc<Vec<f32>>>,
     frozen: Option<Arc<TextFamily>>,
     finetuned: Option<Arc<TextFamily>>,
+    /// The validation part's query cases and their queries through the frozen encoder.
+    query_bench: Option<Arc<EmbeddedBench>>,
     fit_seconds: BTreeMap<String, f64>,
     peak_rss_mb: BTreeMap<String, f64>,
 }
@@ -115,8 +125,10 @@ impl<'a> Trainer<'a> {
             final_train,
             final_als: None,
             selection_als: None,
+            frozen_vectors: None,
             frozen: None,
             finetuned: None,
+            query_bench: None,
             fit_seconds: BTreeMap::new(),
             peak_rss_mb: BTreeMap::new(),
         }
@@ -198,21 +210,36 @@ impl<'a> Trainer<'a> {
         self.inputs.encoder.as_ref().context("text models need --encoder")
     }
 
+    /// The text the encoder sees for each item (without the held-out query field).
     fn texts(&self) -> Vec<String> {
-        self.inputs.data.items.iter().map(|i| i.text()).collect()
+        self.inputs.data.items.iter().map(|i| i.text_without(self.cfg.query_field)).collect()
     }
 
-    /// `content` and `hybrid`: the frozen encoder's item vectors fused with ALS.
-    pub fn frozen_family(&mut self) -> Result<Arc<TextFamily>> {
-        if let Some(f) = &self.frozen {
-            return Ok(f.clone());
+    /// The frozen encoder's item vectors (row-major, `n x dim`).
+    fn frozen_vectors(&mut self) -> Result<Arc<Vec<f32>>> {
+        if let Some(v) = &self.frozen_vectors {
+            return Ok(v.clone());
         }
         let source = self.encoder()?;
         let (inputs, texts) = (self.inputs, self.texts());
         let vectors =
             self.timed("text", |_| textvec::embed_cached(source, &inputs.device, &texts, &inputs.cache_dir))?;
-        let hybrid = self.timed("hybrid", |t| t.fit_family(FROZEN, &vectors))?;
-        let family = Arc::new(TextFamily { hybrid, encoder: EncoderOrigin::Dir(source.dir.clone()) });
+        let vectors = Arc::new(vectors);
+        self.frozen_vectors = Some(vectors.clone());
+        Ok(vectors)
+    }
+
+    /// `content` and `hybrid`: the frozen encoder's item vectors fused with ALS; queries match
+    /// the same vectors.
+    pub fn frozen_family(&mut self) -> Result<Arc<TextFamily>> {
+        if let Some(f) = &self.frozen {
+            return Ok(f.clone());
+        }
+        let source = self.encoder()?;
+        let vectors = self.frozen_vectors()?;
+        let hybrid = self.timed("hybrid", |t| t.fit_family(FROZEN, &vectors, None))?;
+        let encoder = EncoderOrigin::Dir(source.dir.clone());
+        let family = Arc::new(TextFamily { hybrid, encoder, query_encoder: source.dir.clone() });
         self.frozen = Some(family.clone());
         Ok(family)
     }
@@ -242,21 +269,33 @@ impl<'a> Trainer<'a> {
                 ft.encoder(source.max_tokens, &inputs.device)
             })
         })?;
-        let hybrid = self.timed("fused-ft", |t| t.fit_family(FINETUNED, &vectors))?;
-        let family = Arc::new(TextFamily { hybrid, encoder: EncoderOrigin::FineTuned(Box::new(ft)) });
+        // Fine-tuning on co-consumption reshapes the space to taste and loses what words mean
+        // (README, "Words that steer"): typed queries match the frozen encoder's vectors instead.
+        let frozen = self.frozen_vectors()?;
+        let hybrid = self.timed("fused-ft", |t| t.fit_family(FINETUNED, &vectors, Some(&frozen)))?;
+        let encoder = EncoderOrigin::FineTuned(Box::new(ft));
+        let family = Arc::new(TextFamily { hybrid, encoder, query_encoder: source.dir.clone() });
         self.finetuned = Some(family.clone());
         Ok(family)
     }
 
-    /// Chooses a family's settings against the selection ALS, then (with refit) rebuilds its
-    /// catalogues on the final ALS.
-    fn fit_family(&mut self, spec: HybridSpec, vectors: &[f32]) -> Result<Hybrid> {
+    /// Chooses a family's settings against the selection ALS (with `query_vectors` as query
+    /// columns beside its text, and the query weight on the query benchmark), then (with refit)
+    /// rebuilds its catalogues on the final ALS.
+    fn fit_family(&mut self, spec: HybridSpec, vectors: &[f32], query_vectors: Option<&[f32]>) -> Result<Hybrid> {
         let final_als = self.final_als();
         let als = self.selection_als();
         let split = self.inputs.split;
         let dim = vectors.len() / split.n_items.max(1);
         let train = split.train_matrix();
-        let h = Hybrid::fit(spec, split, &train, &als, &self.cfg.als, vectors, dim, self.item_meta())?;
+        let mut h = Hybrid::fit(spec, split, &train, &als, &self.cfg.als, vectors, dim, self.item_meta())?;
+        if let Some(q) = query_vectors {
+            let columns = query_columns(q, split.n_items, h.catalog.text_dim);
+            h = h.with_query_columns(columns)?;
+        }
+        if let Some(bench) = self.query_bench()? {
+            h = choose_query_weight(h, split, &train, &bench)?;
+        }
         match split.config.refit {
             true => h.refit(&self.final_split, &final_als, &self.cfg.als, vectors, dim),
             false => Ok(h),
@@ -266,6 +305,90 @@ impl<'a> Trainer<'a> {
     fn item_meta(&self) -> Vec<ItemMeta> {
         item_meta(self.inputs.data)
     }
+
+    /// The validation part's query cases, when the run holds a query field out.
+    fn query_bench(&mut self) -> Result<Option<Arc<EmbeddedBench>>> {
+        let Some(field) = self.cfg.query_field else { return Ok(None) };
+        if let Some(b) = &self.query_bench {
+            return Ok(Some(b.clone()));
+        }
+        let split = self.inputs.split;
+        let train = split.train_matrix();
+        let set = EvalSet::new(split, &train, Target::Valid);
+        let bench = QueryBench::new(self.inputs.data, &set, &split.valid, field, split.config.seed);
+        let source = self.encoder()?;
+        let encoder = source.load(&Device::Cpu)?;
+        let embedded = embed_queries(&encoder, &bench.queries)?;
+        tracing::info!(
+            "query benchmark ({field:?}): {} queries, {} validation cases",
+            bench.queries.len(),
+            bench.pairs.len()
+        );
+        let b = Arc::new(EmbeddedBench { bench, queries: embedded });
+        self.query_bench = Some(b.clone());
+        Ok(Some(b))
+    }
+}
+
+/// Query columns of the frozen encoder's vectors: as they are when they fit beside the profile
+/// text under int8 scoring's width limit and the bundle's budget for them, else reduced by PCA.
+fn query_columns(frozen: &[f32], n_items: usize, profile_dims: usize) -> QueryColumns {
+    let dim = frozen.len() / n_items.max(1);
+    if profile_dims + dim <= nook_core::score::MAX_INT8_COLS && n_items * dim <= FULL_QUERY_VALUES {
+        return QueryColumns { rows: frozen.to_vec(), dim, projection: None };
+    }
+    let projection = pca::fit(frozen, dim, REDUCED_QUERY_DIMS);
+    QueryColumns { rows: projection.apply_rows(frozen), dim: projection.out_dim, projection: Some(projection) }
+}
+
+/// Query columns when the full frozen vectors do not fit.
+const REDUCED_QUERY_DIMS: usize = 128;
+/// Most query-column values a bundle carries at full width (16 MB at int8: 40k items at 384).
+const FULL_QUERY_VALUES: usize = 16 << 20;
+
+/// Sets a family's query weight and expansion from the benchmark's validation cases: for each
+/// expansion of [`query::EXPANSIONS`] the weight [`query::choose_weight`] picks, then the
+/// expansion whose pick recalls the most targets.
+fn choose_query_weight(mut h: Hybrid, split: &Split, train: &Csr, b: &EmbeddedBench) -> Result<Hybrid> {
+    let set = EvalSet::new(split, train, Target::Valid);
+    let history = split.train_sequences();
+    let mut best: Option<(f64, f32, Expansion, Vec<query::QueryScores>)> = None;
+    let mut alone = query::QueryScores::default();
+    for expansion in query::EXPANSIONS {
+        let s = Scoring { expansion, ..h.scoring };
+        let m = b.bench.evaluate(&set, &history, &h.catalog, &s, &b.queries, &query::WEIGHTS);
+        let w = query::choose_weight(&m.history, &m.blends);
+        let recall = m.blends[query::WEIGHTS.iter().position(|&x| x == w).unwrap_or(0)].recall10;
+        tracing::debug!("{}: expansion {expansion:?}: weight {w}, validation recall@10 {recall:.4}", h.spec.name);
+        alone = m.history;
+        if best.as_ref().is_none_or(|b| recall > b.0) {
+            best = Some((recall, w, expansion, m.blends));
+        }
+    }
+    let (recall, w, expansion, blends) = best.expect("EXPANSIONS is not empty");
+    tracing::info!(
+        "{}: query weight {w}, expansion {} items at {} (validation recall@10 on query targets {:.4} → {recall:.4})",
+        h.spec.name,
+        expansion.items,
+        expansion.weight,
+        alone.recall10,
+    );
+    h.scoring.query_weight = w;
+    h.scoring.expansion = expansion;
+    h.content.query_weight = w;
+    h.query_validation = query::WEIGHTS.iter().copied().zip(blends).collect();
+    Ok(h)
+}
+
+/// Unit-length embeddings of `queries`, one vector each.
+pub fn embed_queries(encoder: &nook_core::encoder::TextEncoder, queries: &[String]) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(queries.len());
+    for chunk in queries.chunks(64) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let flat = encoder.embed(&refs)?;
+        out.extend(flat.chunks_exact(encoder.dim()).map(<[f32]>::to_vec));
+    }
+    Ok(out)
 }
 
 /// Display metadata of every item, in index order.

@@ -9,6 +9,7 @@
 //! [`score`], [`topk`], [`foldin`] (kernels) → [`recommend`] (the scoring path) → [`bundle`]
 //! (what the browser loads) and [`gpu`] (the same ranking on WebGPU / Vulkan).
 
+pub mod blend;
 pub mod bundle;
 pub mod catalog;
 pub mod encoder;
@@ -26,9 +27,9 @@ pub mod synthetic;
 pub mod topk;
 
 pub use bundle::{Bundle, Manifest};
-pub use catalog::{Catalog, ItemMeta, Projection};
+pub use catalog::{Catalog, ItemMeta, Projection, TextLayout};
 pub use error::{NookError, Result};
 pub use foldin::{fold_in, gramian, gramian_finish, gramian_partial, solve_row_cg, RowSolver};
-pub use recommend::{Reason, Recommendation, Request, Scoring};
+pub use recommend::{Expansion, Reason, Recommendation, Request, Scoring, MAX_QUERY_WEIGHT};
 pub use score::score_items;
 pub use topk::{top_k, Scored};

@@ -5,13 +5,16 @@
 //!
 //! ```text
 //! u_cf   = fold-in of L (confidence c⁺) and D (negative preference, confidence c⁻)   [ALS user step]
-//! u_text = normalise(mean of text vectors of L)
-//! score(j) = cf_weight · u_cf·cf_j + text_weight · u_text·text_j + query_weight · q·text_j
+//! u_text = normalise(mean of the profile columns of L's text vectors)
+//! h(j)   = cf_weight · u_cf·cf_j + text_weight · u_text·text_j           (history part)
+//! g(j)   = q·query_j                            (query part, the text table's query columns)
+//! score(j) = h(j) / lead_h + query_weight · g(j) / lead_g               (see [`crate::blend`])
 //! ```
 //!
 //! Items without interactions carry a collaborative part predicted from their text by the trainer,
 //! so they are ranked like any other item.
 
+use crate::blend::Blend;
 use crate::catalog::Catalog;
 use crate::error::{NookError, Result};
 use crate::foldin::{fold_in, RowSolver};
@@ -25,6 +28,9 @@ use serde::{Deserialize, Serialize};
 pub struct Scoring {
     pub cf_weight: f32,
     pub text_weight: f32,
+    /// How much a typed query counts against the history: at 1 the query's best matches lead a
+    /// typical item as far as the history's best do (see [`crate::blend`]). Chosen on the query
+    /// benchmark's validation part.
     pub query_weight: f32,
     /// Confidence of a like in the fold-in (`1 + alpha` of the ALS model).
     pub like_confidence: f32,
@@ -34,6 +40,26 @@ pub struct Scoring {
     /// confidence and the text profile. 0 turns this off.
     #[serde(default)]
     pub recency_half_life: f32,
+    /// Query expansion: the query's best text matches lend it their collaborative factors (see
+    /// [`crate::blend`]). Off in bundles from before it existed.
+    #[serde(default)]
+    pub expansion: Expansion,
+}
+
+/// Pseudo-relevance feedback for a typed query: the `items` best matches of the query alone
+/// stand in for what the words mean in the interactions, and the mean of their collaborative
+/// factors joins the query part at `weight` (each part on its own calibrated scale). Words then
+/// reach items whose text never says them but that the same people chose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Expansion {
+    /// How many best matches (0: no expansion).
+    pub items: u32,
+    /// Their factors' weight in the query part, relative to the words' own match.
+    pub weight: f32,
+}
+
+impl Expansion {
+    pub const OFF: Self = Self { items: 0, weight: 0.0 };
 }
 
 impl Scoring {
@@ -84,30 +110,31 @@ pub struct Request {
     /// 0 ranks by relevance alone; up to 1 trades relevance for variety (maximal marginal
     /// relevance over the best candidates).
     pub diversity: f32,
+    /// Overrides the bundle's [`Scoring::query_weight`] for this request (a person's "how much
+    /// should my words count").
+    pub query_weight: Option<f32>,
+}
+
+/// The largest query weight a request may ask for.
+pub const MAX_QUERY_WEIGHT: f32 = 20.0;
+
+impl Request {
+    /// `s` with this request's query weight, if it sets one.
+    pub fn scoring(&self, s: &Scoring) -> Scoring {
+        Scoring { query_weight: self.query_weight.unwrap_or(s.query_weight), ..*s }
+    }
 }
 
 /// What [`Catalog::plan`] hands a ranking backend.
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub user: Option<UserVector>,
+    /// The user's calibrated vectors (what a backend scores with), when there is a user.
+    pub blend: Option<Blend>,
     /// Items never to return (rated already), sorted.
     pub exclude: Vec<u32>,
     /// How many of the best items the backend should return.
     pub pool: usize,
-}
-
-/// The per-table query vectors of a score: `cf_weight · u_cf` and `text_weight · profile +
-/// query_weight · query`.
-pub fn query_vectors(s: &Scoring, user: &UserVector, cf_dim: usize, text_dim: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut cf_user = user.cf.clone();
-    cf_user.resize(cf_dim, 0.0);
-    cf_user.iter_mut().for_each(|v| *v *= s.cf_weight);
-    let mut text_user = vec![0f32; text_dim];
-    axpy(s.text_weight, &user.profile, &mut text_user);
-    if let Some(q) = &user.query {
-        axpy(s.query_weight, q, &mut text_user);
-    }
-    (cf_user, text_user)
 }
 
 /// How many candidates MMR re-ranks, at least.
@@ -153,9 +180,10 @@ impl Catalog {
         let local: Vec<u32> = (0..cols.len() as u32).collect();
         let solver = RowSolver::new(&rows, &self.cf_gram, self.cf_dim);
         let cf = fold_in(&solver, &local, &conf);
-        let mut profile = vec![0f32; self.text_dim];
+        let p = self.layout.profile_dims;
+        let mut profile = vec![0f32; p];
         for (&i, &w) in likes.iter().zip(&weights) {
-            axpy(w, &self.text_row(i), &mut profile);
+            axpy(w, &self.text_row(i)[..p], &mut profile);
         }
         let norm = dot(&profile, &profile).sqrt();
         if norm > 0.0 {
@@ -164,27 +192,31 @@ impl Catalog {
         Ok(UserVector { cf, profile, query })
     }
 
-    /// Scores every item for `user` into `out`.
+    /// Scores every item for `user` into `out` (the calibrated blend, see [`crate::blend`]).
     pub fn score(&self, s: &Scoring, user: &UserVector, out: &mut [f32]) {
-        let (cf_user, text_user) = query_vectors(s, user, self.cf_dim, self.text_dim);
-        score_matrix(&self.cf, self.cf_dim, &cf_user, out);
+        self.score_blend(&self.blend(s, user), out);
+    }
+
+    /// Scores every item with vectors from [`Catalog::blend`].
+    pub fn score_blend(&self, b: &Blend, out: &mut [f32]) {
+        score_matrix(&self.cf, self.cf_dim, &b.cf, out);
         let mut text_scores = vec![0f32; out.len()];
-        score_matrix(&self.text, self.text_dim, &text_user, &mut text_scores);
+        score_matrix(&self.text, self.text_dim, &b.text, &mut text_scores);
         out.iter_mut().zip(&text_scores).for_each(|(o, t)| *o += t);
     }
 
     /// The `k` best items the person has not already rated, with reasons (ranked on the CPU).
     pub fn recommend(&self, s: &Scoring, req: &Request) -> Result<Vec<Recommendation>> {
         let plan = self.plan(s, req)?;
-        let top = match &plan.user {
-            Some(user) => {
+        let top = match &plan.blend {
+            Some(blend) => {
                 let mut scores = vec![0f32; self.len()];
-                self.score(s, user, &mut scores);
+                self.score_blend(blend, &mut scores);
                 top_k(&scores, plan.pool, |i| plan.exclude.binary_search(&i).is_err())
             }
             None => top_k(&self.popularity, plan.pool, |i| plan.exclude.binary_search(&i).is_err()),
         };
-        Ok(self.finish(s, req, &plan, top))
+        Ok(self.finish(req, &plan, top))
     }
 
     /// Everything a ranking backend needs for `req`: the user vector (`None` when there is nothing
@@ -195,35 +227,43 @@ impl Catalog {
         if !(0.0..=1.0).contains(&req.diversity) {
             return Err(NookError::request(format!("diversity must be in [0, 1], got {}", req.diversity)));
         }
+        if let Some(w) = req.query_weight.filter(|w| !(0.0..=MAX_QUERY_WEIGHT).contains(w)) {
+            return Err(NookError::request(format!("query weight must be in [0, {MAX_QUERY_WEIGHT}], got {w}")));
+        }
+        let s = &req.scoring(s);
         let mut exclude: Vec<u32> = req.likes.iter().chain(&req.dislikes).copied().collect();
         exclude.sort_unstable();
         exclude.dedup();
         let personal = !req.likes.is_empty() || !req.dislikes.is_empty() || req.query.is_some();
         let user =
             if personal { Some(self.user_vector(s, &req.likes, &req.dislikes, req.query.as_deref())?) } else { None };
+        let blend = user.as_ref().map(|u| self.blend(s, u));
         let pool = if req.diversity > 0.0 { (req.k * 3).max(MMR_POOL) } else { req.k };
-        Ok(Plan { user, exclude, pool })
+        Ok(Plan { user, blend, exclude, pool })
     }
 
     /// Turns the backend's best `plan.pool` items into the final list: MMR when diversity is asked
     /// for, and a reason for each.
-    pub fn finish(&self, s: &Scoring, req: &Request, plan: &Plan, top: Vec<Scored>) -> Vec<Recommendation> {
+    pub fn finish(&self, req: &Request, plan: &Plan, top: Vec<Scored>) -> Vec<Recommendation> {
         let top = if req.diversity > 0.0 { self.mmr(top, req.k, req.diversity) } else { top };
         top.into_iter()
             .map(|t| Recommendation {
                 index: t.index,
                 score: t.score,
-                reason: self.reason(s, plan.user.as_ref(), &req.likes, t.index),
+                reason: self.reason(plan.user.as_ref().zip(plan.blend.as_ref()), &req.likes, t.index),
             })
             .collect()
     }
 
-    fn reason(&self, s: &Scoring, user: Option<&UserVector>, likes: &[u32], item: u32) -> Reason {
-        let Some(user) = user else { return Reason::Popular };
+    fn reason(&self, user: Option<(&UserVector, &Blend)>, likes: &[u32], item: u32) -> Reason {
+        let Some((user, blend)) = user else { return Reason::Popular };
         if let Some(q) = &user.query {
-            let from_query = s.query_weight * dot(q, &self.text_row(item));
-            let from_likes = s.cf_weight * dot(&user.cf, &self.cf_row(item))
-                + s.text_weight * dot(&user.profile, &self.text_row(item));
+            // Both parts on the calibrated scale the ranking used.
+            let (text, cf) = (self.text_row(item), self.cf_row(item));
+            let expanded = if blend.query_cf.is_empty() { 0.0 } else { dot(&blend.query_cf, &cf) };
+            let from_query = blend.query_scale * dot(q, &text[self.layout.query_offset..]) + expanded;
+            let p = self.layout.profile_dims;
+            let from_likes = dot(&blend.cf, &cf) - expanded + dot(&blend.text[..p], &text[..p]);
             if from_query >= from_likes || likes.is_empty() {
                 return Reason::MatchesYourSearch;
             }

@@ -17,6 +17,7 @@ fn scoring() -> Scoring {
         like_confidence: 3.0,
         dislike_confidence: 3.0,
         recency_half_life: 20.0,
+        expansion: nook_core::Expansion::OFF,
     }
 }
 

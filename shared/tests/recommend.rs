@@ -21,6 +21,7 @@ fn scoring() -> Scoring {
         like_confidence: 2.0,
         dislike_confidence: 2.0,
         recency_half_life: 0.0,
+        expansion: nook_core::Expansion::OFF,
     }
 }
 

@@ -91,6 +91,36 @@ test('a query changes the list and results say they match it', { skip }, async (
   }
 });
 
+test('with three likes a typed mood fills at least half the list, and "how much should your words count" steers it', { skip }, async () => {
+  const { page, errors, close } = await launch();
+  try {
+    await ready(page);
+    // The demo bundle's text is title, year and genres: the page says so.
+    assert.match(await page.textContent('#query-fields'), /matched against each item's title, year and genres/);
+    for (const title of ['Star Wars', 'Toy Story', 'Fargo']) await likeByTitle(page, title);
+    await waitForRecs(page, () => document.querySelectorAll('#recs .reason').length === 10
+      && [...document.querySelectorAll('#recs .reason')].every((r) => r.textContent.startsWith('because')));
+    const historyOnly = await shownIds(page);
+    const horror = () => page.$$eval('#recs li .meta', (m) => m.filter((e) => /\bHorror\b/.test(e.textContent)).length);
+    assert.ok(await horror() < 5, 'the likes alone are not horror films');
+
+    await page.fill('#query', 'a scary horror movie');
+    await waitForRecs(page, () => [...document.querySelectorAll('#recs .reason')].some((r) => r.textContent === 'matches your search'));
+    const matching = await horror();
+    assert.ok(matching >= 5, `only ${matching} of 10 recommendations are horror films`);
+
+    // Words weighed at 0 leave the history's list; weighed more, they take more of it.
+    await page.$eval('#query-weight', (el) => { el.value = '0'; el.dispatchEvent(new Event('input')); });
+    await waitForRecs(page, (ids) => JSON.stringify([...document.querySelectorAll('#recs li')].map((li) => li.dataset.id)) === JSON.stringify(ids), historyOnly);
+    assert.equal(await page.textContent('#query-weight-value'), '0 (ignored)');
+    await page.$eval('#query-weight', (el) => { el.value = '6'; el.dispatchEvent(new Event('input')); });
+    await waitForRecs(page, (n) => [...document.querySelectorAll('#recs li .meta')].filter((e) => /\bHorror\b/.test(e.textContent)).length >= n, matching);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
 test('history survives a reload, exports exactly the likes, imports them back, and deletes', { skip }, async () => {
   const { page, errors, close } = await launch();
   try {

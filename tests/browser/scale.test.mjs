@@ -1,4 +1,4 @@
-// A million items in the browser: a synthetic 1M-item bundle (d = 64 + 64, int8; the test
+// A million items in the browser: a synthetic 1M-item bundle (cf 64, text 64 + 64 query columns, int8; the test
 // bundle's items repeated by `nook bench scale-bundle`) loads and ranks in headless Chromium within
 // the memory budget documented in the README. scripts/browser-tests.sh sets NOOK_BIN and
 // NOOK_BUNDLE.

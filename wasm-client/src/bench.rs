@@ -27,6 +27,7 @@ fn scoring() -> Scoring {
         like_confidence: 2.0,
         dislike_confidence: 2.0,
         recency_half_life: 0.0,
+        expansion: nook_core::Expansion::OFF,
     }
 }
 
@@ -88,13 +89,13 @@ impl RankBench {
     #[wasm_bindgen(js_name = gpuMs)]
     pub fn gpu_ms(&self, queries: usize) -> js_sys::Promise {
         let Some(gpu) = self.gpu.borrow().clone() else { return js_sys::Promise::reject(&"call initGpu first".into()) };
-        let users: Vec<UserVector> = (0..queries.max(1)).map(|q| self.user(100 + q as u64)).collect();
+        let s = scoring();
+        let blends: Vec<_> = (0..queries.max(1)).map(|q| self.catalog.blend(&s, &self.user(100 + q as u64))).collect();
         wasm_bindgen_futures::future_to_promise(async move {
-            let s = scoring();
             let mut times = Vec::new();
-            for user in &users {
+            for blend in &blends {
                 let t = crate::now_ms();
-                gpu.top_k(&s, user, &[], 10).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
+                gpu.top_k(blend, &[], 10).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
                 times.push(crate::now_ms() - t);
             }
             Ok(nook_core::stats::median(&times).into())

@@ -52,6 +52,10 @@ pub enum BenchWhat {
         from: PathBuf,
         #[arg(long, default_value_t = 1_000_000)]
         items: usize,
+        /// Query columns wider than this are reduced by PCA (a catalogue this large cannot
+        /// afford the full encoder width per item).
+        #[arg(long, default_value_t = 64)]
+        query_dims: usize,
         /// Bundle directory to write (atomically).
         #[arg(long)]
         out: PathBuf,
@@ -90,8 +94,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 println!("{line}");
             }
         }
-        BenchWhat::ScaleBundle { from, items, out } => {
-            let m = export::scale_bundle(from, *items, out)?;
+        BenchWhat::ScaleBundle { from, items, query_dims, out } => {
+            let m = export::scale_bundle(from, *items, *query_dims, out)?;
             let bytes: u64 = m.files.values().map(|f| f.bytes).sum();
             println!("wrote bundle {} ({} items, {:.1} MB)", out.display(), m.n_items, bytes as f64 / 1e6);
         }

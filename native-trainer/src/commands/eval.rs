@@ -51,10 +51,13 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         "--on valid needs --no-refit: refitted models have seen the validation part"
     );
     let (data, split) = t.load()?;
-    let cfg = t.model_config();
-    let set = match &args.model {
-        Some(dir) => store::load(dir, &data, &split.config)?,
-        None => ModelSet::train(&t.inputs(&data, &split)?, &t.entries(), &cfg)?,
+    let (set, cfg) = match &args.model {
+        // A saved model's settings are those it was trained with.
+        Some(dir) => (store::load(dir, &data, &split.config)?, store::load_info(dir)?.config),
+        None => {
+            let cfg = t.model_config(&data)?;
+            (ModelSet::train(&t.inputs(&data, &split)?, &t.entries(), &cfg)?, cfg)
+        }
     };
     let imported = args
         .external
@@ -81,14 +84,17 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let mut extra: Vec<&dyn Scorer> = imported.iter().map(|f| f as &dyn Scorer).collect();
     extra.extend(bundle_scorer.as_ref().map(|s| s as &dyn Scorer));
     let all_k = if args.report.is_some() { report::with_curve_ks(&args.k) } else { args.k.clone() };
-    let results = evaluate_all(&data.name, &split, &set, &extra, &cfg, &all_k, &args.on);
+    let mut results = evaluate_all(&data.name, &split, &set, &extra, &cfg, &all_k, &args.on);
+    print!("{}", results.table_for(&args.k));
+    if args.on.contains(&Target::Warm) {
+        results.queries = super::train::query_benchmark(&data, &split, &set, &cfg)?;
+    }
     if let Some(dir) = &args.report {
         let saved_losses = args.model.as_deref().and_then(report::read_losses);
         let losses = saved_losses.as_deref().or(set.losses());
         report::write(dir, &results, losses, &set.validation_notes())?;
         println!("wrote {}", dir.join("report.md").display());
     }
-    print!("{}", results.table_for(&args.k));
     for (model, secs) in &results.fit_seconds {
         println!("fit {model}: {secs:.3}s");
     }

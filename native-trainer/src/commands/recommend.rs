@@ -27,6 +27,11 @@ pub struct RecommendArgs {
     /// 0 ranks by relevance alone; up to 1 favours variety (MMR).
     #[arg(long, default_value_t = 0.0)]
     pub diversity: f32,
+    /// How much --query counts against the likes (standard deviations of query match per
+    /// standard deviation of history match; 0 ignores the query) [default: the bundle's, chosen
+    /// on the query benchmark].
+    #[arg(long)]
+    pub query_weight: Option<f32>,
     /// Print JSON (`[{id, title, score, reason, ...}]`) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -40,6 +45,7 @@ pub fn run(args: &RecommendArgs) -> Result<()> {
         query: args.query.clone(),
         k: args.k,
         diversity: args.diversity,
+        query_weight: args.query_weight,
     };
     let recs = bundle.recommend(&req)?;
     if args.json {

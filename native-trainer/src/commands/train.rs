@@ -4,9 +4,11 @@ use super::args::TrainingArgs;
 use anyhow::Result;
 use clap::Args;
 use nook_trainer::data::Dataset;
-use nook_trainer::eval::results::evaluate_all;
+use nook_trainer::eval::query::QueryReport;
+use nook_trainer::eval::results::{evaluate_all, evaluate_queries};
 use nook_trainer::eval::Target;
-use nook_trainer::training::ModelSet;
+use nook_trainer::split::Split;
+use nook_trainer::training::{ModelConfig, ModelSet};
 use nook_trainer::{report, spark, store};
 use std::path::{Path, PathBuf};
 
@@ -32,17 +34,18 @@ pub struct TrainArgs {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let t = &args.training;
     let (data, split) = t.load()?;
-    let cfg = t.model_config();
+    let cfg = t.model_config(&data)?;
     let mut inputs = t.inputs(&data, &split)?;
     if let Some(dir) = &args.als_from {
         inputs.prefit_als = Some(import_als(dir, &data)?);
     }
     let set = ModelSet::train(&inputs, &t.entries(), &cfg)?;
     let ks = report::with_curve_ks(&[10, 20]);
-    let report =
+    let mut report =
         (!args.no_eval).then(|| evaluate_all(&data.name, &split, &set, &[], &cfg, &ks, &[Target::Warm, Target::Cold]));
-    if let Some(report) = &report {
+    if let Some(report) = &mut report {
         print!("{}", report.table_for(&[10, 20]));
+        report.queries = query_benchmark(&data, &split, &set, &cfg)?;
     }
     store::save(&args.out, &data, &split.config, &cfg, &set, report.as_ref())?;
     if let Some(r) = &report {
@@ -54,6 +57,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         println!("peak memory (resident): {:.0} MB", bytes as f64 / 1e6);
     }
     Ok(())
+}
+
+/// The query benchmark on the test part, when the run held a query field out; printed.
+pub fn query_benchmark(
+    data: &Dataset,
+    split: &Split,
+    set: &ModelSet,
+    cfg: &ModelConfig,
+) -> Result<Option<QueryReport>> {
+    let Some(field) = cfg.query_field else { return Ok(None) };
+    if !set.models.iter().any(|(_, m)| m.text().is_some()) {
+        return Ok(None);
+    }
+    let max_tokens = set.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS);
+    let q = evaluate_queries(data, split, set, field, max_tokens)?;
+    print!("{}", q.table());
+    Ok(Some(q))
 }
 
 /// Reads Spark ALS factors (or `nook export-factors` output) for `data`, saying what matched.

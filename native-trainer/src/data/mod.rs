@@ -17,7 +17,7 @@ mod text;
 
 pub use builder::Builder;
 pub use error::{BadRows, DataError};
-pub use text::split_title_year;
+pub use text::{field_values, split_title_year, TextField};
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +39,12 @@ pub struct Item {
 impl Item {
     /// The single text the encoder sees: title, year, genres, tags and overview when present.
     pub fn text(&self) -> String {
-        text::compose(self)
+        text::compose(self, None)
+    }
+
+    /// [`Item::text`] with one field held out.
+    pub fn text_without(&self, field: Option<TextField>) -> String {
+        text::compose(self, field)
     }
 }
 
@@ -73,6 +78,19 @@ impl Dataset {
     }
     pub fn has_timestamps(&self) -> bool {
         self.interactions.iter().any(|i| i.timestamp.is_some())
+    }
+    /// The item fields the encoder sees (those some item has, less `omit`), named as a person
+    /// would: what a typed query can match.
+    pub fn text_fields(&self, omit: Option<TextField>) -> Vec<String> {
+        let any = |f: fn(&Item) -> bool| self.items.iter().any(f);
+        let fields: [(&str, bool); 5] = [
+            ("title", any(|i| !i.title.is_empty())),
+            ("year", any(|i| i.year.is_some())),
+            ("genres", any(|i| !i.genres.is_empty()) && omit != Some(TextField::Genres)),
+            ("tags", any(|i| !i.tags.is_empty()) && omit != Some(TextField::Tags)),
+            ("plot overview", any(|i| i.overview.as_deref().is_some_and(|o| !o.is_empty()))),
+        ];
+        fields.iter().filter(|(_, present)| *present).map(|(name, _)| name.to_string()).collect()
     }
 }
 

@@ -25,16 +25,35 @@ fn move_article(name: &str) -> String {
     name.to_string()
 }
 
-pub(super) fn compose(item: &Item) -> String {
+/// A part of an item's text that can be held out of what the encoder sees (so queries drawn from
+/// it test understanding, not copying: see `eval::query`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TextField {
+    /// User tags.
+    Tags,
+    /// Genre names.
+    Genres,
+}
+
+/// An item's values of `field`.
+pub fn field_values(item: &Item, field: TextField) -> &[String] {
+    match field {
+        TextField::Tags => &item.tags,
+        TextField::Genres => &item.genres,
+    }
+}
+
+pub(super) fn compose(item: &Item, omit: Option<TextField>) -> String {
     let mut text = item.title.clone();
     if let Some(y) = item.year {
         text.push_str(&format!(" ({y})"));
     }
     text.push('.');
-    if !item.genres.is_empty() {
+    if !item.genres.is_empty() && omit != Some(TextField::Genres) {
         text.push_str(&format!(" Genres: {}.", item.genres.join(", ")));
     }
-    if !item.tags.is_empty() {
+    if !item.tags.is_empty() && omit != Some(TextField::Tags) {
         text.push_str(&format!(" Tags: {}.", item.tags.join(", ")));
     }
     if let Some(overview) = item.overview.as_deref().filter(|o| !o.is_empty()) {
@@ -67,5 +86,10 @@ mod tests {
             overview: Some("Toys come alive.".into()),
         };
         assert_eq!(item.text(), "Toy Story (1995). Genres: Animation, Comedy. Tags: pixar. Toys come alive.");
+        assert_eq!(
+            item.text_without(Some(TextField::Tags)),
+            "Toy Story (1995). Genres: Animation, Comedy. Toys come alive."
+        );
+        assert_eq!(item.text_without(Some(TextField::Genres)), "Toy Story (1995). Tags: pixar. Toys come alive.");
     }
 }

@@ -6,6 +6,7 @@
 //! * `valid`: like `warm` on the validation split, for choosing settings.
 
 pub mod metrics;
+pub mod query;
 pub mod results;
 
 use crate::data::Interaction;

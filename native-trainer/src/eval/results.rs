@@ -2,12 +2,17 @@
 //! (`nook eval --json`) with its plain-text table.
 
 use super::metrics;
+use super::query::{ModelQueryResult, QueryBench, QueryReport, Rankings};
 use super::{evaluate, EvalSet, EvalSize, MetricRow, Target};
+use crate::data::{Dataset, TextField};
 use crate::models::Scorer;
 use crate::split::{Split, SplitConfig};
+use crate::training::embed_queries;
 use crate::training::{ModelConfig, ModelSet};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// The machine-readable evaluation report (`nook eval --json`). Other tools read it: keep its shape.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -23,6 +28,9 @@ pub struct EvalReport {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub peak_rss_mb: BTreeMap<String, f64>,
     pub results: Vec<MetricRow>,
+    /// The query benchmark (runs that hold a query field out of the item text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<QueryReport>,
 }
 
 /// Evaluates every model of `set`, then `extra` scorers, on `targets`.
@@ -65,6 +73,65 @@ pub fn evaluate_all(
         fit_seconds: set.fit_seconds.clone(),
         peak_rss_mb: set.peak_rss_mb.clone(),
         results,
+        queries: None,
+    }
+}
+
+/// The query benchmark on the test part for every text model of `set`, each at its own query
+/// weight; queries embedded by each model's query encoder (truncated at `max_tokens`).
+pub fn evaluate_queries(
+    data: &Dataset,
+    split: &Split,
+    set: &ModelSet,
+    field: TextField,
+    max_tokens: usize,
+) -> Result<QueryReport> {
+    let split = &split.final_fit();
+    let train = split.train_matrix();
+    let eval_set = EvalSet::new(split, &train, Target::Warm);
+    let bench = QueryBench::new(data, &eval_set, &split.test, field, split.config.seed);
+    let history = split.train_sequences();
+    let mut embedded: HashMap<String, Vec<Vec<f32>>> = HashMap::new();
+    let mut models = BTreeMap::new();
+    for t in set.models.iter().filter_map(|(_, m)| m.text()) {
+        let key = t.query_encoder.key();
+        if !embedded.contains_key(&key) {
+            let encoder = t.query_encoder.load(max_tokens)?;
+            embedded.insert(key.clone(), embed_queries(&encoder, &bench.queries)?);
+        }
+        let w = t.scoring.query_weight;
+        let m = bench.evaluate(&eval_set, &history, t.catalog, &t.scoring, &embedded[&key], &[w]);
+        let test = Rankings { history: m.history, query: m.query, blend: m.blends[0] };
+        models.insert(
+            t.name.to_string(),
+            ModelQueryResult { query_weight: w, test, validation: t.query_validation.to_vec() },
+        );
+    }
+    Ok(QueryReport { field: Some(field), queries: bench.queries.len(), pairs: bench.pairs.len(), models })
+}
+
+impl QueryReport {
+    /// One line per model and ranking: recall and NDCG on the query's targets, NDCG on all the
+    /// person's test positives.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "query benchmark: {:?} held out of the item text, {} queries, {} (person, query) test cases\n",
+            self.field, self.queries, self.pairs
+        );
+        out.push_str(&format!(
+            "{:<12} {:<9} {:>7} {:>10} {:>10} {:>14}\n",
+            "model", "ranking", "weight", "recall@10", "ndcg@10", "ndcg@10-all"
+        ));
+        for (model, r) in &self.models {
+            for (name, s) in [("history", r.test.history), ("query", r.test.query), ("blend", r.test.blend)] {
+                let weight = if name == "blend" { format!("{}", r.query_weight) } else { "-".into() };
+                out.push_str(&format!(
+                    "{model:<12} {name:<9} {weight:>7} {:>10.4} {:>10.4} {:>14.4}\n",
+                    s.recall10, s.ndcg10, s.ndcg10_all
+                ));
+            }
+        }
+        out
     }
 }
 

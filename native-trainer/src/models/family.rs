@@ -5,19 +5,21 @@
 //! ```text
 //! MODEL_DIR/items.json                  item display metadata
 //! MODEL_DIR/hybrid/, fused-ft/          catalog.safetensors (nook-core's catalogue codec, f32, plus
-//!                                       content_text: the unreduced text) + info.json (scoring, choices)
+//!                                       content_text: the text-only model's unreduced text, when the
+//!                                       fused text differs) + info.json (scoring, choices)
+//! MODEL_DIR/encoder/ (also for fused-ft)  the frozen encoder: queries go through it
 //! MODEL_DIR/encoder/, encoder-ft/       the family's encoder (Hugging Face layout)
 //! MODEL_DIR/finetune.json               fine-tuning settings and loss by step (fused-ft family)
 //! ```
 
 use super::hybrid::{user_vectors, Hybrid, HybridInfo, HybridScorer, HybridSpec, FINETUNED, FROZEN};
-use super::{Fitted, ModelEntry, Scorer};
+use super::{Fitted, ModelEntry, QueryEncoder, Scorer, TextModel};
 use crate::finetune::FineTuned;
 use crate::store::{read_json, read_tensors, write_tensors, ENCODER_FILES};
 use anyhow::{ensure, Context, Result};
 use nook_core::catalog::codec;
 use nook_core::quant::{encode_matrix, Quant};
-use nook_core::{Catalog, ItemMeta};
+use nook_core::{Catalog, ItemMeta, TextLayout};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,10 +68,13 @@ pub enum EncoderOrigin {
     FineTuned(Box<FineTuned>),
 }
 
-/// A fitted family and its encoder.
+/// A fitted family, the encoder its item vectors came from, and the one queries go through.
 pub struct TextFamily {
     pub hybrid: Hybrid,
     pub encoder: EncoderOrigin,
+    /// The encoder typed queries are embedded with (a Hugging Face directory): the frozen one
+    /// whenever the catalogue has query columns of their own, else the family's.
+    pub query_encoder: PathBuf,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -127,6 +132,31 @@ impl Fitted for FamilyModel {
             EncoderOrigin::Dir(_) => None,
         }
     }
+
+    fn text(&self) -> Option<TextModel<'_>> {
+        let (f, h) = (&*self.family, &self.family.hybrid);
+        let own = match &f.encoder {
+            EncoderOrigin::Dir(d) => QueryEncoder::Dir(d),
+            EncoderOrigin::FineTuned(ft) => QueryEncoder::FineTuned(ft),
+        };
+        Some(match self.part {
+            // The text-only model matches queries against its own (unreduced) text.
+            Part::Content => TextModel {
+                name: h.spec.content_name,
+                catalog: &h.content_catalog,
+                scoring: h.content,
+                query_encoder: own,
+                query_validation: &[],
+            },
+            Part::Fused => TextModel {
+                name: h.spec.name,
+                catalog: &h.catalog,
+                scoring: h.scoring,
+                query_encoder: QueryEncoder::Dir(&f.query_encoder),
+                query_validation: &h.query_validation,
+            },
+        })
+    }
 }
 
 /// The directory a family's encoder is saved in.
@@ -151,8 +181,8 @@ impl TextFamily {
         }
         std::fs::create_dir(&fdir)?;
         let mut tensors = codec::encode(&h.catalog, Quant::F32);
-        if h.catalog.projection.is_some() {
-            // The text-only model scores the unreduced vectors.
+        if h.catalog.text != h.content_catalog.text {
+            // The text-only model scores the unreduced vectors, without query columns.
             let c = &h.content_catalog;
             tensors.extend(encode_matrix("content_text", &c.text.to_f32(), c.len(), Some(c.text_dim), Quant::F32));
         }
@@ -160,17 +190,15 @@ impl TextFamily {
         std::fs::write(fdir.join("info.json"), serde_json::to_vec_pretty(&h.info())?)?;
         let encoder_dir = dir.join(encoder_dir_name(h.spec));
         match &self.encoder {
-            EncoderOrigin::Dir(from) => {
-                std::fs::create_dir(&encoder_dir)?;
-                for name in ENCODER_FILES {
-                    link_or_copy(&from.join(name), &encoder_dir.join(name))?;
-                }
-            }
+            EncoderOrigin::Dir(from) => copy_encoder(from, &encoder_dir)?,
             EncoderOrigin::FineTuned(ft) => {
                 ft.save_dir(&encoder_dir)?;
                 let record = serde_json::json!({ "config": ft.config, "losses": ft.losses, "seconds": ft.seconds });
                 std::fs::write(dir.join("finetune.json"), serde_json::to_vec_pretty(&record)?)?;
             }
+        }
+        if h.catalog.layout != TextLayout::shared(h.catalog.text_dim) {
+            copy_encoder(&self.query_encoder, &dir.join(QUERY_ENCODER_DIR))?;
         }
         Ok(())
     }
@@ -196,17 +224,17 @@ impl TextFamily {
         let path = fdir.join("catalog.safetensors");
         let (catalog, content_catalog) = read_tensors(&path, |t| {
             let catalog = codec::decode(t.st(), &path.display().to_string(), items, None)?;
-            let content_catalog = match &catalog.projection {
-                None => catalog.clone(),
-                Some(p) => {
-                    let full = t.f32("content_text", &[n_items, p.in_dim])?;
+            let content_catalog = match t.st().names().iter().any(|n| *n == "content_text") {
+                false => catalog.clone(),
+                true => {
+                    let dim = t.width("content_text")?;
                     Catalog::new(
                         catalog.items.clone(),
                         catalog.cf.to_f32(),
                         catalog.cf_dim,
                         catalog.cf_gram.clone(),
-                        full,
-                        p.in_dim,
+                        t.f32("content_text", &[n_items, dim])?,
+                        dim,
                         catalog.popularity.clone(),
                     )?
                 }
@@ -220,17 +248,35 @@ impl TextFamily {
             content_catalog,
             content: info.content,
             validation: info.validation,
+            query_validation: info.query_validation,
+            reduction: None,
+            query: None,
         };
-        Ok(Self { hybrid, encoder: EncoderOrigin::Dir(dir.join(encoder_dir_name(spec))) })
+        let own = dir.join(encoder_dir_name(spec));
+        // Model directories written before query columns existed matched queries against the
+        // family's own text, through its own encoder.
+        let query_encoder = match hybrid.catalog.layout == TextLayout::shared(hybrid.catalog.text_dim) {
+            true => own.clone(),
+            false => dir.join(QUERY_ENCODER_DIR),
+        };
+        Ok(Self { hybrid, encoder: EncoderOrigin::Dir(own), query_encoder })
     }
+}
 
-    /// The encoder directory of a family read from disk.
-    pub fn encoder_dir(&self) -> Option<&Path> {
-        match &self.encoder {
-            EncoderOrigin::Dir(d) => Some(d),
-            EncoderOrigin::FineTuned(_) => None,
-        }
+/// Where a model directory keeps the encoder queries go through when a family has query columns
+/// of their own: the frozen encoder's directory.
+const QUERY_ENCODER_DIR: &str = "encoder";
+
+/// Copies an encoder directory's files into `to` (created), unless `to` is there already.
+fn copy_encoder(from: &Path, to: &Path) -> Result<()> {
+    if to.exists() {
+        return Ok(());
     }
+    std::fs::create_dir(to)?;
+    for name in ENCODER_FILES {
+        link_or_copy(&from.join(name), &to.join(name))?;
+    }
+    Ok(())
 }
 
 /// Hard-links when possible (same file system), else copies.

@@ -5,11 +5,12 @@
 
 use super::ridge::RidgeMap;
 use super::{pca, AlsConfig, Factors, Scorer};
+use crate::eval::query::QueryScores;
 use crate::eval::{evaluate, EvalSet, Target};
 use crate::matrix::Csr;
 use crate::split::Split;
 use nook_core::recommend::UserVector;
-use nook_core::{gramian, Catalog, ItemMeta, Projection, Scoring};
+use nook_core::{gramian, Catalog, Expansion, ItemMeta, Projection, Scoring};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -40,11 +41,17 @@ pub const FROZEN: HybridSpec = HybridSpec { name: "hybrid", content_name: "conte
 pub const FINETUNED: HybridSpec =
     HybridSpec { name: "fused-ft", content_name: "content-ft", reductions: &[None, Some(128), Some(64)] };
 
+/// A typed query's weight before the query benchmark has chosen one (a run without a held-out
+/// query field, e.g. MovieLens 100k): the weight validation chose on movielens-small.
+pub const DEFAULT_QUERY_WEIGHT: f32 = 1.0;
+/// The query expansion before the benchmark has chosen one (likewise from movielens-small).
+pub const DEFAULT_EXPANSION: Expansion = Expansion { items: 30, weight: 0.5 };
+
 /// A fitted hybrid family: the fused model and its text-only part.
 #[derive(Clone, Debug)]
 pub struct Hybrid {
     pub spec: HybridSpec,
-    /// The fused model's catalog (text possibly reduced).
+    /// The fused model's catalog (profile text possibly reduced; query columns beside it).
     pub catalog: Catalog,
     pub scoring: Scoring,
     /// The text-only model's catalog (unreduced text).
@@ -52,6 +59,22 @@ pub struct Hybrid {
     pub content: Scoring,
     /// Validation NDCG@10 of every (text dims, text weight) tried.
     pub validation: Vec<ValidationPoint>,
+    /// The query benchmark's validation blend at each query weight tried (empty when the run
+    /// held no query field out).
+    pub query_validation: Vec<(f32, QueryScores)>,
+    /// The reduction of the profile text that was chosen (to refit with; not saved).
+    pub reduction: Option<Projection>,
+    /// The query columns added beside the profile text (to refit with; not saved).
+    pub query: Option<QueryColumns>,
+}
+
+/// Vectors a typed query is matched against, one row per item, and the map a query embedding
+/// goes through to reach them.
+#[derive(Clone, Debug)]
+pub struct QueryColumns {
+    pub rows: Vec<f32>,
+    pub dim: usize,
+    pub projection: Option<Projection>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,11 +91,18 @@ pub struct HybridInfo {
     pub scoring: Scoring,
     pub content: Scoring,
     pub validation: Vec<ValidationPoint>,
+    #[serde(default)]
+    pub query_validation: Vec<(f32, QueryScores)>,
 }
 
 impl Hybrid {
     pub fn info(&self) -> HybridInfo {
-        HybridInfo { scoring: self.scoring, content: self.content, validation: self.validation.clone() }
+        HybridInfo {
+            scoring: self.scoring,
+            content: self.content,
+            validation: self.validation.clone(),
+            query_validation: self.query_validation.clone(),
+        }
     }
 
     /// Builds catalogs from ALS factors and text vectors, then picks the text dimensions and weight
@@ -96,10 +126,11 @@ impl Hybrid {
             like_confidence,
             dislike_confidence: like_confidence,
             recency_half_life: 0.0,
+            expansion: Expansion::OFF,
         };
         let valid = EvalSet::new(split, train, Target::Valid);
         let sequences = split.train_sequences();
-        let full = build_catalog(split, als, als_cfg, text, text_dim, items.clone(), None)?;
+        let full = build_catalog(split, als, als_cfg, text, text_dim, items.clone())?;
         let ndcg10 = |scorer: &HybridScorer<'_>| {
             evaluate(scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value)
         };
@@ -120,15 +151,12 @@ impl Hybrid {
         }
         let content = content.1;
         let mut validation = Vec::new();
-        let mut best: Option<(f64, Scoring, Catalog)> = None;
+        let mut best: Option<(f64, Scoring, Catalog, Option<Projection>)> = None;
         for &reduction in spec.reductions {
-            let catalog = match reduction {
+            let projection = reduction.map(|k| pca::fit(text, text_dim, k));
+            let catalog = match &projection {
                 None => full.clone(),
-                Some(k) => {
-                    let projection = pca::fit(text, text_dim, k);
-                    let reduced = projection.apply_rows(text);
-                    build_catalog(split, als, als_cfg, &reduced, projection.out_dim, items.clone(), Some(projection))?
-                }
+                Some(p) => build_catalog(split, als, als_cfg, &p.apply_rows(text), p.out_dim, items.clone())?,
             };
             for &h in &HALF_LIVES {
                 let with_recency = Scoring { recency_half_life: h, ..base };
@@ -153,15 +181,15 @@ impl Hybrid {
                         ndcg10: ndcg,
                     });
                     if best.as_ref().is_none_or(|b| ndcg > b.0) {
-                        best = Some((ndcg, scoring, catalog.clone()));
+                        best = Some((ndcg, scoring, catalog.clone(), projection.clone()));
                     }
                 }
             }
         }
-        let (best_ndcg, best_scoring, best_catalog) = best.expect("at least one setting was tried");
+        let (best_ndcg, best_scoring, best_catalog, best_reduction) = best.expect("at least one setting was tried");
         // Parsimony: the bundle ships these vectors to every browser, so take the fewest text
         // dimensions whose validation NDCG@10 is within PARSIMONY of the best.
-        let (ndcg, chosen, catalog) = match validation
+        let (ndcg, chosen, catalog, reduction) = match validation
             .iter()
             .filter(|p| p.ndcg10 >= best_ndcg * (1.0 - PARSIMONY) && p.text_dims < best_catalog.text_dim)
             .min_by(|a, b| a.text_dims.cmp(&b.text_dims).then(b.ndcg10.total_cmp(&a.ndcg10)))
@@ -170,15 +198,15 @@ impl Hybrid {
                 let reduction = spec.reductions.iter().flatten().find(|&&k| k == p.text_dims).copied();
                 let projection = pca::fit(text, text_dim, reduction.expect("reduced dims come from the grid"));
                 let reduced = projection.apply_rows(text);
-                let catalog =
-                    build_catalog(split, als, als_cfg, &reduced, projection.out_dim, items.clone(), Some(projection))?;
+                let catalog = build_catalog(split, als, als_cfg, &reduced, projection.out_dim, items.clone())?;
                 (
                     p.ndcg10,
                     Scoring { text_weight: p.text_weight, recency_half_life: p.recency_half_life, ..base },
                     catalog,
+                    Some(projection),
                 )
             }
-            None => (best_ndcg, best_scoring, best_catalog),
+            None => (best_ndcg, best_scoring, best_catalog, best_reduction),
         };
         tracing::info!(
             "{}: {} text dims, text weight {}, recency half-life {} (validation ndcg@10 {ndcg:.4})",
@@ -187,9 +215,26 @@ impl Hybrid {
             chosen.text_weight,
             chosen.recency_half_life
         );
-        // A typed query weighs like a strong liked-items profile.
-        let scoring = Scoring { query_weight: chosen.text_weight.max(1.0), ..chosen };
-        Ok(Self { spec, catalog, scoring, content_catalog: full, content, validation })
+        let scoring = Scoring { query_weight: DEFAULT_QUERY_WEIGHT, expansion: DEFAULT_EXPANSION, ..chosen };
+        let content = Scoring { query_weight: DEFAULT_QUERY_WEIGHT, ..content };
+        let query_validation = Vec::new();
+        Ok(Self {
+            spec,
+            catalog,
+            scoring,
+            content_catalog: full,
+            content,
+            validation,
+            query_validation,
+            reduction,
+            query: None,
+        })
+    }
+
+    /// Puts `query` beside the fused catalogue's text, for typed queries to be matched against.
+    pub fn with_query_columns(self, query: QueryColumns) -> anyhow::Result<Self> {
+        let catalog = self.catalog.with_query_columns(&query.rows, query.dim, query.projection.clone())?;
+        Ok(Self { catalog, query: Some(query), ..self })
     }
 
     /// The same choices (text dimensions and projection, weights, recency) on new collaborative
@@ -204,10 +249,14 @@ impl Hybrid {
         text_dim: usize,
     ) -> anyhow::Result<Self> {
         let items = self.content_catalog.items.clone();
-        let content_catalog = build_catalog(split, als, als_cfg, text, text_dim, items.clone(), None)?;
-        let catalog = match &self.catalog.projection {
+        let content_catalog = build_catalog(split, als, als_cfg, text, text_dim, items.clone())?;
+        let catalog = match &self.reduction {
             None => content_catalog.clone(),
-            Some(p) => build_catalog(split, als, als_cfg, &p.apply_rows(text), p.out_dim, items, Some(p.clone()))?,
+            Some(p) => build_catalog(split, als, als_cfg, &p.apply_rows(text), p.out_dim, items)?,
+        };
+        let catalog = match &self.query {
+            Some(q) => catalog.with_query_columns(&q.rows, q.dim, q.projection.clone())?,
+            None => catalog,
         };
         Ok(Self { catalog, content_catalog, ..self })
     }
@@ -223,7 +272,6 @@ fn build_catalog(
     text: &[f32],
     text_dim: usize,
     items: Vec<ItemMeta>,
-    projection: Option<Projection>,
 ) -> anyhow::Result<Catalog> {
     let dim = als.dim;
     let mut trained = split.train_items();
@@ -253,11 +301,7 @@ fn build_catalog(
     }
     let mut popularity = vec![0f32; split.n_items];
     split.train.iter().for_each(|i| popularity[i.item as usize] += 1.0);
-    let catalog = Catalog::new(items, cf, dim, cf_gram, text.to_vec(), text_dim, popularity)?;
-    Ok(match projection {
-        Some(p) => catalog.with_projection(p)?,
-        None => catalog,
-    })
+    Ok(Catalog::new(items, cf, dim, cf_gram, text.to_vec(), text_dim, popularity)?)
 }
 
 /// Every user's vector from their training positives (oldest first), through nook-core's fold-in

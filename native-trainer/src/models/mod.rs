@@ -99,4 +99,43 @@ pub trait Fitted: Send + Sync {
     fn losses(&self) -> Option<&[f32]> {
         None
     }
+    /// For models that take a typed query: their catalogue, scoring and query encoder.
+    fn text(&self) -> Option<TextModel<'_>> {
+        None
+    }
+}
+
+/// What the query benchmark needs of a text model.
+pub struct TextModel<'a> {
+    pub name: &'static str,
+    pub catalog: &'a nook_core::Catalog,
+    pub scoring: nook_core::Scoring,
+    pub query_encoder: QueryEncoder<'a>,
+    /// The validation blend at each weight tried, when the weight was chosen in this run.
+    pub query_validation: &'a [(f32, crate::eval::query::QueryScores)],
+}
+
+/// The encoder a model's queries go through.
+#[derive(Clone, Copy)]
+pub enum QueryEncoder<'a> {
+    Dir(&'a Path),
+    FineTuned(&'a crate::finetune::FineTuned),
+}
+
+impl QueryEncoder<'_> {
+    pub fn load(&self, max_tokens: usize) -> Result<nook_core::encoder::TextEncoder> {
+        let cpu = candle_core::Device::Cpu;
+        match self {
+            QueryEncoder::Dir(dir) => crate::textvec::EncoderSource { dir: dir.to_path_buf(), max_tokens }.load(&cpu),
+            QueryEncoder::FineTuned(ft) => ft.encoder(max_tokens, &cpu),
+        }
+    }
+
+    /// Identifies the encoder, so each is loaded once.
+    pub fn key(&self) -> String {
+        match self {
+            QueryEncoder::Dir(dir) => dir.display().to_string(),
+            QueryEncoder::FineTuned(ft) => ft.fingerprint.clone(),
+        }
+    }
 }

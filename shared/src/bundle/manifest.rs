@@ -56,6 +56,10 @@ pub struct Manifest {
     #[serde(default)]
     pub model: String,
     pub encoder: EncoderInfo,
+    /// The item fields the catalogue's text came from (what a typed query can match), so a page
+    /// can tell a person; empty in bundles from before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text_fields: Vec<String>,
     #[serde(default)]
     pub metrics: Vec<MetricSnapshot>,
     pub files: BTreeMap<String, FileEntry>,

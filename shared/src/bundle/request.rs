@@ -24,6 +24,9 @@ pub struct IdRequest {
     /// 0 (default) ranks by relevance alone; up to 1 favours variety.
     #[serde(default)]
     pub diversity: f32,
+    /// How much the query counts, overriding the bundle's weight (see `Scoring::query_weight`).
+    #[serde(default)]
+    pub query_weight: Option<f32>,
 }
 
 /// One result as shown to a person.
@@ -75,6 +78,7 @@ impl Bundle {
             query,
             k: req.k,
             diversity: req.diversity,
+            query_weight: req.query_weight,
         })
     }
 

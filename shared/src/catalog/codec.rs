@@ -9,12 +9,14 @@
 //! popularity       [n]                                      (f32)
 //! text_projection  [text_dim, in_dim] optional: the reduction queries go through (f32)
 //! text_mean        [in_dim]           optional, with text_projection (f32)
+//! text_layout      [2]                optional: profile columns, first query column (f32
+//!                                     integers); absent = profile and query share every column
 //! ```
 //!
 //! Writers may add tensors of their own beside these (the model directory keeps the unreduced
 //! `content_text`); readers ignore what they do not know.
 
-use super::{Catalog, ItemMeta, Projection};
+use super::{Catalog, ItemMeta, Projection, TextLayout};
 use crate::error::{NookError, Result};
 use crate::quant::{decode_f32, decode_matrix, encode_matrix, Encoded, Quant};
 use safetensors::SafeTensors;
@@ -28,6 +30,10 @@ pub fn encode(c: &Catalog, quant: Quant) -> Vec<Encoded> {
     t.extend(encode_matrix("text", &c.text.to_f32(), n, Some(c.text_dim), quant));
     t.extend(encode_matrix("cf_gram", &c.cf_gram, c.cf_dim, Some(c.cf_dim), Quant::F32));
     t.extend(encode_matrix("popularity", &c.popularity, n, None, Quant::F32));
+    if c.layout != TextLayout::shared(c.text_dim) {
+        let layout = [c.layout.profile_dims as f32, c.layout.query_offset as f32];
+        t.extend(encode_matrix("text_layout", &layout, 2, None, Quant::F32));
+    }
     if let Some(p) = &c.projection {
         t.extend(encode_matrix("text_projection", &p.components, p.out_dim, Some(p.in_dim), Quant::F32));
         t.extend(encode_matrix("text_mean", &p.mean, p.in_dim, None, Quant::F32));
@@ -56,14 +62,28 @@ pub fn decode(st: &SafeTensors<'_>, file: &str, items: Vec<ItemMeta>, expect: Op
     let text = decode_matrix(st, file, "text", &[n, text_dim])?;
     let cf_gram = decode_f32(st, file, "cf_gram", &[cf_dim, cf_dim])?;
     let popularity = decode_f32(st, file, "popularity", &[n])?;
-    let catalog = Catalog::from_matrices(items, cf, cf_dim, cf_gram, text, text_dim, popularity)?;
-    if !st.names().iter().any(|n| *n == "text_mean") {
+    let mut catalog = Catalog::from_matrices(items, cf, cf_dim, cf_gram, text, text_dim, popularity)?;
+    let has = |name: &str| st.names().iter().any(|n| *n == name);
+    if has("text_layout") {
+        let v = decode_f32(st, file, "text_layout", &[2])?;
+        let whole = |x: f32| (x >= 0.0 && x.fract() == 0.0 && x <= text_dim as f32).then_some(x as usize);
+        let (Some(profile_dims), Some(query_offset)) = (whole(v[0]), whole(v[1])) else {
+            return Err(NookError::data(format!("{file}: text_layout holds {v:?}, not two column counts")));
+        };
+        catalog = catalog.with_layout(TextLayout { profile_dims, query_offset }).map_err(|e| prefix(file, e))?;
+    }
+    if !has("text_mean") {
         return Ok(catalog);
     }
+    let out_dim = catalog.query_cols();
     let in_dim = st.tensor("text_mean").ok().and_then(|t| t.shape().first().copied()).unwrap_or(0);
     let mean = decode_f32(st, file, "text_mean", &[in_dim])?;
-    let components = decode_f32(st, file, "text_projection", &[text_dim, in_dim])?;
-    catalog.with_projection(Projection::new(mean, components, text_dim)?)
+    let components = decode_f32(st, file, "text_projection", &[out_dim, in_dim])?;
+    catalog.with_projection(Projection::new(mean, components, out_dim)?)
+}
+
+fn prefix(file: &str, e: NookError) -> NookError {
+    NookError::data(format!("{file}: {e}"))
 }
 
 /// The second dimension of a 2-D table.
@@ -109,6 +129,22 @@ mod tests {
                 assert!((a - b).abs() < 0.01, "{quant:?}: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn query_columns_and_their_layout_round_trip() {
+        let items: Vec<ItemMeta> = catalog().items.clone();
+        let cf = vec![1.0, 0.0, 0.5, 0.5, 0.0, 1.0];
+        let gram = crate::foldin::gramian(&cf, 2, 0.1);
+        let base = Catalog::new(items.clone(), cf, 2, gram, vec![0.1; 6], 2, vec![1.0; 3]).unwrap();
+        let query = vec![0.5; 9];
+        let projection = Projection::new(vec![0.0; 4], vec![0.25; 12], 3).unwrap();
+        let c = base.with_query_columns(&query, 3, Some(projection)).unwrap();
+        assert_eq!((c.text_dim, c.layout, c.query_dim()), (5, TextLayout { profile_dims: 2, query_offset: 2 }, 4));
+        let bytes = serialize(&encode(&c, Quant::Int8)).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let back = decode(&st, "t", items, None).unwrap();
+        assert_eq!((back.layout, back.projection), (c.layout, c.projection));
     }
 
     #[test]

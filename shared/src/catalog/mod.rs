@@ -1,6 +1,11 @@
 //! The catalogue: every item's display metadata and vectors (collaborative factors, text
 //! embeddings, popularity), with the id index and title search. [`codec`] is its one on-disk
 //! form, shared by the bundle and the trainer's model directory.
+//!
+//! The text table's columns serve two purposes ([`TextLayout`]): the *profile* columns hold the
+//! vectors a person's likes are averaged over (fine-tuned on the interactions for `fused-ft`),
+//! the *query* columns the vectors a typed query is matched against (the frozen encoder's, whose
+//! space still means what words mean). They may be the same columns (`hybrid`) or side by side.
 
 pub mod codec;
 
@@ -36,9 +41,42 @@ pub struct Catalog {
     pub text_dim: usize,
     /// Training popularity, used when a person has given nothing to go on.
     pub popularity: Vec<f32>,
-    /// When the text vectors were reduced (e.g. by PCA), the map a query embedding goes through.
+    /// Which text columns are matched against likes and which against a query.
+    pub layout: TextLayout,
+    /// When the query columns were reduced (e.g. by PCA), the map a query embedding goes through.
     pub projection: Option<Projection>,
     index: HashMap<String, u32>,
+}
+
+/// The text table's columns: `[0, profile_dims)` are the profile columns, `[query_offset,
+/// text_dim)` the query columns (`query_offset ≤ profile_dims`; equal when the two sit side by
+/// side, 0 when they are the same columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextLayout {
+    pub profile_dims: usize,
+    pub query_offset: usize,
+}
+
+impl TextLayout {
+    /// Profile and query share every column.
+    pub fn shared(text_dim: usize) -> Self {
+        Self { profile_dims: text_dim, query_offset: 0 }
+    }
+
+    /// Checks the layout against a table `text_dim` wide.
+    pub fn check(&self, text_dim: usize) -> Result<()> {
+        let ok = self.profile_dims > 0
+            && self.profile_dims <= text_dim
+            && self.query_offset <= self.profile_dims
+            && self.query_offset < text_dim;
+        match ok {
+            true => Ok(()),
+            false => Err(NookError::data(format!(
+                "text layout (profile {} columns, query from column {}) does not fit {text_dim} columns",
+                self.profile_dims, self.query_offset
+            ))),
+        }
+    }
 }
 
 /// A linear reduction of embeddings: `z = C (x − mean)`, `C` row-major `out_dim x in_dim`.
@@ -123,15 +161,56 @@ impl Catalog {
                 return Err(NookError::bundle(format!("item id {:?} appears twice", item.id)));
             }
         }
-        Ok(Self { items, cf, cf_dim, cf_gram, text, text_dim, popularity, projection: None, index })
+        let layout = TextLayout::shared(text_dim);
+        Ok(Self { items, cf, cf_dim, cf_gram, text, text_dim, popularity, layout, projection: None, index })
     }
 
-    /// Declares that the text vectors were reduced by `projection` (queries go through it too).
+    /// Puts query columns beside the text table's (which become the profile columns): `query`
+    /// is row-major `n x query_dim`, `projection` the map a query embedding goes through to reach
+    /// them. Built by the trainer from f32 tables.
+    pub fn with_query_columns(self, query: &[f32], query_dim: usize, projection: Option<Projection>) -> Result<Self> {
+        let Matrix::F32(text) = &self.text else {
+            return Err(NookError::data("query columns join f32 text tables only"));
+        };
+        if self.layout != TextLayout::shared(self.text_dim) || self.projection.is_some() {
+            return Err(NookError::data("the catalogue already has query columns"));
+        }
+        if query_dim == 0 || query.len() != self.len() * query_dim {
+            return Err(NookError::data(format!("query columns: {} values for {} items", query.len(), self.len())));
+        }
+        let width = self.text_dim + query_dim;
+        let joined: Vec<f32> = text
+            .chunks_exact(self.text_dim)
+            .zip(query.chunks_exact(query_dim))
+            .flat_map(|(t, q)| t.iter().chain(q).copied())
+            .collect();
+        let layout = TextLayout { profile_dims: self.text_dim, query_offset: self.text_dim };
+        let catalog = Self { text: Matrix::F32(joined), text_dim: width, layout, ..self };
+        match projection {
+            Some(p) => catalog.with_projection(p),
+            None => Ok(catalog),
+        }
+    }
+
+    /// Declares which text columns are profile and which query columns.
+    pub fn with_layout(mut self, layout: TextLayout) -> Result<Self> {
+        layout.check(self.text_dim)?;
+        self.layout = layout;
+        Ok(self)
+    }
+
+    /// Number of query columns.
+    pub fn query_cols(&self) -> usize {
+        self.text_dim - self.layout.query_offset
+    }
+
+    /// Declares that the query columns were reduced by `projection` (queries go through it).
     pub fn with_projection(mut self, projection: Projection) -> Result<Self> {
-        if projection.out_dim != self.text_dim {
+        if projection.out_dim != self.query_cols() {
             return Err(NookError::bundle(format!(
-                "projection gives {} dims, the text vectors have {}",
-                projection.out_dim, self.text_dim
+                "projection gives {} dims, the query columns are {}",
+                projection.out_dim,
+                self.query_cols()
             )));
         }
         self.projection = Some(projection);
@@ -140,7 +219,7 @@ impl Catalog {
 
     /// Dimension of the embeddings queries arrive in (before any projection).
     pub fn query_dim(&self) -> usize {
-        self.projection.as_ref().map_or(self.text_dim, |p| p.in_dim)
+        self.projection.as_ref().map_or(self.query_cols(), |p| p.in_dim)
     }
 
     pub fn len(&self) -> usize {

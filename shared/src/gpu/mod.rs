@@ -14,8 +14,9 @@
 mod device;
 mod shard;
 
+use crate::blend::Blend;
 use crate::catalog::Catalog;
-use crate::recommend::{Recommendation, Request, Scoring, UserVector};
+use crate::recommend::{Recommendation, Request, Scoring};
 use crate::topk::{top_k, Scored};
 use crate::NookError;
 use shard::{words, Shard};
@@ -126,31 +127,27 @@ impl GpuRanker {
             return Err(GpuError::Unsupported("the catalogue is not the one uploaded".into()));
         }
         let plan = catalog.plan(scoring, req)?;
-        let top = match &plan.user {
+        let top = match &plan.blend {
             // Nothing to personalise on, or more candidates than the kernels keep: the CPU ranks
             // these (popularity is one pass over a vector).
             None => return Ok(catalog.recommend(scoring, req)?),
             Some(_) if plan.pool > MAX_K => return Ok(catalog.recommend(scoring, req)?),
-            Some(user) => self.top_k(scoring, user, &plan.exclude, plan.pool).await?,
+            Some(blend) => self.top_k(blend, &plan.exclude, plan.pool).await?,
         };
-        Ok(catalog.finish(scoring, req, &plan, top))
+        Ok(catalog.finish(req, &plan, top))
     }
 
-    /// The best `k` items for `user` under `scoring`, skipping `exclude`: the same result as
-    /// scoring with [`Catalog::score`] and taking [`top_k`].
-    pub async fn top_k(
-        &self,
-        scoring: &Scoring,
-        user: &UserVector,
-        exclude: &[u32],
-        k: usize,
-    ) -> Result<Vec<Scored>, GpuError> {
+    /// The best `k` items for the user vectors `blend` ([`Catalog::blend`]), skipping
+    /// `exclude`: the same result as [`Catalog::score_blend`] and taking [`top_k`].
+    pub async fn top_k(&self, blend: &Blend, exclude: &[u32], k: usize) -> Result<Vec<Scored>, GpuError> {
         if k == 0 || k > MAX_K {
             return Err(GpuError::Unsupported(format!("k = {k} (the GPU path serves 1..={MAX_K})")));
         }
-        let (cf_user, text_user) = crate::recommend::query_vectors(scoring, user, self.cf_dim, self.text_dim);
-        let (mut q, cf_scale) = self.encode_query(&cf_user);
-        let (text_q, text_scale) = self.encode_query(&text_user);
+        if blend.cf.len() != self.cf_dim || blend.text.len() != self.text_dim {
+            return Err(GpuError::Unsupported("user vectors do not match the uploaded tables".into()));
+        }
+        let (mut q, cf_scale) = self.encode_query(&blend.cf);
+        let (text_q, text_scale) = self.encode_query(&blend.text);
         q.extend(text_q);
         self.queue.write_buffer(&self.query, 0, bytemuck::cast_slice(&q));
         let total: usize = self.shards.iter().map(|s| s.groups * k).sum();
