@@ -11,6 +11,9 @@ pub enum NookError {
     Encoder(String),
     #[error("request: {0}")]
     Request(String),
+    /// An item id the catalogue does not hold, where one it holds is required.
+    #[error("request: unknown item id {0:?}")]
+    UnknownItem(String),
     #[error("tensor: {0}")]
     Tensor(#[from] candle_core::Error),
 }

@@ -44,6 +44,12 @@ pub struct Scoring {
     /// [`crate::blend`]). Off in bundles from before it existed.
     #[serde(default)]
     pub expansion: Expansion,
+    /// The text weight of "more like this" ([`Catalog::similar`]): one item's neighbours want less
+    /// text than a history does (a single item's text profile is sharply peaked: on
+    /// movielens-small the history's weight makes "more like this" a title match). Chosen on the
+    /// item-to-item benchmark's validation part; absent in older bundles, which use `text_weight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similar_text_weight: Option<f32>,
 }
 
 /// Pseudo-relevance feedback for a typed query: the `items` best matches of the query alone
@@ -86,6 +92,8 @@ pub enum Reason {
     BecauseYouLiked { item: u32 },
     /// Mostly the query.
     MatchesYourSearch,
+    /// "More like this" for the item.
+    SimilarTo { item: u32 },
     /// Nothing to personalise on yet.
     Popular,
 }
@@ -217,6 +225,33 @@ impl Catalog {
             None => top_k(&self.popularity, plan.pool, |i| plan.exclude.binary_search(&i).is_err()),
         };
         Ok(self.finish(req, &plan, top))
+    }
+
+    /// "More like this": the `k` items most like `item`, scored as for a person whose one signal
+    /// is having liked it (its collaborative fold-in and its text, the history part of the blend,
+    /// text weighed by [`Scoring::similar_text_weight`]), so the neighbours are what the people
+    /// who chose it chose, and for an item nobody chose yet, what its text predicts they would.
+    /// `item` and `exclude` are never returned.
+    pub fn similar(&self, s: &Scoring, item: u32, k: usize, exclude: &[u32]) -> Result<Vec<Recommendation>> {
+        self.check_indices("item", &[item])?;
+        self.check_indices("exclude", exclude)?;
+        let mut scores = vec![0f32; self.len()];
+        self.similarity(s, item, &mut scores)?;
+        let mut skip: Vec<u32> = exclude.iter().copied().chain([item]).collect();
+        skip.sort_unstable();
+        let top = top_k(&scores, k, |i| skip.binary_search(&i).is_err());
+        Ok(top
+            .into_iter()
+            .map(|t| Recommendation { index: t.index, score: t.score, reason: Reason::SimilarTo { item } })
+            .collect())
+    }
+
+    /// Every item's similarity to `item` into `out` (what [`Catalog::similar`] ranks by).
+    pub fn similarity(&self, s: &Scoring, item: u32, out: &mut [f32]) -> Result<()> {
+        let s = &Scoring { text_weight: s.similar_text_weight.unwrap_or(s.text_weight), ..*s };
+        let user = self.user_vector(s, &[item], &[], None)?;
+        self.score(s, &user, out);
+        Ok(())
     }
 
     /// Everything a ranking backend needs for `req`: the user vector (`None` when there is nothing

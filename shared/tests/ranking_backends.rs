@@ -18,6 +18,7 @@ fn scoring() -> Scoring {
         dislike_confidence: 3.0,
         recency_half_life: 20.0,
         expansion: nook_core::Expansion::OFF,
+        similar_text_weight: None,
     }
 }
 

@@ -19,7 +19,7 @@ pub use manifest::{
     sha256_hex, verify_file, EncoderInfo, FileEntry, Manifest, MetricSnapshot, FORMAT, MAX_DIM, MAX_FILE_BYTES,
     MAX_ITEMS, REQUIRED_FILES, VERSION,
 };
-pub use request::{IdRequest, RecommendedItem, MAX_K, MAX_QUERY_BYTES};
+pub use request::{IdRequest, Recommendations, RecommendedItem, Skipped, MAX_K, MAX_QUERY_BYTES};
 
 use crate::catalog::{codec, Catalog, ItemMeta};
 use crate::encoder::TextEncoder;

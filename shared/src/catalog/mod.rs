@@ -232,7 +232,12 @@ impl Catalog {
 
     /// The index of an item id.
     pub fn index_of(&self, id: &str) -> Result<u32> {
-        self.index.get(id).copied().ok_or_else(|| NookError::request(format!("unknown item id {id:?}")))
+        self.get(id).ok_or_else(|| NookError::UnknownItem(id.to_string()))
+    }
+
+    /// The index of an item id, if the catalogue holds it.
+    pub fn get(&self, id: &str) -> Option<u32> {
+        self.index.get(id).copied()
     }
 
     pub(crate) fn cf_row(&self, i: u32) -> Cow<'_, [f32]> {
