@@ -49,7 +49,7 @@ fn recommend_excludes_likes_and_explains_itself() {
     let (_, bundle) = ml100k_bundle();
     let out =
         nook_ok(&["recommend", "--bundle", path_str(bundle), "--like", "1", "--like", "50", "--like", "181", "--json"]);
-    let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let recs = items(&out);
     assert_eq!(recs.len(), 10);
     for r in &recs {
         assert!(!["1", "50", "181"].contains(&r["id"].as_str().unwrap()), "liked item recommended: {r}");
@@ -68,23 +68,149 @@ fn a_query_changes_the_list_and_says_so() {
     let (_, bundle) = ml100k_bundle();
     let out =
         nook_ok(&["recommend", "--bundle", path_str(bundle), "--query", "zombies and horror", "--k", "10", "--json"]);
-    let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let recs = items(&out);
     assert!(recs.iter().all(|r| r["reason"] == "matches your search"));
     let horror = recs.iter().filter(|r| r["genres"].as_array().unwrap().iter().any(|g| g == "Horror")).count();
     assert!(horror >= 5, "a horror query should bring horror films, got {horror}/10: {out}");
 }
 
+/// The `items` of `nook recommend --json` output.
+fn items(out: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(out).unwrap();
+    v["items"].as_array().unwrap_or_else(|| panic!("no items in {out}")).clone()
+}
+
 #[test]
-fn nothing_known_means_popular_and_unknown_ids_are_errors() {
+fn nothing_known_means_popular_and_a_bad_k_is_refused() {
     let (_, bundle) = ml100k_bundle();
     let out = nook_ok(&["recommend", "--bundle", path_str(bundle), "--k", "3", "--json"]);
-    let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let recs = items(&out);
     assert_eq!(recs[0]["id"], "50", "Star Wars is ml-100k's most popular film");
     assert!(recs.iter().all(|r| r["reason"] == "popular"));
-    let out = nook(&["recommend", "--bundle", path_str(bundle), "--like", "no-such-item"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown item id \"no-such-item\""));
     let out = nook(&["recommend", "--bundle", path_str(bundle), "--k", "0"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("k must be between 1 and"));
+}
+
+#[test]
+fn ids_the_catalogue_lacks_are_skipped_and_named_not_fatal() {
+    let (_, bundle) = ml100k_bundle();
+    let b = path_str(bundle);
+    let out = nook(&["recommend", "--bundle", b, "--like", "no-such-item", "--like", "50", "--dislike", "gone"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("skipped 1 liked id(s)") && stderr.contains("\"no-such-item\""), "{stderr}");
+    assert!(stderr.contains("skipped 1 disliked id(s)") && stderr.contains("\"gone\""), "{stderr}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.lines().count(), 10, "{table}");
+    assert!(table.contains("because you liked Star Wars"), "{table}");
+
+    let json: Value = serde_json::from_str(&nook_ok(&[
+        "recommend",
+        "--bundle",
+        b,
+        "--like",
+        "no-such-item",
+        "--like",
+        "50",
+        "--dislike",
+        "gone",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json["skipped"], serde_json::json!({"likes": ["no-such-item"], "dislikes": ["gone"]}));
+    let known: Value = serde_json::from_str(&nook_ok(&["recommend", "--bundle", b, "--like", "50", "--json"])).unwrap();
+    assert_eq!(json["items"], known["items"], "the unknown ids change nothing else");
+}
+
+#[test]
+fn more_like_this_natively() {
+    let (_, bundle) = ml100k_bundle();
+    let b = path_str(bundle);
+    let out = nook_ok(&["similar", "--bundle", b, "--item", "50", "--k", "10", "--json"]);
+    let recs: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(recs.len(), 10);
+    assert!(recs.iter().all(|r| r["id"] != "50" && r["reason"] == "similar to Star Wars" && r["because"] == "50"));
+    // Star Wars' neighbours include its sequels.
+    assert!(recs.iter().any(|r| r["id"] == "172" || r["id"] == "181"), "{out}");
+    let excluded =
+        nook_ok(&["similar", "--bundle", b, "--item", "50", "--exclude", "172", "--exclude", "181", "--json"]);
+    let excluded: Vec<Value> = serde_json::from_str(&excluded).unwrap();
+    assert!(excluded.iter().all(|r| r["id"] != "172" && r["id"] != "181"));
+    let table = nook_ok(&["similar", "--bundle", b, "--item", "1", "--k", "3"]);
+    assert_eq!(table.lines().count(), 3);
+    let out = nook(&["similar", "--bundle", b, "--item", "no-such-item"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown item id \"no-such-item\""));
+}
+
+#[test]
+fn batch_recommendations_equal_one_person_at_a_time() {
+    let (_, bundle) = ml100k_bundle();
+    let b = path_str(bundle);
+    let tmp = tempfile::tempdir().unwrap();
+    // CSV: rows in any order, a timestamp ordering each person's likes; an unknown id.
+    let csv = tmp.path().join("histories.csv");
+    std::fs::write(&csv, "user,item,timestamp\nu1,181,30\nu2,1,5\nu1,50,10\nu2,no-such-item,6\nu1,1,20\nu3,100,1\n")
+        .unwrap();
+    let out = tmp.path().join("recs.jsonl");
+    nook_ok(&["recommend", "--bundle", b, "--users", path_str(&csv), "--out", path_str(&out), "--k", "5"]);
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["user"].as_str().unwrap()).collect::<Vec<_>>(), ["u1", "u2", "u3"]);
+    let single = |likes: &[&str]| -> Value {
+        let mut args = vec!["recommend", "--bundle", b, "--k", "5", "--json"];
+        likes.iter().for_each(|l| args.extend(["--like", l]));
+        serde_json::from_str(&nook_ok(&args)).unwrap()
+    };
+    // Likes oldest first by timestamp: u1 liked 50, then 1, then 181.
+    for (line, likes) in lines.iter().zip([&["50", "1", "181"][..], &["1", "no-such-item"], &["100"]]) {
+        let one = single(likes);
+        assert_eq!(line["items"], one["items"], "batch = one person at a time for {}", line["user"]);
+        assert_eq!(line["skipped"], one["skipped"]);
+    }
+    assert_eq!(lines[1]["skipped"]["likes"], serde_json::json!(["no-such-item"]));
+
+    // JSON Lines, with dislikes and a query, to standard output.
+    let jsonl = tmp.path().join("histories.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"user\": \"a\", \"likes\": [\"50\"], \"dislikes\": [\"172\"], \"query\": \"a scary movie\"}\n\n{\"user\": \"b\"}\n",
+    )
+    .unwrap();
+    let stdout = nook_ok(&["recommend", "--bundle", b, "--users", path_str(&jsonl), "--k", "4"]);
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let one: Value = serde_json::from_str(&nook_ok(&[
+        "recommend",
+        "--bundle",
+        b,
+        "--like",
+        "50",
+        "--dislike",
+        "172",
+        "--query",
+        "a scary movie",
+        "--k",
+        "4",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(lines[0]["items"], one["items"]);
+    assert!(lines[1]["items"].as_array().unwrap().iter().all(|r| r["reason"] == "popular"));
+
+    // Bad files name the file, line and field.
+    for (content, expected) in [
+        ("user,item,timestamp\nu1,50,yesterday\n", ":2: column `timestamp`: expected a number, found \"yesterday\""),
+        ("person,film\nu1,50\n", ":1: header must name `user` and `item`"),
+        ("user,item\nu1,\n", ":2: column `item`: missing value"),
+        ("{\"user\": \"a\"}\n{\"user\": \"a\"}\n", ":2: column `user`: user \"a\" already has a history on line 1"),
+        ("{\"user\": \"a\", \"likes\": 5}\n", ":1: not a history"),
+    ] {
+        std::fs::write(&csv, content).unwrap();
+        let out = nook(&["recommend", "--bundle", b, "--users", path_str(&csv)]);
+        assert!(!out.status.success(), "{content:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("histories.csv") && stderr.contains(expected), "{content:?}: {stderr}");
+    }
 }
 
 #[test]
@@ -176,7 +302,7 @@ fn int8_bundle_is_a_quarter_of_f32_and_embeds_and_ranks_alike() {
         k: 10,
         ..Default::default()
     };
-    let ids = |b: &nook_core::Bundle| b.recommend(&req).unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let ids = |b: &nook_core::Bundle| b.recommend(&req).unwrap().items.into_iter().map(|r| r.id).collect::<Vec<_>>();
     let (a, b) = (ids(&full), ids(&small));
     let overlap = a.iter().filter(|id| b.contains(id)).count();
     assert!(overlap >= 8, "top-10 overlap {overlap}: {a:?} vs {b:?}");

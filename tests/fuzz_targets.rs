@@ -81,6 +81,7 @@ pub fn recommend(data: &[u8]) {
         dislike_confidence: 2.0,
         recency_half_life: 10.0,
         expansion: nook_core::Expansion::OFF,
+        similar_text_weight: None,
     };
     let Ok(likes) = req.likes.iter().map(|id| c.index_of(id)).collect::<Result<Vec<_>, _>>() else { return };
     let Ok(dislikes) = req.dislikes.iter().map(|id| c.index_of(id)).collect::<Result<Vec<_>, _>>() else { return };

@@ -2,6 +2,7 @@
 //! matrix-factorisation models and evaluates them against baselines.
 
 pub mod atomic;
+pub mod batch;
 pub mod bench;
 pub mod data;
 pub mod eval;

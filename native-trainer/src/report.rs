@@ -130,6 +130,21 @@ fn markdown(report: &EvalReport, losses: Option<&[f32]>, notes: &str, plots: &[(
         }
         let _ = writeln!(md);
     }
+    if let Some(sim) = &report.similar {
+        let _ = writeln!(md, "## More like this (item to item)\n");
+        let _ = writeln!(
+            md,
+            "Every candidate ranked by its similarity to the person's last liked item alone, scored against their \
+             test positives ({} people). `content` is pure text similarity; the `cf part` / `text part` rows are the \
+             fused catalogue's two halves alone.\n",
+            sim.users
+        );
+        let _ = writeln!(md, "| ranker | recall@10 | ndcg@10 |\n|---|---:|---:|");
+        for r in &sim.rows {
+            let _ = writeln!(md, "| {} | {:.4} | {:.4} |", r.ranker, r.recall10, r.ndcg10);
+        }
+        let _ = writeln!(md);
+    }
     if !report.fit_seconds.is_empty() {
         let _ = writeln!(md, "## Time and memory\n");
         for (what, secs) in &report.fit_seconds {

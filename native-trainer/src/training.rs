@@ -8,6 +8,7 @@
 use crate::data::Dataset;
 use crate::data::TextField;
 use crate::eval::query::{self, EmbeddedBench, QueryBench};
+use crate::eval::similar;
 use crate::eval::{EvalSet, Target};
 use crate::finetune::{self, FinetuneConfig};
 use crate::matrix::Csr;
@@ -296,6 +297,7 @@ impl<'a> Trainer<'a> {
         if let Some(bench) = self.query_bench()? {
             h = choose_query_weight(h, split, &train, &bench)?;
         }
+        h = choose_similar_weight(h, split, &train);
         match split.config.refit {
             true => h.refit(&self.final_split, &final_als, &self.cfg.als, vectors, dim),
             false => Ok(h),
@@ -378,6 +380,20 @@ fn choose_query_weight(mut h: Hybrid, split: &Split, train: &Csr, b: &EmbeddedBe
     h.content.query_weight = w;
     h.query_validation = query::WEIGHTS.iter().copied().zip(blends).collect();
     Ok(h)
+}
+
+/// Sets a family's "more like this" text weight on the item-to-item benchmark's validation part.
+fn choose_similar_weight(mut h: Hybrid, split: &Split, train: &Csr) -> Hybrid {
+    let set = EvalSet::new(split, train, Target::Valid);
+    let (w, tried) = similar::choose_text_weight(&set, &split.train_sequences(), &h.catalog, &h.scoring);
+    let best = tried.iter().map(|t| t.1).fold(f64::MIN, f64::max);
+    tracing::info!(
+        "{}: \"more like this\" text weight {w} (history's {}; validation ndcg@10 {best:.4})",
+        h.spec.name,
+        h.scoring.text_weight
+    );
+    h.scoring.similar_text_weight = Some(w);
+    h
 }
 
 /// Unit-length embeddings of `queries`, one vector each.

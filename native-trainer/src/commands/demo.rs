@@ -90,12 +90,16 @@ fn newer(source: &Path, target: &Path) -> bool {
     }
 }
 
-/// Whether the wasm build is missing or older than any source it is built from.
+/// Whether the browser package (and the page's file list, written last) is missing or older than
+/// any source it is built from.
 fn wasm_stale() -> Result<bool> {
-    let Some(built_at) = modified(Path::new("www/pkg/nook_wasm_bg.wasm")) else { return Ok(true) };
-    let mut stale = false;
-    for dir in ["shared/src", "wasm-client/src"] {
+    let Some(built_at) = modified(Path::new("www/shell.js")) else { return Ok(true) };
+    let mut stale = !Path::new("www/nook/pkg/nook_wasm_bg.wasm").is_file();
+    for dir in ["shared/src", "wasm-client/src", "wasm-client/js"] {
         visit(Path::new(dir), &mut |p| stale |= modified(p).is_some_and(|m| m > built_at))?;
+    }
+    for page in ["www/index.html", "www/app.js", "www/style.css"] {
+        stale |= modified(Path::new(page)).is_some_and(|m| m > built_at);
     }
     Ok(stale)
 }

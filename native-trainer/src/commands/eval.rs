@@ -86,6 +86,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let all_k = if args.report.is_some() { report::with_curve_ks(&args.k) } else { args.k.clone() };
     let mut results = evaluate_all(&data.name, &split, &set, &extra, &cfg, &all_k, &args.on);
     print!("{}", results.table_for(&args.k));
+    if let Some(s) = &results.similar {
+        print!("{}", s.table());
+    }
     if args.on.contains(&Target::Warm) {
         results.queries = super::train::query_benchmark(&data, &split, &set, &cfg)?;
     }

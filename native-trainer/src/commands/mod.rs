@@ -11,6 +11,7 @@ pub mod export_factors;
 pub mod import_factors;
 pub mod recommend;
 pub mod serve;
+pub mod similar;
 pub mod split;
 pub mod train;
 
@@ -29,6 +30,8 @@ nook eval --data DIR --json out/eval.json   every model against the baselines\n 
 nook train --data DIR --out out/model       train and save (with an evaluation)\n  \
 nook export --model out/model --out out/bundle\n  \
 nook recommend --bundle out/bundle --like 1 --query \"space opera\"\n  \
+nook recommend --bundle out/bundle --users histories.csv --out recs.jsonl\n  \
+nook similar --bundle out/bundle --item 1    more like this\n  \
 nook serve --bundle out/bundle\n  \
 nook split --data DIR --out out/split       the exact split as CSV for other tools"
 )]
@@ -52,6 +55,7 @@ pub enum Command {
     ExportFactors(export_factors::ExportFactorsArgs),
     Export(export::ExportArgs),
     Recommend(recommend::RecommendArgs),
+    Similar(similar::SimilarArgs),
     Serve(serve::ServeArgs),
     Bench(bench::BenchArgs),
     Demo(demo::DemoArgs),
@@ -66,6 +70,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::ExportFactors(a) => export_factors::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Recommend(a) => recommend::run(&a),
+        Command::Similar(a) => similar::run(&a),
         Command::Serve(a) => serve::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Demo(a) => demo::run(&a),

@@ -11,7 +11,7 @@ pub struct ServeArgs {
     /// Bundle directory to serve under /bundle/.
     #[arg(long)]
     pub bundle: PathBuf,
-    /// The page (with the wasm build in pkg/).
+    /// The page (with the browser package in nook/, built by scripts/build-wasm.sh).
     #[arg(long, default_value = "www")]
     pub www: PathBuf,
     /// Port on 127.0.0.1 (0 picks a free one).

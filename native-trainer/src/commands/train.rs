@@ -45,6 +45,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         (!args.no_eval).then(|| evaluate_all(&data.name, &split, &set, &[], &cfg, &ks, &[Target::Warm, Target::Cold]));
     if let Some(report) = &mut report {
         print!("{}", report.table_for(&[10, 20]));
+        if let Some(s) = &report.similar {
+            print!("{}", s.table());
+        }
         report.queries = query_benchmark(&data, &split, &set, &cfg)?;
     }
     store::save(&args.out, &data, &split.config, &cfg, &set, report.as_ref())?;

@@ -8,6 +8,7 @@
 pub mod metrics;
 pub mod query;
 pub mod results;
+pub mod similar;
 
 use crate::data::Interaction;
 use crate::matrix::Csr;

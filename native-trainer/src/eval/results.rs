@@ -3,6 +3,7 @@
 
 use super::metrics;
 use super::query::{ModelQueryResult, QueryBench, QueryReport, Rankings};
+use super::similar::{self, SimilarReport};
 use super::{evaluate, EvalSet, EvalSize, MetricRow, Target};
 use crate::data::{Dataset, TextField};
 use crate::models::Scorer;
@@ -31,6 +32,9 @@ pub struct EvalReport {
     /// The query benchmark (runs that hold a query field out of the item text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queries: Option<QueryReport>,
+    /// The item-to-item ("more like this") benchmark, when text models were evaluated on warm items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similar: Option<SimilarReport>,
 }
 
 /// Evaluates every model of `set`, then `extra` scorers, on `targets`.
@@ -52,6 +56,7 @@ pub fn evaluate_all(
     scorers.extend(extra.iter().map(|&s| Box::new(s) as Box<dyn Scorer>));
     let mut splits = BTreeMap::new();
     let mut results = Vec::new();
+    let mut similar = None;
     for &target in targets {
         let eval_set = EvalSet::new(split, &train, target);
         splits.insert(target.name().to_string(), eval_set.size());
@@ -61,6 +66,10 @@ pub fn evaluate_all(
         }
         for model in &scorers {
             results.extend(evaluate(model.as_ref(), &eval_set, ks));
+        }
+        if target == Target::Warm && set.models.iter().any(|(_, m)| m.text().is_some()) {
+            let models: Vec<&dyn crate::models::Fitted> = set.models.iter().map(|(_, m)| m.as_ref()).collect();
+            similar = Some(similar::evaluate(&eval_set, &history, &models));
         }
     }
     EvalReport {
@@ -74,6 +83,7 @@ pub fn evaluate_all(
         peak_rss_mb: set.peak_rss_mb.clone(),
         results,
         queries: None,
+        similar,
     }
 }
 

@@ -115,13 +115,14 @@ impl Fitted for FamilyModel {
         let best = h.validation.iter().max_by(|a, b| a.ndcg10.total_cmp(&b.ndcg10))?;
         (self.part == Part::Fused).then(|| {
             format!(
-                "- `{}`: {} text dimensions, text weight {}, recency half-life {} likes (validation NDCG@10 {:.4}; {} settings tried)\n",
+                "- `{}`: {} text dimensions, text weight {}, recency half-life {} likes (validation NDCG@10 {:.4}; {} settings tried); \"more like this\" text weight {}\n",
                 h.spec.name,
                 best.text_dims,
                 best.text_weight,
                 best.recency_half_life,
                 best.ndcg10,
-                h.validation.len()
+                h.validation.len(),
+                h.scoring.similar_text_weight.map_or("as the history's".into(), |w| w.to_string()),
             )
         })
     }

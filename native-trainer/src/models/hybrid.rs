@@ -127,6 +127,7 @@ impl Hybrid {
             dislike_confidence: like_confidence,
             recency_half_life: 0.0,
             expansion: Expansion::OFF,
+            similar_text_weight: None,
         };
         let valid = EvalSet::new(split, train, Target::Valid);
         let sequences = split.train_sequences();
