@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Builds the browser client into www/pkg/: nook-wasm for wasm32 (with SIMD), wasm-bindgen's JS glue
-# (--target web), then wasm-opt from npm binaryen@132 (Debian's binaryen 108 emits broken modules).
+# Builds the browser package `nook-client` into wasm-client/dist/ (what `npm pack` packs, or a site
+# copies as one folder): nook-wasm for wasm32 (with SIMD), wasm-bindgen's JS glue (--target web),
+# wasm-opt from npm binaryen@132 (Debian's binaryen 108 emits broken modules), and the package's
+# JavaScript and types from wasm-client/js/. Then installs it into the page as www/nook/ and
+# writes www/shell.js, the service worker's list of the page's files and their version.
 # scripts/install-deps.sh brings what is missing (wasm32 target, wasm-bindgen-cli at the crate's
 # exact version, the npm tools).
 set -euo pipefail
@@ -9,16 +12,39 @@ target_dir=${CARGO_TARGET_DIR:-target}
 scripts/install-deps.sh
 
 cargo build -p nook-wasm --profile wasm --target wasm32-unknown-unknown
-rm -rf www/pkg.partial
-wasm-bindgen --target web --no-typescript --out-dir www/pkg.partial "$target_dir/wasm32-unknown-unknown/wasm/nook_wasm.wasm"
+dist=wasm-client/dist
+rm -rf "$dist.partial"
+mkdir -p "$dist.partial"
+wasm-bindgen --target web --no-typescript --out-dir "$dist.partial/pkg" "$target_dir/wasm32-unknown-unknown/wasm/nook_wasm.wasm"
 # NOOK_WASM_NAMES=1 keeps function names (for profiles; bench/browser_bench.mjs prints one).
 names=()
 [ -z "${NOOK_WASM_NAMES:-}" ] || names=(-g)
 tools/node_modules/.bin/wasm-opt -O3 "${names[@]}" \
   --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  www/pkg.partial/nook_wasm_bg.wasm -o www/pkg.partial/nook_wasm_bg.wasm
-rm -rf www/pkg && mv www/pkg.partial www/pkg
-raw=$(stat -c %s www/pkg/nook_wasm_bg.wasm)
-gz=$(gzip -9 -c www/pkg/nook_wasm_bg.wasm | wc -c)
-echo "www/pkg/nook_wasm_bg.wasm: $raw bytes, $gz gzip'd" >&2
+  "$dist.partial/pkg/nook_wasm_bg.wasm" -o "$dist.partial/pkg/nook_wasm_bg.wasm"
+cp wasm-client/js/*.js wasm-client/js/*.d.ts wasm-client/js/package.json wasm-client/js/README.md "$dist.partial/"
+rm -rf "$dist" && mv "$dist.partial" "$dist"
+
+# The page consumes the package like any site would: a copy of it under www/nook/.
+rm -rf www/nook.partial
+cp -r "$dist" www/nook.partial
+rm -rf www/nook && mv www/nook.partial www/nook
+
+# The service worker caches the page's files as one versioned set (never a new page with an old
+# wasm or the reverse); the version is a hash of their contents.
+shell=(index.html app.js style.css nook/index.js nook/engine.js nook/worker.js nook/history.js
+  nook/pkg/nook_wasm.js nook/pkg/nook_wasm_bg.wasm)
+version=$(cd www && sha256sum "${shell[@]}" | sha256sum | cut -c1-16)
+{
+  echo "// Written by scripts/build-wasm.sh: the page's files, cached by sw.js as one set."
+  printf 'self.NOOK_SHELL = { version: "%s", files: [' "$version"
+  printf '"./"'
+  printf ', "%s"' "${shell[@]}"
+  echo '] };'
+} >www/shell.js.partial
+mv www/shell.js.partial www/shell.js
+
+raw=$(stat -c %s "$dist/pkg/nook_wasm_bg.wasm")
+gz=$(gzip -9 -c "$dist/pkg/nook_wasm_bg.wasm" | wc -c)
+echo "$dist (nook-client, also www/nook/): nook_wasm_bg.wasm $raw bytes, $gz gzip'd; page version $version" >&2

@@ -1,36 +1,30 @@
-// The page: talks to the worker, renders with textContent only (titles are data, never markup),
-// and keeps the person's likes and dislikes in this browser's localStorage — nowhere else.
+// The page: a consumer of nook's browser package (./nook/, built from wasm-client/ by
+// scripts/build-wasm.sh) like any other site. It renders with textContent only (titles are data,
+// never markup) and keeps the person's likes and dislikes in this browser's localStorage —
+// nowhere else.
+import { Nook, LocalHistory, parseHistory } from './nook/index.js';
+
 const $ = (id) => document.getElementById(id);
-const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-const STORE = 'nook.history.v1';
+const store = new LocalHistory('nook.history.v1');
 let storageOk = true;
-const history = loadHistory();
-let nextId = 1;
-const pending = new Map();
-let info = { items: 0, backend: 'CPU' };
+let history = readHistory();
+let nook = null;
+let lastSkipped = { likes: [], dislikes: [] };
 
-function emptyHistory() {
-  return { likes: [], dislikes: [], items: {} };
-}
-
-function cleanHistory(h) {
-  const ids = (v) => (Array.isArray(v) ? [...new Set(v.map(String))] : []);
-  const items = h && typeof h.items === 'object' && h.items ? h.items : {};
-  return { likes: ids(h && h.likes), dislikes: ids(h && h.dislikes), items };
-}
-
-function loadHistory() {
+function readHistory() {
   try {
-    return cleanHistory(JSON.parse(localStorage.getItem(STORE) || '{}'));
+    const h = store.load();
+    if (h.unreadable) showError('The history stored in this browser could not be read; it was kept aside and a new one started.');
+    return h;
   } catch {
     storageOk = false;
-    return emptyHistory();
+    return { likes: [], dislikes: [], items: {} };
   }
 }
 
 function saveHistory() {
   try {
-    localStorage.setItem(STORE, JSON.stringify(history));
+    history = store.save(history);
   } catch {
     storageOk = false;
     showError('This browser does not let the page store data: your likes will be forgotten when you leave.');
@@ -41,41 +35,6 @@ function showError(message) {
   $('error').textContent = message;
   $('error').hidden = false;
 }
-
-function ask(type, payload) {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker.postMessage({ type, id, ...payload });
-  });
-}
-
-worker.onmessage = (event) => {
-  const msg = event.data;
-  if (msg.type === 'progress') {
-    $('progress').value = msg.total ? msg.loaded / msg.total : 0;
-    $('status').textContent = `loading ${msg.file} (${(msg.loaded / 1e6).toFixed(1)} of ${(msg.total / 1e6).toFixed(1)} MB)`;
-  } else if (msg.type === 'ready') {
-    info = { items: msg.items, backend: msg.backend, dataset: msg.manifest.dataset };
-    $('loading').classList.add('ready');
-    $('status').textContent = `ready — ${msg.items} items from ${msg.manifest.dataset}, ranked with ${msg.backend}`;
-    describeQueryFields(msg.manifest.text_fields || []);
-    $('query-weight').value = msg.manifest.scoring.query_weight;
-    showQueryWeight();
-    for (const el of ['search', 'query', 'query-weight', 'diversity', 'clear-history', 'export-history', 'import-history']) $(el).disabled = false;
-    if (!storageOk) showError('This browser does not let the page store data: your likes will be forgotten when you leave.');
-    renderHistory();
-    refresh();
-  } else if (msg.type === 'error' && !pending.has(msg.id)) {
-    $('status').textContent = 'could not load the model';
-    showError(`The model could not be loaded: ${msg.message}`);
-  } else if (pending.has(msg.id)) {
-    const { resolve, reject } = pending.get(msg.id);
-    pending.delete(msg.id);
-    if (msg.type === 'error') reject(new Error(msg.message)); else resolve(msg);
-  }
-};
-worker.onerror = (e) => showError(`The recommender stopped: ${e.message}`);
 
 function itemRow(item, extra) {
   const li = document.createElement('li');
@@ -93,6 +52,7 @@ function itemRow(item, extra) {
   li.appendChild(text);
   li.appendChild(vote(item, 'like', 'Like'));
   li.appendChild(vote(item, 'dislike', 'Dislike'));
+  li.appendChild(moreLikeThis(item));
   return li;
 }
 
@@ -108,6 +68,16 @@ function vote(item, kind, label) {
   return b;
 }
 
+function moreLikeThis(item) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'more';
+  b.textContent = 'More like this';
+  b.setAttribute('aria-label', `More like ${item.title}`);
+  b.addEventListener('click', () => showSimilar(item));
+  return b;
+}
+
 function toggle(item, kind) {
   const [list, other] = kind === 'like' ? [history.likes, history.dislikes] : [history.dislikes, history.likes];
   const at = list.indexOf(item.id);
@@ -118,6 +88,7 @@ function toggle(item, kind) {
   saveHistory();
   renderHistory();
   for (const b of document.querySelectorAll(`li[data-id="${CSS.escape(item.id)}"] button`)) {
+    if (b.classList.contains('more')) continue;
     const l = b.classList.contains('like') ? history.likes : history.dislikes;
     b.setAttribute('aria-pressed', String(l.includes(item.id)));
   }
@@ -125,12 +96,13 @@ function toggle(item, kind) {
 }
 
 function renderHistory() {
+  const gone = new Set([...lastSkipped.likes, ...lastSkipped.dislikes]);
   const rows = [];
   for (const [kind, ids] of [['liked', history.likes], ['disliked', history.dislikes]]) {
     for (const id of ids) {
       const li = document.createElement('li');
       const t = history.items[id];
-      li.textContent = `${kind}: ${t && t.title ? t.title : id}`;
+      li.textContent = `${kind}: ${t && t.title ? t.title : id}${gone.has(id) ? ' (not in the current catalogue)' : ''}`;
       rows.push(li);
     }
   }
@@ -142,11 +114,26 @@ function renderHistory() {
   $('history').replaceChildren(...rows);
 }
 
+// Ids the catalogue no longer holds (an update withdrew them) stay in the history and count
+// again if a later catalogue brings them back; the person is told, not silently shortchanged.
+function showSkipped(skipped) {
+  lastSkipped = skipped;
+  const parts = [];
+  const n = (count, what) => `${count} of your ${what} ${count === 1 ? 'title is' : 'titles are'}`;
+  if (skipped.likes.length) parts.push(n(skipped.likes.length, 'liked'));
+  if (skipped.dislikes.length) parts.push(n(skipped.dislikes.length, 'disliked'));
+  $('notice').hidden = parts.length === 0;
+  $('notice').textContent = parts.length
+    ? `${parts.join(' and ')} no longer in the catalogue. They stay in your history and count again if they come back.`
+    : '';
+  renderHistory();
+}
+
 let searchTimer = 0;
 $('search').addEventListener('input', () => {
   clearTimeout(searchTimer);
   searchTimer = setTimeout(async () => {
-    const { results } = await ask('search', { text: $('search').value, limit: 20 });
+    const results = await nook.search($('search').value, { limit: 20 });
     $('search-results').replaceChildren(...results.map((item) => itemRow(item)));
   }, 100);
 });
@@ -182,16 +169,15 @@ $('diversity').addEventListener('input', () => {
 });
 
 $('clear-history').addEventListener('click', () => {
-  Object.assign(history, emptyHistory());
-  try { localStorage.removeItem(STORE); } catch { /* nothing stored */ }
+  history = { likes: [], dislikes: [], items: {} };
+  try { store.clear(); } catch { /* nothing stored */ }
   renderHistory();
   for (const b of document.querySelectorAll('button[aria-pressed="true"]')) b.setAttribute('aria-pressed', 'false');
   refresh();
 });
 
 $('export-history').addEventListener('click', () => {
-  const data = { format: 'nook-history', version: 1, likes: history.likes, dislikes: history.dislikes, items: history.items };
-  const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' }));
+  const url = URL.createObjectURL(new Blob([LocalHistory.toFile(history)], { type: 'application/json' }));
   const a = document.createElement('a');
   a.href = url;
   a.download = 'nook-history.json';
@@ -202,22 +188,41 @@ $('export-history').addEventListener('click', () => {
 $('import-history').addEventListener('click', () => $('import-file').click());
 $('import-file').addEventListener('change', async () => {
   const file = $('import-file').files[0];
-  if (!file) return;
-  try {
-    const data = JSON.parse(await file.text());
-    if (data.format !== 'nook-history') throw new Error('not a nook history file');
-    Object.assign(history, cleanHistory(data));
-    saveHistory();
-    renderHistory();
-    refresh();
-  } catch (err) {
-    showError(`Could not import ${file.name}: ${err.message}`);
-  }
   $('import-file').value = '';
+  if (!file) return;
+  let imported;
+  try {
+    imported = parseHistory(await file.text()); // checked whole before anything is stored
+  } catch (err) {
+    showError(`Could not import ${file.name}: ${err.message}. Your stored history was not changed.`);
+    return;
+  }
+  $('error').hidden = true;
+  history = imported;
+  saveHistory();
+  renderHistory();
+  refresh();
 });
+
+async function showSimilar(item) {
+  $('similar-heading').textContent = `More like ${item.title}`;
+  $('similar-panel').hidden = false;
+  try {
+    const rated = [...history.likes, ...history.dislikes];
+    const { items } = await nook.similar(item.id, { k: 10, exclude: rated });
+    $('similar').replaceChildren(...items.map((r) => itemRow(r)));
+  } catch (err) {
+    $('similar').replaceChildren();
+    showError(`Could not find titles like ${item.title}: ${err.message}`);
+  }
+  $('similar-heading').focus();
+}
+
+$('close-similar').addEventListener('click', () => { $('similar-panel').hidden = true; });
 
 let generation = 0;
 async function refresh() {
+  if (!nook) return;
   const mine = ++generation;
   const request = {
     likes: history.likes,
@@ -225,16 +230,16 @@ async function refresh() {
     query: $('query').value.trim() || null,
     k: 10,
     diversity: Number($('diversity').value),
-    query_weight: Number($('query-weight').value),
+    queryWeight: Number($('query-weight').value),
   };
   try {
-    const { results, ms, backend: used } = await ask('recommend', { request });
+    const { items, skipped, ms, backend } = await nook.recommend(request);
     if (mine !== generation) return; // a newer request superseded this one
-    info.backend = used;
-    $('recs-info').textContent = `ranked ${info.items} items on this device in ${ms.toFixed(0)} ms (${info.backend})`;
-    const top = results.length ? Math.max(...results.map((r) => r.score)) : 1;
-    const bottom = results.length ? Math.min(...results.map((r) => r.score)) : 0;
-    $('recs').replaceChildren(...results.map((r) => {
+    showSkipped(skipped);
+    $('recs-info').textContent = `ranked ${nook.itemCount} items on this device in ${ms.toFixed(0)} ms (${backend})`;
+    const top = items.length ? Math.max(...items.map((r) => r.score)) : 1;
+    const bottom = items.length ? Math.min(...items.map((r) => r.score)) : 0;
+    $('recs').replaceChildren(...items.map((r) => {
       const bar = document.createElement('span');
       bar.className = 'score';
       bar.title = `score ${r.score.toFixed(3)}`;
@@ -251,11 +256,67 @@ async function refresh() {
   }
 }
 
-// The app shell is kept by a service worker so a second visit works offline.
-if ('serviceWorker' in navigator) {
-  navigator.serviceWorker.register('sw.js').catch((err) => console.warn(`nook: no offline copy of the page (${err.message})`));
+function describeBundle() {
+  $('status').textContent = `ready — ${nook.itemCount} items from ${nook.manifest.dataset}, ranked with ${nook.backend}`;
 }
 
-// ?backend=cpu|gpu|auto (default auto: a short calibration picks the faster one).
-const backend = new URLSearchParams(location.search).get('backend') || 'auto';
-worker.postMessage({ type: 'load', url: new URL('bundle/', location.href).href, backend });
+async function start() {
+  // ?backend=cpu|gpu|auto (default auto: a short calibration picks the faster one).
+  const backend = new URLSearchParams(location.search).get('backend') || 'auto';
+  try {
+    nook = await Nook.load(new URL('bundle/', location.href), {
+      backend,
+      onProgress: ({ loaded, total, file }) => {
+        $('progress').value = total ? loaded / total : 0;
+        $('status').textContent = `loading ${file} (${(loaded / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB)`;
+      },
+    });
+  } catch (err) {
+    $('status').textContent = 'could not load the model';
+    showError(`The model could not be loaded: ${err.message}`);
+    return;
+  }
+  // A new catalogue was published: it was fetched and verified in the background and now ranks.
+  nook.addEventListener('update', () => {
+    describeBundle();
+    $('status').textContent += ' (catalogue updated)';
+    refresh();
+  });
+  nook.addEventListener('updateerror', (e) => console.warn(`nook: a newer bundle could not be used: ${e.detail.message}`));
+  $('loading').classList.add('ready');
+  describeBundle();
+  describeQueryFields(nook.manifest.text_fields || []);
+  $('query-weight').value = nook.manifest.scoring.query_weight;
+  showQueryWeight();
+  for (const el of ['search', 'query', 'query-weight', 'diversity', 'clear-history', 'export-history', 'import-history']) $(el).disabled = false;
+  if (!storageOk) showError('This browser does not let the page store data: your likes will be forgotten when you leave.');
+  renderHistory();
+  refresh();
+}
+
+// The page's files are kept by a service worker so a second visit works offline. A new version
+// of the page waits until the person chooses to load it (never mixed with the old one).
+async function offlineCopy() {
+  if (!('serviceWorker' in navigator)) return;
+  try {
+    const reg = await navigator.serviceWorker.register('sw.js', { updateViaCache: 'none' });
+    const offer = (worker) => {
+      if (!worker || !navigator.serviceWorker.controller) return;
+      $('app-update').hidden = false;
+      $('app-update-button').onclick = () => {
+        navigator.serviceWorker.addEventListener('controllerchange', () => location.reload());
+        worker.postMessage('skip-waiting');
+      };
+    };
+    offer(reg.waiting);
+    reg.addEventListener('updatefound', () => {
+      const w = reg.installing;
+      w?.addEventListener('statechange', () => { if (w.state === 'installed') offer(w); });
+    });
+  } catch (err) {
+    console.warn(`nook: no offline copy of the page (${err.message})`);
+  }
+}
+
+offlineCopy();
+start();

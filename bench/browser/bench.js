@@ -1,7 +1,7 @@
 // Browser benchmark page (driven by bench/browser_bench.mjs): query embedding with nook's wasm
 // encoder; top-10 over synthetic tables with nook WebGPU, nook wasm SIMD and a plain JavaScript
 // loop over a Float32Array. Results land in window.results.
-import init, { NookClient, RankBench } from '../pkg/nook_wasm.js';
+import init, { NookClient, RankBench } from '../nook/pkg/nook_wasm.js';
 import { QUERIES, REPEATS, median } from './queries.js';
 
 function jsTop10(table, n, dim, query) {

@@ -1,6 +1,6 @@
 //! `nook serve`: the page, the wasm client and a bundle over loopback HTTP.
 //!
-//! `/` serves `www/` (with the wasm build in `www/pkg/`), `/bundle/` serves the bundle directory.
+//! `/` serves `www/` (with the browser package in `www/nook/`), `/bundle/` serves the bundle directory.
 //! Every response carries a Content-Security-Policy that allows no third-party origin, plus
 //! COOP/COEP so the page is cross-origin isolated.
 
@@ -45,7 +45,7 @@ pub fn serve(cfg: ServeConfig, on_ready: impl FnOnce(&str)) -> Result<()> {
 
 fn respond(cfg: &ServeConfig, method: &Method, url: &str) -> Response<std::io::Cursor<Vec<u8>>> {
     if !matches!(method, Method::Get | Method::Head) {
-        return text(405, "method not allowed");
+        return with_security_headers(text(405, "method not allowed"), cfg.cors);
     }
     let path = url.split(['?', '#']).next().unwrap_or("/");
     let (root, rest) = match path.strip_prefix("/bundle/") {
@@ -53,7 +53,7 @@ fn respond(cfg: &ServeConfig, method: &Method, url: &str) -> Response<std::io::C
         None => (&cfg.www, path.trim_start_matches('/')),
     };
     let rest = if rest.is_empty() || rest.ends_with('/') { format!("{rest}index.html") } else { rest.to_string() };
-    let Some(file) = safe_join(root, &rest) else { return text(400, "bad path") };
+    let Some(file) = safe_join(root, &rest) else { return with_security_headers(text(400, "bad path"), cfg.cors) };
     match std::fs::read(&file) {
         Ok(bytes) => {
             let mut r = Response::from_data(bytes).with_header(header("Content-Type", content_type(&file)));

@@ -1,7 +1,7 @@
 //! Choosing between the CPU (wasm SIMD) and WebGPU ranking backends, and falling back.
 
 use crate::now_ms;
-use nook_core::bundle::{IdRequest, RecommendedItem};
+use nook_core::bundle::{IdRequest, Recommendations};
 use nook_core::gpu::{GpuError, GpuRanker};
 use nook_core::stats::median;
 use nook_core::{Bundle, NookError, Request};
@@ -92,13 +92,13 @@ impl Inner {
 
     /// Ranks on the active backend; a GPU failure is answered on the CPU and disables the GPU.
     /// A wrong request (unknown id, bad `k`) is the caller's error on either backend.
-    pub async fn recommend(&self, req: &IdRequest) -> Result<Vec<RecommendedItem>, NookError> {
+    pub async fn recommend(&self, req: &IdRequest) -> Result<Recommendations, NookError> {
         let b = &self.bundle;
-        let request = b.to_request(req)?;
+        let (request, skipped) = b.resolve(req)?;
         let gpu = self.gpu.borrow().clone().filter(|_| *self.active.borrow() == Backend::Gpu);
         if let Some(gpu) = gpu {
             match gpu.recommend(&b.catalog, &b.manifest.scoring, &request).await {
-                Ok(recs) => return Ok(b.to_items(recs)),
+                Ok(recs) => return Ok(Recommendations { items: b.to_items(recs), skipped }),
                 Err(GpuError::Request(e)) => return Err(e),
                 Err(e) => {
                     *self.active.borrow_mut() = Backend::Cpu;
@@ -107,6 +107,12 @@ impl Inner {
                 }
             }
         }
-        Ok(b.to_items(b.catalog.recommend(&b.manifest.scoring, &request)?))
+        Ok(Recommendations { items: b.to_items(b.catalog.recommend(&b.manifest.scoring, &request)?), skipped })
+    }
+
+    /// Drops the GPU device and its buffers; ranking continues on the CPU.
+    pub fn release_gpu(&self) {
+        *self.gpu.borrow_mut() = None;
+        *self.active.borrow_mut() = Backend::Cpu;
     }
 }

@@ -28,6 +28,7 @@ fn scoring() -> Scoring {
         dislike_confidence: 2.0,
         recency_half_life: 0.0,
         expansion: nook_core::Expansion::OFF,
+        similar_text_weight: None,
     }
 }
 

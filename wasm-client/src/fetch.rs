@@ -3,9 +3,9 @@
 //! Bundle files are content-addressed by the manifest's SHA-256, so they are kept in the Cache API
 //! under `URL?sha256=…` after the first download and read back on later visits, offline too. The
 //! caller verifies every byte against the manifest; a cached copy that fails is dropped and fetched
-//! again ([`Store::forget`]). The manifest itself is always asked of the network first (so a new
-//! bundle is noticed) and read from the cache only when the network fails.
+//! again ([`Store::forget`]). How a load uses them is [`crate::load`]'s business.
 
+use crate::error::{coded, Code};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -13,14 +13,20 @@ use wasm_bindgen_futures::JsFuture;
 /// Name of the Cache API store holding bundle files.
 pub const CACHE_NAME: &str = "nook-bundle-v1";
 
-fn global_fetch(url: &str) -> Result<js_sys::Promise, JsError> {
+/// `fetch(url)`; `revalidate` asks past any HTTP cache (for the manifest, whose change is how a
+/// new bundle is noticed).
+fn global_fetch(url: &str, revalidate: bool) -> Result<js_sys::Promise, JsValue> {
+    let init = web_sys::RequestInit::new();
+    if revalidate {
+        init.set_cache(web_sys::RequestCache::NoCache);
+    }
     let global = js_sys::global();
     if let Some(worker) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
-        Ok(worker.fetch_with_str(url))
+        Ok(worker.fetch_with_str_and_init(url, &init))
     } else if let Some(window) = global.dyn_ref::<web_sys::Window>() {
-        Ok(window.fetch_with_str(url))
+        Ok(window.fetch_with_str_and_init(url, &init))
     } else {
-        Err(JsError::new("no fetch in this JavaScript environment"))
+        Err(coded(Code::Internal, "no fetch in this JavaScript environment"))
     }
 }
 
@@ -57,13 +63,27 @@ impl Store {
         Some(js_sys::Uint8Array::new(&buffer).to_vec())
     }
 
-    /// Stores `bytes` under `key` (best effort).
+    /// Stores `bytes` under `key` (best effort: a full quota costs the next visit a download,
+    /// nothing else).
     pub async fn put(&self, key: &str, bytes: &[u8]) {
         let Some(cache) = &self.cache else { return };
         let body = js_sys::Uint8Array::from(bytes);
         if let Ok(response) = web_sys::Response::new_with_opt_buffer_source(Some(&body)) {
-            let _ = JsFuture::from(cache.put_with_str(key, &response)).await;
+            if let Err(e) = JsFuture::from(cache.put_with_str(key, &response)).await {
+                crate::console_warn(&format!("nook: could not cache {key}: {}", describe(&e)));
+            }
         }
+    }
+
+    /// Every key in the store.
+    pub async fn keys(&self) -> Vec<String> {
+        let Some(cache) = &self.cache else { return Vec::new() };
+        let Ok(keys) = JsFuture::from(cache.keys()).await else { return Vec::new() };
+        js_sys::Array::from(&keys)
+            .iter()
+            .filter_map(|r| r.dyn_into::<web_sys::Request>().ok())
+            .map(|r| r.url())
+            .collect()
     }
 
     /// Drops a cached entry that failed verification.
@@ -75,34 +95,35 @@ impl Store {
 }
 
 /// GETs `url` from the network and returns its body; `on_bytes(total_so_far)` after each chunk.
-pub async fn fetch_bytes(url: &str, on_bytes: &mut dyn FnMut(u64)) -> Result<Vec<u8>, JsError> {
-    let response: web_sys::Response = JsFuture::from(global_fetch(url)?)
+/// Failures are `network` errors.
+pub async fn fetch_bytes(url: &str, revalidate: bool, on_bytes: &mut dyn FnMut(u64)) -> Result<Vec<u8>, JsValue> {
+    let network = |what: String| coded(Code::Network, what);
+    let response: web_sys::Response = JsFuture::from(global_fetch(url, revalidate)?)
         .await
-        .map_err(|e| JsError::new(&format!("fetching {url}: {}", describe(&e))))?
+        .map_err(|e| network(format!("fetching {url}: {}", describe(&e))))?
         .dyn_into()
-        .map_err(|_| JsError::new("fetch did not return a Response"))?;
+        .map_err(|_| network("fetch did not return a Response".into()))?;
     if !response.ok() {
-        return Err(JsError::new(&format!("fetching {url}: HTTP {}", response.status())));
+        return Err(network(format!("fetching {url}: HTTP {}", response.status())));
     }
     let Some(body) = response.body() else { return Ok(Vec::new()) };
     let reader: web_sys::ReadableStreamDefaultReader =
-        body.get_reader().dyn_into().map_err(|_| JsError::new("body reader has an unexpected type"))?;
+        body.get_reader().dyn_into().map_err(|_| network("body reader has an unexpected type".into()))?;
     let mut bytes = Vec::new();
     loop {
-        let chunk = JsFuture::from(reader.read())
-            .await
-            .map_err(|e| JsError::new(&format!("reading {url}: {}", describe(&e))))?;
+        let chunk =
+            JsFuture::from(reader.read()).await.map_err(|e| network(format!("reading {url}: {}", describe(&e))))?;
         let done = js_sys::Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true);
         if done {
             break;
         }
-        let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(|_| JsError::new("chunk without value"))?;
+        let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(|_| network("chunk without value".into()))?;
         bytes.extend(js_sys::Uint8Array::new(&value).to_vec());
         on_bytes(bytes.len() as u64);
     }
     Ok(bytes)
 }
 
-fn describe(e: &JsValue) -> String {
+pub fn describe(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{e:?}"))
 }

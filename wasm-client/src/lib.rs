@@ -1,14 +1,22 @@
 //! nook's browser client: a thin wasm-bindgen layer over `nook-core`. All ranking, embedding and
 //! verification happens in nook-core (the code `nook recommend` runs natively); this layer only
-//! fetches bytes, picks the ranking backend and converts between JavaScript and Rust.
+//! fetches bytes, keeps them in the Cache API, picks the ranking backend and converts between
+//! JavaScript values and Rust. The JavaScript package (`wasm-client/js/`, the `Nook` class) is
+//! the API a site uses; this is what it runs in its worker.
+//!
+//! Errors thrown to JavaScript are `Error`s with a `code` property (see [`error`]), which the
+//! package turns into its `NookError` subclasses.
 
 mod backend;
 pub mod bench;
+mod error;
 mod fetch;
+mod load;
 
-use nook_core::bundle::{IdRequest, Manifest};
+use error::{coded, Code};
+use nook_core::bundle::IdRequest;
 use nook_core::Bundle;
-use std::collections::HashMap;
+use serde::Serialize;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -28,6 +36,8 @@ fn start() {
 #[wasm_bindgen]
 pub struct NookClient {
     inner: Rc<backend::Inner>,
+    /// Where the bundle came from and what its manifest said, to look for a newer one.
+    origin: load::Origin,
 }
 
 /// `performance.now()` in a window or a worker (sub-millisecond), else `Date.now()`.
@@ -40,7 +50,7 @@ pub(crate) fn now_ms() -> f64 {
     }
 }
 
-fn web_sys_warn(message: &str) {
+pub(crate) fn console_warn(message: &str) {
     let console = js_sys::Reflect::get(&js_sys::global(), &"console".into()).ok();
     if let Some(warn) = console.as_ref().and_then(|c| js_sys::Reflect::get(c, &"warn".into()).ok()) {
         if let Some(f) = warn.dyn_ref::<js_sys::Function>() {
@@ -49,90 +59,64 @@ fn web_sys_warn(message: &str) {
     }
 }
 
-fn js_err(e: impl std::fmt::Display) -> JsError {
-    JsError::new(&e.to_string())
+/// A Rust value as a plain JavaScript object (maps as objects, `None` as `null`).
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    let s = serde_wasm_bindgen::Serializer::json_compatible();
+    value.serialize(&s).map_err(|e| coded(Code::Internal, e))
+}
+
+fn request_from(value: JsValue) -> Result<IdRequest, JsValue> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| coded(Code::Request, format!("request: {e}")))
 }
 
 #[wasm_bindgen]
 impl NookClient {
-    /// Fetches the bundle under `base_url` (which ends in `/`), verifying every file against the
-    /// manifest's SHA-256. Files come from the Cache API when a verified copy is there (so a second
-    /// visit works offline); a cached copy that fails verification is dropped and fetched again.
+    /// Opens the bundle under `base_url` (which ends in `/`). A complete, verified copy in the
+    /// Cache API is used at once (a second visit, or offline), while the network manifest is
+    /// asked for alongside so [`NookClient::check_for_update`] can answer without waiting;
+    /// otherwise every file is fetched, verified against the manifest's SHA-256 and cached.
     /// `on_progress(loaded_bytes, total_bytes, file)` is called as bytes arrive.
-    pub async fn load(base_url: String, on_progress: Option<js_sys::Function>) -> Result<NookClient, JsError> {
-        let store = fetch::Store::open().await;
-        let manifest_url = format!("{base_url}manifest.json");
-        let manifest_bytes = match fetch::fetch_bytes(&manifest_url, &mut |_| {}).await {
-            Ok(bytes) => {
-                store.put(&manifest_url, &bytes).await;
-                bytes
-            }
-            // Offline (or the server is gone): the last manifest seen, if any.
-            Err(network) => store.get(&manifest_url).await.ok_or(network)?,
-        };
-        let manifest = Manifest::parse(&manifest_bytes).map_err(js_err)?;
-        let total: u64 = manifest.files.values().map(|f| f.bytes).sum();
-        let mut files = HashMap::new();
-        let mut done = 0u64;
-        for (name, entry) in &manifest.files {
-            let report = |loaded: u64| {
-                if let Some(f) = &on_progress {
-                    let _ =
-                        f.call3(&JsValue::NULL, &((done + loaded) as f64).into(), &(total as f64).into(), &name.into());
-                }
-            };
-            let url = format!("{base_url}{name}");
-            let key = format!("{url}?sha256={}", entry.sha256);
-            let cached = match store.get(&key).await {
-                Some(bytes) if nook_core::bundle::verify_file(&manifest, name, &bytes).is_ok() => Some(bytes),
-                Some(_) => {
-                    web_sys_warn(&format!("nook: cached {name} failed verification; fetching it again"));
-                    store.forget(&key).await;
-                    None
-                }
-                None => None,
-            };
-            let bytes = match cached {
-                Some(bytes) => {
-                    report(bytes.len() as u64);
-                    bytes
-                }
-                None => {
-                    let bytes = fetch::fetch_bytes(&url, &mut |n| report(n)).await?;
-                    nook_core::bundle::verify_file(&manifest, name, &bytes).map_err(js_err)?;
-                    store.put(&key, &bytes).await;
-                    bytes
-                }
-            };
-            done += bytes.len() as u64;
-            files.insert(name.clone(), bytes);
-        }
-        Ok(Self::from_bundle(Bundle::load(manifest, files).map_err(js_err)?))
+    pub async fn load(base_url: String, on_progress: Option<js_sys::Function>) -> Result<NookClient, JsValue> {
+        let (bundle, origin) = load::open(&base_url, on_progress.as_ref()).await?;
+        Ok(Self::from_parts(bundle, origin))
+    }
+
+    /// Looks for a newer bundle at the same address: when the server's manifest differs from
+    /// this one, fetches and verifies the new files (this client keeps serving meanwhile) and
+    /// resolves to a new client; resolves to `undefined` when nothing changed or the network is
+    /// unreachable. Cache entries the new bundle does not use are then dropped.
+    #[wasm_bindgen(js_name = checkForUpdate)]
+    pub async fn check_for_update(&self, on_progress: Option<js_sys::Function>) -> Result<Option<NookClient>, JsValue> {
+        let update = load::update(&self.origin, on_progress.as_ref()).await?;
+        Ok(update.map(|(bundle, origin)| Self::from_parts(bundle, origin)))
     }
 
     /// Builds from bytes already in hand: the manifest and an object mapping file name → Uint8Array.
     #[wasm_bindgen(js_name = fromFiles)]
-    pub fn from_files(manifest: &[u8], files: &js_sys::Object) -> Result<NookClient, JsError> {
-        let manifest = Manifest::parse(manifest).map_err(js_err)?;
-        let mut map = HashMap::new();
-        for name in manifest.files.keys() {
-            let value = js_sys::Reflect::get(files, &name.into()).map_err(|_| js_err(format!("{name} is missing")))?;
-            if value.is_undefined() {
-                return Err(js_err(format!("{name} is missing")));
-            }
-            map.insert(name.clone(), js_sys::Uint8Array::new(&value).to_vec());
-        }
-        Ok(Self::from_bundle(Bundle::load(manifest, map).map_err(js_err)?))
+    pub fn from_files(manifest: &[u8], files: &js_sys::Object) -> Result<NookClient, JsValue> {
+        let (bundle, origin) = load::from_files(manifest, files)?;
+        Ok(Self::from_parts(bundle, origin))
     }
 
-    fn from_bundle(bundle: Bundle) -> Self {
-        Self { inner: Rc::new(backend::Inner::new(bundle)) }
+    fn from_parts(bundle: Bundle, origin: load::Origin) -> Self {
+        Self { inner: Rc::new(backend::Inner::new(bundle)), origin }
     }
 
-    /// The manifest as JSON (dataset, dims, metrics, ...).
-    #[wasm_bindgen(js_name = manifestJson)]
-    pub fn manifest_json(&self) -> Result<String, JsError> {
-        serde_json::to_string(&self.inner.bundle.manifest).map_err(js_err)
+    /// The manifest (dataset, dimensions, scoring, metrics, files) as an object.
+    pub fn manifest(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.bundle.manifest)
+    }
+
+    /// Identifies this bundle: the SHA-256 of its manifest, which lists every file's SHA-256.
+    #[wasm_bindgen(js_name = bundleId)]
+    pub fn bundle_id(&self) -> String {
+        self.origin.bundle_id.clone()
+    }
+
+    /// Whether the bundle came from the Cache API rather than the network.
+    #[wasm_bindgen(js_name = fromCache)]
+    pub fn from_cache(&self) -> bool {
+        self.origin.from_cache
     }
 
     /// Number of items in the catalogue.
@@ -142,30 +126,35 @@ impl NookClient {
     }
 
     /// Unit-length embedding of `text`, computed on this device.
-    pub fn embed(&self, text: &str) -> Result<Vec<f32>, JsError> {
-        self.inner.bundle.embed(text).map_err(js_err)
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>, JsValue> {
+        self.inner.bundle.embed(text).map_err(error::from_core)
     }
 
-    /// Ranks on the CPU (wasm SIMD). `request_json`: `{"likes": [id], "dislikes": [id],
-    /// "query": "text", "k": 10, "diversity": 0}`. Returns JSON
-    /// `[{id, title, year, genres, score, reason, reason_kind, because}]`.
-    pub fn recommend(&self, request_json: &str) -> Result<String, JsError> {
-        let req: IdRequest = serde_json::from_str(request_json).map_err(|e| js_err(format!("request: {e}")))?;
-        let recs = self.inner.bundle.recommend(&req).map_err(js_err)?;
-        serde_json::to_string(&recs).map_err(js_err)
+    /// Ranks on the CPU (wasm SIMD). `request`: `{likes: [id], dislikes: [id], query: "text",
+    /// k: 10, diversity: 0, query_weight}`. Returns `{items: [{id, title, year, genres, score,
+    /// reason, reason_kind, because}], skipped: {likes, dislikes}}`: ids the catalogue does not
+    /// hold are skipped and listed, never an error.
+    pub fn recommend(&self, request: JsValue) -> Result<JsValue, JsValue> {
+        let req = request_from(request)?;
+        to_js(&self.inner.bundle.recommend(&req).map_err(error::from_core)?)
     }
 
-    /// Like [`NookClient::recommend`] on the chosen backend (a Promise of the JSON string). A
-    /// failing GPU (lost device) answers this request on the CPU and is not used again.
+    /// Like [`NookClient::recommend`] on the chosen backend (a Promise). A failing GPU (lost
+    /// device) answers this request on the CPU and is not used again.
     #[wasm_bindgen(js_name = recommendAsync)]
-    pub fn recommend_async(&self, request_json: String) -> js_sys::Promise {
+    pub fn recommend_async(&self, request: JsValue) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let req: IdRequest =
-                serde_json::from_str(&request_json).map_err(|e| JsValue::from(js_err(format!("request: {e}"))))?;
-            let recs = inner.recommend(&req).await.map_err(|e| JsValue::from(js_err(e)))?;
-            Ok(serde_json::to_string(&recs).map_err(|e| JsValue::from(js_err(e)))?.into())
+            let req = request_from(request)?;
+            to_js(&inner.recommend(&req).await.map_err(error::from_core)?)
         })
+    }
+
+    /// "More like this": the `k` items most like item `id`, never `id` itself or the ids in
+    /// `exclude`, as `[{id, title, ..., reason: "similar to …"}]`. An unknown `id` is an error
+    /// with code `unknown_item`.
+    pub fn similar(&self, id: &str, k: usize, exclude: Vec<String>) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.bundle.similar(id, k, &exclude).map_err(error::from_core)?)
     }
 
     /// Chooses the ranking backend: `"cpu"`, `"gpu"` (WebGPU; falls back to the CPU when
@@ -182,10 +171,25 @@ impl NookClient {
         self.inner.describe()
     }
 
-    /// Items whose title matches `text`, best first, as JSON `[{id, title, year, genres}]`.
-    pub fn search(&self, text: &str, limit: usize) -> Result<String, JsError> {
+    /// Items whose title matches `text`, best first, as `[{id, title, year, genres}]`.
+    pub fn search(&self, text: &str, limit: usize) -> Result<JsValue, JsValue> {
         let c = &self.inner.bundle.catalog;
         let hits: Vec<_> = c.search_titles(text, limit).into_iter().map(|i| &c.items[i as usize]).collect();
-        serde_json::to_string(&hits).map_err(js_err)
+        to_js(&hits)
+    }
+
+    /// The catalogue's metadata for those of `ids` it holds (`{id: {id, title, year, genres}}`),
+    /// e.g. to show a stored history; ids it lacks are left out.
+    pub fn items(&self, ids: Vec<String>) -> Result<JsValue, JsValue> {
+        let c = &self.inner.bundle.catalog;
+        let found: std::collections::BTreeMap<&str, _> =
+            ids.iter().filter_map(|id| c.get(id).map(|i| (id.as_str(), &c.items[i as usize]))).collect();
+        to_js(&found)
+    }
+
+    /// Frees the GPU resources now (the rest goes with the client).
+    #[wasm_bindgen(js_name = releaseGpu)]
+    pub fn release_gpu(&self) {
+        self.inner.release_gpu();
     }
 }

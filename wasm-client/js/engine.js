@@ -1,0 +1,120 @@
+// The engine behind `Nook`: owns the wasm client (nook-core compiled to WebAssembly) and answers
+// operations on it. It runs inside the package's Web Worker (worker.js), or on the page's own
+// thread with `Nook.load(url, { worker: false })`. All ranking, embedding and verification is
+// nook-core's; this file only sequences loading, updates and calls.
+import init, { NookClient } from './pkg/nook_wasm.js';
+
+let ready = null;
+function wasm() {
+  ready ??= init();
+  return ready;
+}
+
+// The fields of a result as the package returns them (camelCase, as JavaScript reads).
+function item(r) {
+  return {
+    id: r.id, title: r.title, year: r.year ?? null, genres: r.genres || [], score: r.score,
+    reason: r.reason, reasonKind: r.reason_kind, because: r.because ?? null,
+  };
+}
+
+function meta(m) {
+  return { id: m.id, title: m.title, year: m.year ?? null, genres: m.genres || [] };
+}
+
+function ids(value, what) {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw Object.assign(new Error(`${what} must be an array of item ids`), { code: 'request' });
+  return value.map(String);
+}
+
+export class Engine {
+  constructor(emit) {
+    this.emit = emit; // (event, detail) => void
+    this.client = null;
+    this.prefer = 'auto';
+    this.updating = null;
+  }
+
+  describe() {
+    const c = this.client;
+    return { manifest: c.manifest(), bundleId: c.bundleId(), items: c.itemCount(), backend: c.backend(), fromCache: c.fromCache() };
+  }
+
+  async load({ url, backend = 'auto', update = true }) {
+    await wasm();
+    this.prefer = backend;
+    const progress = (loaded, total, file) => this.emit('progress', { loaded, total, file });
+    this.client = await NookClient.load(url, progress);
+    this.emit('progress', { loaded: 1, total: 1, file: 'choosing the ranking backend' });
+    await this.client.initBackend(backend);
+    if (update) this.updating = this.checkForUpdate().catch((err) => this.emit('update-error', { message: String(err.message || err), code: err.code }));
+    return this.describe();
+  }
+
+  // A newer bundle at the same address is fetched and verified while the current one keeps
+  // answering, then takes over; listeners get an 'update' event.
+  async checkForUpdate() {
+    const current = this.client;
+    const next = await current.checkForUpdate((loaded, total, file) => this.emit('update-progress', { loaded, total, file }));
+    if (!next || this.client !== current) return false;
+    await next.initBackend(this.prefer);
+    const previous = current.bundleId();
+    this.client = next;
+    current.releaseGpu();
+    current.free();
+    this.emit('update', { ...this.describe(), previous });
+    return true;
+  }
+
+  async call(op, args) {
+    if (op === 'load') return this.load(args);
+    if (!this.client) throw Object.assign(new Error('no bundle loaded'), { code: 'internal' });
+    const c = this.client;
+    switch (op) {
+      case 'recommend': {
+        const r = args || {};
+        const request = {
+          likes: ids(r.likes, 'likes'), dislikes: ids(r.dislikes, 'dislikes'), query: r.query ?? null,
+          k: r.k ?? 10, diversity: r.diversity ?? 0, query_weight: r.queryWeight ?? null,
+        };
+        const start = performance.now();
+        const out = await c.recommendAsync(request);
+        return { items: out.items.map(item), skipped: out.skipped, ms: performance.now() - start, backend: c.backend(), bundleId: c.bundleId() };
+      }
+      case 'similar': {
+        const start = performance.now();
+        const out = c.similar(String(args.id), args.k ?? 10, ids(args.exclude, 'exclude'));
+        return { items: out.map(item), ms: performance.now() - start, bundleId: c.bundleId() };
+      }
+      case 'search':
+        return c.search(String(args.text ?? ''), args.limit ?? 20).map(meta);
+      case 'items': {
+        const found = c.items(ids(args.ids, 'ids'));
+        return Object.fromEntries(Object.entries(found).map(([id, m]) => [id, meta(m)]));
+      }
+      case 'embed':
+        return c.embed(String(args.text ?? ''));
+      case 'checkForUpdate':
+        return this.checkForUpdate();
+      case 'dispose':
+        this.dispose();
+        return true;
+      default:
+        throw Object.assign(new Error(`unknown operation ${op}`), { code: 'internal' });
+    }
+  }
+
+  dispose() {
+    if (this.client) {
+      this.client.releaseGpu();
+      this.client.free();
+      this.client = null;
+    }
+  }
+}
+
+// Errors cross the worker boundary as plain objects.
+export function errorData(err) {
+  return { message: String(err && err.message ? err.message : err), code: (err && err.code) || 'internal' };
+}
