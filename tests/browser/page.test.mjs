@@ -1,6 +1,7 @@
 // The page end to end in headless Debian Chromium (playwright-core, never a downloaded browser),
 // against `nook serve` with a bundle trained by the test pipeline (scripts/browser-tests.sh sets
-// NOOK_PAGE_URL, NOOK_BIN and NOOK_BUNDLE).
+// NOOK_PAGE_URL, NOOK_BIN and NOOK_BUNDLE), and again against nginx with the deploy guide's
+// configuration (NOOK_SERVER=nginx: the checks that need nook's own binary are skipped there).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -12,6 +13,9 @@ import { launch } from './browser.mjs';
 
 const url = process.env.NOOK_PAGE_URL;
 const skip = !url && 'NOOK_PAGE_URL not set';
+const server = process.env.NOOK_SERVER || 'nook';
+// Checks that start their own `nook serve` run once, in the nook serve pass.
+const nookOnly = skip || (server !== 'nook' && `needs nook serve (this pass serves with ${server})`);
 const artifacts = process.env.NOOK_ARTIFACTS || 'out/browser-tests';
 
 async function ready(page, target = url) {
@@ -147,6 +151,26 @@ test('history survives a reload, exports exactly the likes, imports them back, a
     await page.setInputFiles('#import-file', file);
     await waitForRecs(page, () => [...document.querySelectorAll('#recs .reason')].some((r) => r.textContent.startsWith('because you liked')));
     assert.deepEqual(await page.evaluate(() => JSON.parse(localStorage.getItem('nook.history.v1')).likes), liked);
+
+    // Bad files are refused with a reason, and what is stored stays exactly as it was.
+    const stored = await page.evaluate(() => localStorage.getItem('nook.history.v1'));
+    const bad = [
+      [{ format: 'nook-history', version: 1, likes: [50], dislikes: [] }, /likes\[0\] must be an item id as a string/],
+      [{ format: 'nook-history', version: 1, likes: ['50'], dislikes: ['50'] }, /"50" is both liked and disliked/],
+      [{ likes: ['50'] }, /not a nook history file/],
+      ['{"format": "nook-history", "likes": [', /not JSON/],
+      [{ format: 'nook-history', version: 1, likes: ['x'.repeat(1 << 20)] }, /larger than/],
+    ];
+    for (const [content, reason] of bad) {
+      const badFile = path.join(path.dirname(file), 'bad.json');
+      fs.writeFileSync(badFile, typeof content === 'string' ? content : JSON.stringify(content));
+      await page.setInputFiles('#import-file', badFile);
+      await page.waitForFunction(() => !document.getElementById('error').hidden);
+      assert.match(await page.textContent('#error'), reason);
+      assert.match(await page.textContent('#error'), /Your stored history was not changed/);
+      assert.equal(await page.evaluate(() => localStorage.getItem('nook.history.v1')), stored, 'storage unchanged');
+      await page.evaluate(() => { document.getElementById('error').hidden = true; });
+    }
     assert.deepEqual(errors, []);
   } finally {
     await close();
@@ -204,7 +228,7 @@ test('keyboard only: search, like and read recommendations', { skip }, async () 
   }
 });
 
-test('hostile titles render as inert text', { skip }, async () => {
+test('hostile titles render as inert text', { skip: nookOnly }, async () => {
   const bin = process.env.NOOK_BIN;
   const source = process.env.NOOK_BUNDLE;
   assert.ok(bin && source, 'NOOK_BIN and NOOK_BUNDLE are set by scripts/browser-tests.sh');
@@ -242,7 +266,7 @@ test('hostile titles render as inert text', { skip }, async () => {
   }
 });
 
-test('a second visit shows recommendations quickly', { skip }, async () => {
+test('a second visit shows recommendations quickly', { skip: nookOnly }, async () => {
   const { page, close } = await launch();
   try {
     await ready(page);
@@ -259,9 +283,13 @@ test('second visit works offline from the caches, and a corrupted cache entry is
   const { context, page, errors, close } = await launch();
   try {
     await ready(page);
-    await page.waitForFunction(() => navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready, null, { timeout: 10_000 });
+    // The service worker has cached the page's files (install done, activated) before going on.
+    await page.evaluate(() => navigator.serviceWorker.ready.then(() => undefined));
     await page.reload();
-    await ready(page, page.url()); // controlled by the service worker now
+    await ready(page, page.url());
+    assert.ok(await page.evaluate(() => navigator.serviceWorker.controller !== null), 'the page is controlled by the service worker');
+    const shell = await page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith('nook-app-')));
+    assert.equal(shell.length, 1, `one versioned set of the page's files: ${shell}`);
     const keys = await page.evaluate(async () => (await (await caches.open('nook-bundle-v1')).keys()).map((r) => r.url));
     assert.ok(keys.some((k) => k.includes('/bundle/items.json?sha256=')), `bundle files are cached: ${keys}`);
 
@@ -286,4 +314,50 @@ test('second visit works offline from the caches, and a corrupted cache entry is
   } finally {
     await close();
   }
+});
+
+test('"more like this" lists similar titles, never the item itself', { skip }, async () => {
+  const { page, errors, close } = await launch();
+  try {
+    await ready(page);
+    await page.fill('#search', 'Star Wars');
+    await page.waitForFunction(() => document.querySelector('#search-results li .title')?.textContent.startsWith('Star Wars'));
+    const id = await page.locator('#search-results li').first().getAttribute('data-id');
+    await page.locator('#search-results li button.more').first().click();
+    await page.waitForFunction(() => document.querySelectorAll('#similar li').length === 10);
+    assert.match(await page.textContent('#similar-heading'), /^More like Star Wars/);
+    const similar = await page.$$eval('#similar li', (lis) => lis.map((li) => li.dataset.id));
+    assert.ok(!similar.includes(id), 'the item itself is not listed');
+    const reasons = await page.$$eval('#similar .title', (t) => t.length);
+    assert.equal(reasons, 10);
+    // Sequels and the same audience's films: Return of the Jedi or The Empire Strikes Back.
+    const titles = await page.$$eval('#similar .title', (t) => t.map((e) => e.textContent));
+    assert.ok(titles.some((t) => /Return of the Jedi|Empire Strikes Back/.test(t)), `similar to Star Wars: ${titles}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('every response carries the security headers and the right MIME type', { skip }, async () => {
+  const expect = [
+    ['', /^text\/html/], ['app.js', /^(text|application)\/javascript/], ['nook/index.js', /^(text|application)\/javascript/],
+    ['nook/pkg/nook_wasm_bg.wasm', /^application\/wasm$/], ['bundle/manifest.json', /^application\/json/],
+    ['style.css', /^text\/css/], ['no-such-file', null],
+  ];
+  for (const [file, type] of expect) {
+    const r = await fetch(new URL(file, url));
+    if (type) assert.equal(r.status, 200, file); else assert.equal(r.status, 404, file);
+    if (type) assert.match(r.headers.get('content-type'), type, file);
+    const csp = r.headers.get('content-security-policy') || '';
+    assert.match(csp, /default-src 'self'/, `${file}: CSP`);
+    assert.ok(!/https?:/.test(csp), `${file}: no third-party origin in the CSP`);
+    assert.equal(r.headers.get('cross-origin-opener-policy'), 'same-origin', `${file}: COOP`);
+    assert.equal(r.headers.get('cross-origin-embedder-policy'), 'require-corp', `${file}: COEP`);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff', `${file}: nosniff`);
+    await r.arrayBuffer();
+  }
+  const post = await fetch(url, { method: 'POST', body: 'x' });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.get('x-content-type-options'), 'nosniff', 'a refused method still carries the headers');
 });

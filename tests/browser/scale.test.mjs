@@ -33,8 +33,13 @@ test('a 1M-item int8 bundle loads and ranks in the browser within the memory bud
   });
   const { page, errors, close } = await launch({ args: ['--enable-precise-memory-info'] });
   try {
+    // A page that fails to start (a module that does not load) fails the test at once.
+    const broken = new Promise((_, reject) => {
+      page.on('pageerror', (e) => reject(new Error(`the scale page failed: ${e}`)));
+      page.on('console', (m) => { if (m.type() === 'error') reject(new Error(`the scale page failed: ${m.text()}`)); });
+    });
     await page.goto(`${base}scale/scale.html`);
-    await page.waitForFunction(() => window.results, null, { timeout: 540_000 });
+    await Promise.race([page.waitForFunction(() => window.results, null, { timeout: 540_000 }), broken]);
     const r = await page.evaluate(() => window.results);
     assert.ok(!r.error, r.error);
     const mib = (b) => (b / 2 ** 20).toFixed(0);

@@ -2,7 +2,7 @@
 // with the wasm client, ranks once, and reports time and memory — the wasm linear memory (which
 // never shrinks, so its final size is its peak) and the JS heap's peak, sampled every 20 ms
 // (precise with Chromium's --enable-precise-memory-info). Results land in window.results.
-import init, { NookClient } from '../pkg/nook_wasm.js';
+import init, { NookClient } from '../nook/pkg/nook_wasm.js';
 
 let peakHeap = 0;
 const sample = () => { if (performance.memory) peakHeap = Math.max(peakHeap, performance.memory.usedJSHeapSize); };
@@ -15,7 +15,7 @@ async function run() {
   const loadMs = performance.now() - t0;
   const request = { likes: ['s1', 's50'], dislikes: ['s7'], query: 'a quiet film about lighthouse keepers', k: 10, diversity: 0 };
   const t1 = performance.now();
-  const recs = JSON.parse(client.recommend(JSON.stringify(request)));
+  const recs = client.recommend(request).items;
   const rankMs = performance.now() - t1;
   sample();
   clearInterval(timer);
