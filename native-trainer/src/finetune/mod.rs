@@ -191,6 +191,7 @@ pub fn run(
     let mut opt = AdamW::new(&vars, cfg.weight_decay)?;
     let mut batcher = Batcher::new(pairs, Rng::stream(cfg.seed, "finetune-pairs"));
     let mut losses = Vec::new();
+    atomic::check_replaceable(checkpoint_dir)?;
     if resume {
         if let Some(state) = load_checkpoint(checkpoint_dir, &fingerprint, &names, &vars, &mut opt)? {
             tracing::info!("resuming fine-tuning at step {}", state.step);
