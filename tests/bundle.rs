@@ -21,6 +21,13 @@ fn copy_bundle(from: &Path) -> tempfile::TempDir {
     tmp
 }
 
+/// Writes an edited manifest with its id recomputed, as a deliberate editor (not corruption) would:
+/// what must then refuse it is the check of the edited field itself.
+fn write_sealed(path: &Path, mut manifest: Value) {
+    manifest["id"] = Value::from("");
+    std::fs::write(path, nook_core::bundle::seal(manifest.to_string().as_bytes()).unwrap()).unwrap();
+}
+
 fn recommend_err(bundle: &Path) -> String {
     let out = nook(&["recommend", "--bundle", path_str(bundle), "--like", "1"]);
     assert!(!out.status.success(), "a damaged bundle was accepted");
@@ -88,7 +95,8 @@ fn nothing_known_means_popular_and_a_bad_k_is_refused() {
     assert_eq!(recs[0]["id"], "50", "Star Wars is ml-100k's most popular film");
     assert!(recs.iter().all(|r| r["reason"] == "popular"));
     let out = nook(&["recommend", "--bundle", path_str(bundle), "--k", "0"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("k must be between 1 and"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--k <K>") && stderr.contains("0 is not in 1..="), "{stderr}");
 }
 
 #[test]
@@ -246,12 +254,14 @@ fn corrupted_truncated_or_mismatched_bundles_are_refused() {
     let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
     m["n_items"] = Value::from(1000);
     std::fs::write(&manifest_path, m.to_string()).unwrap();
+    assert!(recommend_err(tmp.path()).contains("does not match its id"), "an edit without resealing");
+    write_sealed(&manifest_path, m);
     assert!(recommend_err(tmp.path()).contains("items.json has 1682 items, manifest says 1000"));
 
     let mut m: Value = serde_json::from_str(&std::fs::read_to_string(bundle.join("manifest.json")).unwrap()).unwrap();
     let entry = m["files"]["items.json"].clone();
     m["files"]["../items.json"] = entry;
-    std::fs::write(&manifest_path, m.to_string()).unwrap();
+    write_sealed(&manifest_path, m);
     assert!(recommend_err(tmp.path()).contains("path outside the bundle"));
 }
 

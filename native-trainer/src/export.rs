@@ -84,9 +84,10 @@ pub fn write_bundle(
         ("items.safetensors".into(), quant::serialize(&tables)?),
     ];
     files.extend(encoder.into_iter().map(|(name, bytes)| (format!("encoder/{name}"), bytes)));
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format: FORMAT.into(),
         version: VERSION,
+        id: String::new(),
         dataset: meta.dataset,
         created_by: format!("nook {}", env!("CARGO_PKG_VERSION")),
         n_items: c.len(),
@@ -103,13 +104,14 @@ pub fn write_bundle(
             .map(|(name, bytes)| (name.clone(), FileEntry { sha256: sha256_hex(bytes), bytes: bytes.len() as u64 }))
             .collect::<BTreeMap<_, _>>(),
     };
+    let manifest_bytes = manifest.to_bytes()?;
     atomic::write_dir(out, |tmp| {
         std::fs::create_dir(tmp.join("encoder"))?;
         for (name, bytes) in &files {
             std::fs::write(tmp.join(name), bytes)?;
         }
         // The manifest goes last: a bundle directory with a manifest is complete.
-        std::fs::write(tmp.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+        std::fs::write(tmp.join("manifest.json"), &manifest_bytes)?;
         Ok(())
     })?;
     Ok(manifest)

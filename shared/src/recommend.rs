@@ -68,7 +68,34 @@ impl Expansion {
     pub const OFF: Self = Self { items: 0, weight: 0.0 };
 }
 
+/// Largest weight or confidence a bundle may state; real ones are below 100.
+pub const MAX_WEIGHT: f32 = 1e4;
+
 impl Scoring {
+    /// Refuses weights a trainer never writes: negative, not finite, or absurdly large (a
+    /// tampered manifest must not turn scores into NaN or infinity).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let fields = [
+            ("cf_weight", self.cf_weight),
+            ("text_weight", self.text_weight),
+            ("query_weight", self.query_weight),
+            ("like_confidence", self.like_confidence),
+            ("dislike_confidence", self.dislike_confidence),
+            ("recency_half_life", self.recency_half_life),
+            ("expansion.weight", self.expansion.weight),
+            ("similar_text_weight", self.similar_text_weight.unwrap_or(0.0)),
+        ];
+        for (name, value) in fields {
+            if !(0.0..=MAX_WEIGHT).contains(&value) {
+                return Err(format!("scoring.{name} is {value}, outside 0..={MAX_WEIGHT}"));
+            }
+        }
+        if self.expansion.items > 1000 {
+            return Err(format!("scoring.expansion.items is {}, over 1000", self.expansion.items));
+        }
+        Ok(())
+    }
+
     /// Weights of `n` likes listed oldest first (the newest weighs 1).
     pub fn like_weights(&self, n: usize) -> Vec<f32> {
         (0..n)

@@ -201,3 +201,70 @@ fn encoder_and_item_dimensions_must_agree() {
     m["text_dim"] = json!(4);
     refused(load(&m, f), "encoder produces 8 dims, the item text vectors expect 4");
 }
+
+#[test]
+fn a_manifest_edited_after_export_is_refused() {
+    let f = files(Quant::Int8);
+    let m = manifest_for(&f, Quant::Int8);
+    let mut bytes = sealed(&m);
+    Manifest::parse(&bytes).expect("the sealed manifest parses");
+    // One weight changed by hand, id left as it was.
+    let text = String::from_utf8(bytes.clone()).unwrap().replace("\"query_weight\":1.0", "\"query_weight\":9.0");
+    let err = Manifest::parse(text.as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("does not match its id"), "{err}");
+    // No id at all (a manifest from before ids, or one stripped of it).
+    let mut stripped = m.clone();
+    stripped.as_object_mut().unwrap().remove("id");
+    let err = Manifest::parse(stripped.to_string().as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("has no id"), "{err}");
+    // A flipped byte anywhere, the id itself included.
+    for at in [10, bytes.len() / 2, bytes.len() - 3] {
+        bytes[at] ^= 0x01;
+        assert!(Manifest::parse(&bytes).is_err(), "a flipped byte at {at} was accepted");
+        bytes[at] ^= 0x01;
+    }
+}
+
+#[test]
+fn tables_stored_otherwise_than_the_manifest_says_are_refused() {
+    // The int8 tiny bundle's manifest claiming f32 (and the reverse): refused, where scoring the
+    // int8 rows as the wrong storage used to panic.
+    let f = files(Quant::Int8);
+    refused(load(&manifest_for(&f, Quant::F32), f), "cf is stored as Int8, the manifest says F32");
+    let f = files(Quant::F32);
+    refused(load(&manifest_for(&f, Quant::Int8), f), "cf is stored as F32, the manifest says Int8");
+    // Int8 rows too wide for exact integer scoring, under a manifest claiming f32 (past the
+    // manifest's own width check): refused by the table check, not a panic in scoring.
+    let wide = 520;
+    let mut f = files(Quant::Int8);
+    f.insert(
+        "items.safetensors".into(),
+        serialize(&{
+            let mut t = encode_matrix("cf", &rand_values(3 * wide, 7), 3, Some(wide), Quant::Int8);
+            t.extend(encode_matrix("text", &rand_values(3 * H, 8), 3, Some(H), Quant::F32));
+            t.extend(encode_matrix("cf_gram", &vec![0.0; wide * wide], wide, Some(wide), Quant::F32));
+            t.extend(encode_matrix("popularity", &[3.0, 2.0, 1.0], 3, None, Quant::F32));
+            t
+        })
+        .unwrap(),
+    );
+    let mut m = manifest_for(&f, Quant::F32);
+    m["cf_dim"] = json!(wide);
+    refused(load(&m, f), "cf is stored as Int8");
+}
+
+#[test]
+fn numeric_fields_out_of_range_are_refused() {
+    let f = files(Quant::Int8);
+    for (field, value, expected) in [
+        (["encoder", "max_tokens"], json!(1), "encoder.max_tokens 1"),
+        (["encoder", "max_tokens"], json!(1_000_000), "encoder.max_tokens 1000000"),
+        (["scoring", "query_weight"], json!(-1.0), "scoring.query_weight"),
+        (["scoring", "cf_weight"], json!(1e30), "scoring.cf_weight"),
+        (["scoring", "recency_half_life"], json!(-3.0), "scoring.recency_half_life"),
+    ] {
+        let mut m = manifest_for(&f, Quant::Int8);
+        m[field[0]][field[1]] = value;
+        refused(load(&m, f.clone()), expected);
+    }
+}

@@ -18,7 +18,7 @@
 
 use crate::error::bundle;
 use crate::fetch::{self, Store};
-use nook_core::bundle::{sha256_hex, verify_file};
+use nook_core::bundle::verify_file;
 use nook_core::{Bundle, Manifest};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -38,10 +38,17 @@ pub struct Origin {
 }
 
 impl Origin {
-    fn new(base_url: &str, manifest_bytes: Vec<u8>, from_cache: bool, pending: Option<js_sys::Promise>) -> Self {
+    fn new(
+        base_url: &str,
+        manifest_bytes: Vec<u8>,
+        bundle: &Bundle,
+        from_cache: bool,
+        pending: Option<js_sys::Promise>,
+    ) -> Self {
         Self {
             base_url: base_url.to_string(),
-            bundle_id: sha256_hex(&manifest_bytes),
+            // The manifest's own id (a hash over it, checked when it was parsed).
+            bundle_id: bundle.manifest.id.clone(),
             manifest_bytes,
             from_cache,
             pending: RefCell::new(pending),
@@ -83,12 +90,14 @@ pub async fn open(base_url: &str, on_progress: Option<&js_sys::Function>) -> Res
     let network = ask_manifest(base_url);
     if let Some(bytes) = store.get(&manifest_url(base_url)).await {
         if let Some(bundle) = from_cache(&store, base_url, &bytes, on_progress).await {
-            return Ok((bundle, Origin::new(base_url, bytes, true, Some(network))));
+            let origin = Origin::new(base_url, bytes, &bundle, true, Some(network));
+            return Ok((bundle, origin));
         }
     }
     let bytes = await_bytes(network).await?;
     let bundle = fetch_bundle(&store, base_url, &bytes, on_progress).await?;
-    Ok((bundle, Origin::new(base_url, bytes, false, None)))
+    let origin = Origin::new(base_url, bytes, &bundle, false, None);
+    Ok((bundle, origin))
 }
 
 pub async fn update(
@@ -104,7 +113,8 @@ pub async fn update(
     }
     let store = Store::open().await;
     let bundle = fetch_bundle(&store, base_url, &bytes, on_progress).await?;
-    Ok(Some((bundle, Origin::new(base_url, bytes, false, None))))
+    let origin = Origin::new(base_url, bytes, &bundle, false, None);
+    Ok(Some((bundle, origin)))
 }
 
 pub fn from_files(manifest: &[u8], files: &js_sys::Object) -> Result<(Bundle, Origin), JsValue> {
@@ -118,7 +128,8 @@ pub fn from_files(manifest: &[u8], files: &js_sys::Object) -> Result<(Bundle, Or
         map.insert(name.clone(), js_sys::Uint8Array::new(&value).to_vec());
     }
     let loaded = Bundle::load(parsed, map).map_err(bundle)?;
-    Ok((loaded, Origin::new("", manifest.to_vec(), false, None)))
+    let origin = Origin::new("", manifest.to_vec(), &loaded, false, None);
+    Ok((loaded, origin))
 }
 
 fn cache_key(base_url: &str, name: &str, sha256: &str) -> String {

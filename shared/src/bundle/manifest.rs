@@ -43,6 +43,11 @@ pub struct EncoderInfo {
 pub struct Manifest {
     pub format: String,
     pub version: u32,
+    /// The bundle id: SHA-256 (hex) of `manifest.json` with this value left empty (see
+    /// [`seal`]). It covers the manifest as the file hashes cover the files, and names the
+    /// bundle (the browser's cache keys on it).
+    #[serde(default)]
+    pub id: String,
     pub dataset: String,
     pub created_by: String,
     pub n_items: usize,
@@ -72,6 +77,10 @@ fn default_quant() -> Quant {
 /// Limits that keep a hostile manifest from making the loader allocate absurd amounts.
 pub const MAX_ITEMS: usize = 50_000_000;
 pub const MAX_DIM: usize = 4096;
+/// Token limits a bundle may state: room for `[CLS]`, a word and `[SEP]`, up to far past any
+/// BERT's position table (the encoder caps it there).
+pub const MIN_TOKENS: usize = 3;
+pub const MAX_TOKENS: usize = 8192;
 
 impl Manifest {
     /// Parses and checks `manifest.json`: format, version, file names and sizes.
@@ -92,6 +101,8 @@ impl Manifest {
                 )))
             }
         }
+        let id = value.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+        check_id(bytes, id)?;
         let m: Manifest =
             serde_json::from_value(value).map_err(|e| NookError::bundle(format!("manifest.json: {e}")))?;
         for (name, entry) in &m.files {
@@ -119,6 +130,13 @@ impl Manifest {
                 return Err(NookError::bundle(format!("manifest.json: {what} {dim} is outside 1..={MAX_DIM}")));
             }
         }
+        m.scoring.check().map_err(|e| NookError::bundle(format!("manifest.json: {e}")))?;
+        if !(MIN_TOKENS..=MAX_TOKENS).contains(&m.encoder.max_tokens) {
+            return Err(NookError::bundle(format!(
+                "manifest.json: encoder.max_tokens {} is outside {MIN_TOKENS}..={MAX_TOKENS}",
+                m.encoder.max_tokens
+            )));
+        }
         if m.quant == Quant::Int8 && m.text_dim.max(m.cf_dim) > crate::score::MAX_INT8_COLS {
             return Err(NookError::bundle(format!(
                 "manifest.json: int8 tables wider than {} columns",
@@ -127,6 +145,54 @@ impl Manifest {
         }
         Ok(m)
     }
+}
+
+impl Manifest {
+    /// `manifest.json`'s bytes, with the id computed over them (the id field is set here).
+    pub fn to_bytes(&mut self) -> Result<Vec<u8>> {
+        self.id.clear();
+        let unsealed = serde_json::to_vec_pretty(self).map_err(|e| NookError::bundle(format!("manifest.json: {e}")))?;
+        let sealed = seal(&unsealed)?;
+        self.id = sha256_hex(&unsealed);
+        Ok(sealed)
+    }
+}
+
+/// Fills in the id of a manifest whose `"id"` is `""`: the SHA-256 of exactly these bytes. For
+/// the exporter and for tools (and tests) that edit a manifest on purpose.
+pub fn seal(unsealed: &[u8]) -> Result<Vec<u8>> {
+    let text = std::str::from_utf8(unsealed).map_err(|_| NookError::bundle("manifest.json is not UTF-8"))?;
+    let id = sha256_hex(unsealed);
+    for blank in ["\"id\": \"\"", "\"id\":\"\""] {
+        if let Some(at) = text.find(blank) {
+            let quote = at + blank.len() - 1;
+            return Ok(format!("{}{id}{}", &text[..quote], &text[quote..]).into_bytes());
+        }
+    }
+    Err(NookError::bundle("manifest.json has no empty \"id\" to seal"))
+}
+
+/// The manifest's bytes must hash to its id with the id's value removed: an edited or corrupted
+/// manifest (a changed `quant`, weight or file list) is refused before anything is believed.
+fn check_id(bytes: &[u8], id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(NookError::bundle(
+            "manifest.json has no id (written before nook sealed manifests): export it again",
+        ));
+    }
+    if id.len() != 64 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(NookError::bundle(format!("manifest.json: malformed id {id:?}")));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| NookError::bundle("manifest.json is not UTF-8"))?;
+    if text.matches(id).count() != 1 {
+        return Err(NookError::bundle("manifest.json: its id appears more than once"));
+    }
+    if sha256_hex(text.replacen(id, "", 1).as_bytes()) != id {
+        return Err(NookError::bundle(
+            "manifest.json does not match its id: the manifest was edited or corrupted after export",
+        ));
+    }
+    Ok(())
 }
 
 /// A file name inside the bundle: relative, `/`-separated, no `..`, no empty or hidden tricks.

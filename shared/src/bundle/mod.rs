@@ -16,15 +16,15 @@ mod manifest;
 mod request;
 
 pub use manifest::{
-    sha256_hex, verify_file, EncoderInfo, FileEntry, Manifest, MetricSnapshot, FORMAT, MAX_DIM, MAX_FILE_BYTES,
-    MAX_ITEMS, REQUIRED_FILES, VERSION,
+    seal, sha256_hex, verify_file, EncoderInfo, FileEntry, Manifest, MetricSnapshot, FORMAT, MAX_DIM, MAX_FILE_BYTES,
+    MAX_ITEMS, MAX_TOKENS, MIN_TOKENS, REQUIRED_FILES, VERSION,
 };
 pub use request::{IdRequest, Recommendations, RecommendedItem, Skipped, MAX_K, MAX_QUERY_BYTES};
 
 use crate::catalog::{codec, Catalog, ItemMeta};
 use crate::encoder::TextEncoder;
 use crate::error::{NookError, Result};
-use crate::quant::{decode_matrix, SCALE_SUFFIX};
+use crate::quant::{decode_matrix, Quant, SCALE_SUFFIX};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use safetensors::tensor::Dtype;
@@ -76,6 +76,22 @@ impl Bundle {
 pub fn read_catalog(m: &Manifest, items: Vec<ItemMeta>, bytes: &[u8]) -> Result<Catalog> {
     const FILE: &str = "items.safetensors";
     let st = SafeTensors::deserialize(bytes).map_err(|e| NookError::bundle(format!("{FILE}: {e}")))?;
+    // The manifest's storage is what the tables must be: a page shows it, the size check used it.
+    for table in ["cf", "text"] {
+        let stored = match st.tensor(table).map(|v| v.dtype()) {
+            Ok(Dtype::I8) => Quant::Int8,
+            Ok(Dtype::F32) => Quant::F32,
+            Ok(Dtype::F16) => Quant::F16,
+            Ok(other) => return Err(NookError::bundle(format!("{FILE}: {table} is stored as {other:?}"))),
+            Err(_) => return Err(NookError::bundle(format!("{FILE} has no tensor {table:?}"))),
+        };
+        if stored != m.quant {
+            return Err(NookError::bundle(format!(
+                "{FILE}: {table} is stored as {stored:?}, the manifest says {:?}",
+                m.quant
+            )));
+        }
+    }
     codec::decode(&st, FILE, items, Some(codec::Dims { cf_dim: m.cf_dim, text_dim: m.text_dim }))
 }
 

@@ -144,6 +144,13 @@ impl Catalog {
             if m.rows(dim) != Some(n) {
                 return Err(NookError::bundle(format!("{what} does not hold {n} rows of {dim} values")));
             }
+            // Wider int8 rows could overflow the exact i32 accumulation of `score_int8`.
+            if matches!(m, Matrix::Int8(_)) && dim > crate::score::MAX_INT8_COLS {
+                return Err(NookError::bundle(format!(
+                    "{what}: int8 rows of {dim} values, wider than the {} int8 scoring allows",
+                    crate::score::MAX_INT8_COLS
+                )));
+            }
         }
         if cf_gram.len() != cf_dim * cf_dim {
             return Err(NookError::bundle(format!(

@@ -33,9 +33,17 @@ impl TextEncoder {
         let config: BertConfig =
             serde_json::from_slice(config).map_err(|e| NookError::encoder(format!("config.json: {e}")))?;
         let device = weights.device().clone();
+        let max_tokens = max_tokens.min(config.max_position_embeddings);
+        // `[CLS]` and `[SEP]` take two: fewer than three leaves no room for a word (and a
+        // truncation length below the special tokens' count underflows in the tokenizer).
+        if max_tokens < 3 {
+            return Err(NookError::encoder(format!(
+                "max_tokens {max_tokens} (after the config's max_position_embeddings) leaves no room for text"
+            )));
+        }
         let bert = Bert::load(weights, &config)?;
-        let tokenizer = load_tokenizer(tokenizer, max_tokens.min(config.max_position_embeddings))?;
-        Ok(Self { bert, tokenizer, max_tokens: max_tokens.min(config.max_position_embeddings), device })
+        let tokenizer = load_tokenizer(tokenizer, max_tokens)?;
+        Ok(Self { bert, tokenizer, max_tokens, device })
     }
 
     /// Builds from the bytes of `config.json`, `tokenizer.json` and `model.safetensors` (f32).

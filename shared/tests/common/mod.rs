@@ -86,8 +86,15 @@ pub fn manifest_for(files: &HashMap<String, Vec<u8>>, quant: Quant) -> Value {
     })
 }
 
+/// `manifest` as `manifest.json` bytes, sealed (its id computed) as the exporter does.
+pub fn sealed(manifest: &Value) -> Vec<u8> {
+    let mut m = manifest.clone();
+    m["id"] = Value::from("");
+    nook_core::bundle::seal(&serde_json::to_vec(&m).unwrap()).unwrap()
+}
+
 pub fn load(manifest: &Value, files: HashMap<String, Vec<u8>>) -> Result<Bundle, String> {
-    let m = Manifest::parse(&serde_json::to_vec(manifest).unwrap()).map_err(|e| e.to_string())?;
+    let m = Manifest::parse(&sealed(manifest)).map_err(|e| e.to_string())?;
     Bundle::load(m, files).map_err(|e| e.to_string())
 }
 
