@@ -169,5 +169,74 @@ fn bad_input_fails_cleanly_with_location() {
 
     let out = nook(&["eval", "--interactions", path_str(&inter), "--skip-bad-rows", "--models", "pop"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("skipped 1 bad row(s)"), "{err}");
+    assert!(err.contains("1 of 2 rows (50.0%) are malformed, over --max-bad-rows 10%"), "{err}");
+    let out = nook(&[
+        "eval",
+        "--interactions",
+        path_str(&inter),
+        "--skip-bad-rows",
+        "--max-bad-rows",
+        "1",
+        "--models",
+        "pop",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("skipped 1 of 2 row(s)"), "{err}");
+}
+
+/// MovieLens 100k with nine ratings in ten damaged: `--skip-bad-rows` refuses it by default (it
+/// used to train on the tenth that was left), and with a limit raised on purpose the skipped rows
+/// are counted by reason in eval.json.
+#[test]
+fn a_mostly_broken_file_is_refused_and_skips_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ml-100k");
+    std::fs::create_dir(&data).unwrap();
+    for entry in std::fs::read_dir(ml100k()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, data.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let inter = data.join("ml-100k.inter");
+    let ratings = std::fs::read_to_string(&inter).unwrap();
+    // Line 1 is the header; of the 100,000 ratings after it, all but every tenth lose their rating.
+    let damaged: String = ratings
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let mut f: Vec<&str> = line.split('\t').collect();
+            if i > 0 && (i - 1) % 10 != 0 {
+                f[2] = "five";
+            }
+            f.join("\t") + "\n"
+        })
+        .collect();
+    std::fs::write(&inter, damaged).unwrap();
+    let d = path_str(&data);
+
+    let out = nook(&["eval", "--data", d, "--skip-bad-rows", "--models", "pop"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("90000 of 101682 rows") && err.contains("over --max-bad-rows 10%"), "{err}");
+    assert!(err.contains("ml-100k.inter column `rating:float`: 90000"), "the refusal counts by reason: {err}");
+
+    let json = tmp.path().join("eval.json");
+    nook_ok(&[
+        "eval",
+        "--data",
+        d,
+        "--skip-bad-rows",
+        "--max-bad-rows",
+        "95%",
+        "--models",
+        "pop",
+        "--json",
+        path_str(&json),
+    ]);
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = &report["data_rows"];
+    assert_eq!(rows["skipped"], 90000, "{rows}");
+    assert_eq!(rows["by_reason"]["ml-100k.inter column `rating:float`"], 90000, "{rows}");
+    assert!(rows["first"][0].as_str().unwrap().contains("ml-100k.inter:3: column `rating:float`"), "{rows}");
 }

@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod batch;
 pub mod bench;
+pub mod commands;
 pub mod data;
 pub mod eval;
 pub mod export;

@@ -1,6 +1,6 @@
 //! `nook`: train and evaluate recommenders whose ranking runs privately in the browser.
 
-mod commands;
+use nook_trainer::commands;
 
 use clap::Parser;
 
@@ -8,8 +8,9 @@ fn main() -> std::process::ExitCode {
     keep_large_buffers();
     let args = commands::Cli::parse();
     commands::init_logging(&args.log);
+    nook_trainer::atomic::set_force(args.force);
     if let Some(threads) = args.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads.into()).build_global() {
             tracing::warn!("could not set {threads} threads: {e}");
         }
     }

@@ -91,6 +91,21 @@ fn markdown(report: &EvalReport, losses: Option<&[f32]>, notes: &str, plots: &[(
             size.users, size.positives, size.candidates
         );
     }
+    if let Some(rows) = report.data_rows.as_ref().filter(|r| r.skipped > 0) {
+        let _ = writeln!(
+            md,
+            "\n**Skipped rows** (`--skip-bad-rows`): {} of {} rows read ({:.2}%).\n",
+            rows.skipped,
+            rows.rows,
+            100.0 * rows.skipped as f64 / rows.rows.max(1) as f64
+        );
+        for (reason, n) in &rows.by_reason {
+            let _ = writeln!(md, "- {reason}: {n}");
+        }
+        for first in &rows.first {
+            let _ = writeln!(md, "- e.g. `{first}`");
+        }
+    }
     let _ = writeln!(md);
     let metrics = ["recall@10", "ndcg@10", "map@10", "recall@20", "ndcg@20", "auc", "coverage@10"];
     for split in ["warm", "cold"] {

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use nook_trainer::data::{self, BadRowLimit, Source};
 
 fn ratings_error(ratings: &[u8]) -> String {
     let dir = dir_with(&[("movies.csv", MOVIES.as_bytes()), ("ratings.csv", ratings)]);
@@ -84,13 +85,28 @@ fn duplicate_item_in_catalogue() {
 fn skip_bad_rows_counts_and_keeps_the_good_ones() {
     let ratings = b"userId,movieId,rating,timestamp\n1,1,4,100\n1,2,x,200\n2,99,4,1\n2,2,4,5\n2,2,3,6\n";
     let dir = dir_with(&[("movies.csv", MOVIES.as_bytes()), ("ratings.csv", ratings)]);
-    let d = load_dir(dir.path(), true).unwrap();
+    // Three of the rows are bad: more than the default 10%, so it takes a raised limit.
+    let err = load_dir(dir.path(), true).unwrap_err().to_string();
+    assert!(err.contains("are malformed, over --max-bad-rows 10%"), "{err}");
+    let source = Source {
+        data: Some(dir.path().to_owned()),
+        skip_bad_rows: true,
+        max_bad_rows: BadRowLimit::Rows(3),
+        ..Source::default()
+    };
+    let d = data::load(&source).unwrap();
     assert_eq!(d.interactions.len(), 2);
-    assert_eq!(d.skipped_rows, 3);
-    assert_eq!(d.skipped_first.len(), 3);
-    assert!(d.skipped_first[0].contains("ratings.csv:3: column `rating`"), "{:?}", d.skipped_first);
-    assert!(d.skipped_first[1].contains("ratings.csv:4: column `movieId`"), "{:?}", d.skipped_first);
-    assert!(d.skipped_first[2].contains("ratings.csv:6: duplicate interaction"), "{:?}", d.skipped_first);
+    let s = &d.skipped;
+    assert_eq!(s.skipped, 3);
+    assert_eq!(s.rows, 5 + MOVIES.lines().count() - 1, "every data row read is counted");
+    assert_eq!(s.by_reason["ratings.csv column `rating`"], 1, "{:?}", s.by_reason);
+    assert_eq!(s.by_reason["ratings.csv column `movieId`"], 1, "{:?}", s.by_reason);
+    assert_eq!(s.first.len(), 3);
+    assert!(s.first[0].contains("ratings.csv:3: column `rating`"), "{:?}", s.first);
+    assert!(s.first[1].contains("ratings.csv:4: column `movieId`"), "{:?}", s.first);
+    assert!(s.first[2].contains("ratings.csv:6: duplicate interaction"), "{:?}", s.first);
+    let tight = Source { max_bad_rows: BadRowLimit::Rows(2), ..source };
+    assert!(data::load(&tight).unwrap_err().to_string().contains("3 of"), "one over the count refuses");
 }
 
 #[test]

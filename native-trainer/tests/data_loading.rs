@@ -79,7 +79,7 @@ fn real_movielens_small_loads_completely() {
     let dir = movielens_small();
     let d = load_dir(&dir, false).unwrap();
     assert_eq!((d.users.len(), d.items.len(), d.interactions.len()), (610, 9742, 100_836));
-    assert_eq!(d.skipped_rows, 0);
+    assert_eq!(d.skipped.skipped, 0);
     let with_overview = d.items.iter().filter(|i| i.overview.is_some()).count();
     assert_eq!(with_overview, 9202, "verified overviews from items_text.csv");
     let toy = d.items.iter().find(|i| i.id == "1").unwrap();

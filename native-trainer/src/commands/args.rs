@@ -2,16 +2,16 @@
 //! to (a test checks the two agree), so commands can also be driven with typed values
 //! (`nook demo` runs `train` and `export` that way).
 
+use crate::data::{self, Dataset, Format, Source, TextField};
+use crate::finetune::FinetuneConfig;
+use crate::models::{self, AlsConfig, BprConfig, ModelEntry};
+use crate::split::{Protocol, Split, SplitConfig};
+use crate::textvec::{EncoderSource, DEFAULT_ENCODER};
+use crate::training::{ModelConfig, TrainInputs};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::Args;
-use nook_trainer::data::{self, Dataset, Format, Source, TextField};
-use nook_trainer::finetune::FinetuneConfig;
-use nook_trainer::models::{self, AlsConfig, BprConfig, ModelEntry};
-use nook_trainer::split::{Protocol, Split, SplitConfig};
-use nook_trainer::textvec::{EncoderSource, DEFAULT_ENCODER};
-use nook_trainer::training::{ModelConfig, TrainInputs};
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
@@ -61,14 +61,26 @@ pub struct DataArgs {
     /// Generic layout: items CSV with header `item,text[,title]`.
     #[arg(long)]
     pub items: Option<PathBuf>,
-    /// Skip malformed rows (and report how many) instead of stopping at the first.
+    /// Skip malformed rows (and report how many, by reason, in eval.json and the report)
+    /// instead of stopping at the first.
     #[arg(long)]
     pub skip_bad_rows: bool,
+    /// With --skip-bad-rows: refuse the data when more rows than this are malformed, as a count
+    /// (100) or a share of the rows read (5%).
+    #[arg(long, default_value_t = data::BadRowLimit::default(), value_name = "N|P%")]
+    pub max_bad_rows: data::BadRowLimit,
 }
 
 impl Default for DataArgs {
     fn default() -> Self {
-        Self { data: None, format: Format::Auto, interactions: None, items: None, skip_bad_rows: false }
+        Self {
+            data: None,
+            format: Format::Auto,
+            interactions: None,
+            items: None,
+            skip_bad_rows: false,
+            max_bad_rows: data::BadRowLimit::default(),
+        }
     }
 }
 
@@ -78,13 +90,13 @@ pub struct SplitArgs {
     #[arg(long, value_enum, default_value = "temporal")]
     pub protocol: Protocol,
     /// Train, valid and test fractions for the temporal protocol.
-    #[arg(long, value_delimiter = ',', default_value = "0.8,0.1,0.1")]
+    #[arg(long, value_delimiter = ',', default_value = "0.8,0.1,0.1", value_parser = fraction(0.0, 1.0))]
     pub ratios: Vec<f64>,
     /// Fraction of items held out with all their interactions (the cold-item split).
-    #[arg(long, default_value_t = SplitConfig::default().cold_fraction)]
+    #[arg(long, default_value_t = SplitConfig::default().cold_fraction, value_parser = fraction(0.0, 0.9))]
     pub cold_fraction: f64,
     /// Ratings at or above this are positives (data without ratings is all positive).
-    #[arg(long, default_value_t = SplitConfig::default().min_rating)]
+    #[arg(long, default_value_t = SplitConfig::default().min_rating, value_parser = finite(-1e6, 1e6))]
     pub min_rating: f32,
     /// Seed for every random choice (split, initialisation, sampling).
     #[arg(long, default_value_t = SplitConfig::default().seed)]
@@ -110,6 +122,47 @@ impl Default for SplitArgs {
     }
 }
 
+/// A whole number in `lo..=hi` (e.g. `--factors 0` is refused here, not by a panic in training).
+pub fn count(lo: u64, hi: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(lo..=hi)
+}
+
+fn float_in<T: std::str::FromStr + Into<f64> + Copy>(
+    s: &str,
+    lo: f64,
+    hi: f64,
+    open_lo: bool,
+) -> std::result::Result<T, String> {
+    let v: T = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
+    let x: f64 = v.into();
+    let above = if open_lo { x > lo } else { x >= lo };
+    if !x.is_finite() || !above || x > hi {
+        let low = if open_lo { "(" } else { "[" };
+        return Err(format!("{s} is outside {low}{lo}, {hi}]"));
+    }
+    Ok(v)
+}
+
+/// A finite f32 in `lo..=hi` (NaN and infinities refused).
+pub fn finite(lo: f64, hi: f64) -> impl TypedValueParser<Value = f32> {
+    move |s: &str| float_in::<f32>(s, lo, hi, false)
+}
+
+/// A finite f32 above 0, at most `hi`.
+pub fn positive(hi: f64) -> impl TypedValueParser<Value = f32> {
+    move |s: &str| float_in::<f32>(s, 0.0, hi, true)
+}
+
+/// A finite f64 above 0, at most `hi`.
+pub fn positive64(hi: f64) -> impl TypedValueParser<Value = f64> {
+    move |s: &str| float_in::<f64>(s, 0.0, hi, true)
+}
+
+/// A finite f64 in `lo..=hi`.
+pub fn fraction(lo: f64, hi: f64) -> impl TypedValueParser<Value = f64> {
+    move |s: &str| float_in::<f64>(s, lo, hi, false)
+}
+
 /// `--models` values: the registry's ids, each with its one-line description.
 fn model_ids() -> impl TypedValueParser<Value = String> {
     PossibleValuesParser::new(models::REGISTRY.iter().map(|e| PossibleValue::new(e.id).help(e.about)))
@@ -125,52 +178,52 @@ pub struct ModelArgs {
     #[arg(long, value_delimiter = ',', value_parser = model_ids(), default_value = DEFAULT_MODELS.as_str())]
     pub models: Vec<String>,
     /// Latent factors (ALS and BPR).
-    #[arg(long, default_value_t = AlsConfig::default().factors)]
+    #[arg(long, default_value_t = AlsConfig::default().factors, value_parser = count(1, 1024))]
     pub factors: usize,
     /// ALS iterations.
-    #[arg(long, default_value_t = AlsConfig::default().iterations)]
+    #[arg(long, default_value_t = AlsConfig::default().iterations, value_parser = count(1, 1000))]
     pub iterations: usize,
     /// ALS regularisation λ.
-    #[arg(long, default_value_t = AlsConfig::default().regularization)]
+    #[arg(long, default_value_t = AlsConfig::default().regularization, value_parser = positive(1e6))]
     pub regularization: f32,
     /// ALS confidence weight: an interaction counts `1 + alpha * r`.
-    #[arg(long, default_value_t = AlsConfig::default().alpha)]
+    #[arg(long, default_value_t = AlsConfig::default().alpha, value_parser = finite(0.0, 1e6))]
     pub alpha: f32,
     /// ALS conjugate-gradient steps per row update.
-    #[arg(long, default_value_t = AlsConfig::default().cg_steps)]
+    #[arg(long, default_value_t = AlsConfig::default().cg_steps, value_parser = count(1, 100))]
     pub cg_steps: usize,
     /// BPR epochs.
-    #[arg(long, default_value_t = BprConfig::default().epochs)]
+    #[arg(long, default_value_t = BprConfig::default().epochs, value_parser = count(1, 100_000))]
     pub bpr_epochs: usize,
     /// BPR learning rate.
-    #[arg(long, default_value_t = BprConfig::default().learning_rate)]
+    #[arg(long, default_value_t = BprConfig::default().learning_rate, value_parser = positive(10.0))]
     pub bpr_lr: f32,
     /// BPR regularisation.
-    #[arg(long, default_value_t = BprConfig::default().regularization)]
+    #[arg(long, default_value_t = BprConfig::default().regularization, value_parser = finite(0.0, 100.0))]
     pub bpr_reg: f32,
     /// Fine-tuning steps (content-ft, fused-ft).
-    #[arg(long, default_value_t = FinetuneConfig::default().steps)]
+    #[arg(long, default_value_t = FinetuneConfig::default().steps, value_parser = count(1, 10_000_000))]
     pub ft_steps: usize,
     /// Fine-tuning pairs per step.
-    #[arg(long, default_value_t = FinetuneConfig::default().batch)]
+    #[arg(long, default_value_t = FinetuneConfig::default().batch, value_parser = count(2, 4096))]
     pub ft_batch: usize,
     /// Fine-tuning peak learning rate (AdamW, linear warm-up and decay).
-    #[arg(long, default_value_t = FinetuneConfig::default().learning_rate)]
+    #[arg(long, default_value_t = FinetuneConfig::default().learning_rate, value_parser = positive64(1.0))]
     pub ft_lr: f64,
     /// How many top encoder layers fine-tune (the rest, and the embeddings, stay frozen).
-    #[arg(long, default_value_t = FinetuneConfig::default().train_layers)]
+    #[arg(long, default_value_t = FinetuneConfig::default().train_layers, value_parser = count(1, 64))]
     pub ft_layers: usize,
     /// Tokens per text while fine-tuning.
-    #[arg(long, default_value_t = FinetuneConfig::default().max_tokens)]
+    #[arg(long, default_value_t = FinetuneConfig::default().max_tokens, value_parser = count(3, 512))]
     pub ft_max_tokens: usize,
     /// A training pair is an item and one of the next N items the same person consumed.
-    #[arg(long, default_value_t = FinetuneConfig::default().window)]
+    #[arg(long, default_value_t = FinetuneConfig::default().window, value_parser = count(1, 100_000))]
     pub ft_window: usize,
     /// InfoNCE temperature.
-    #[arg(long, default_value_t = FinetuneConfig::default().temperature)]
+    #[arg(long, default_value_t = FinetuneConfig::default().temperature, value_parser = positive64(10.0))]
     pub ft_temperature: f64,
     /// Save a fine-tuning checkpoint every N steps (see --resume).
-    #[arg(long, default_value_t = FinetuneConfig::default().checkpoint_every)]
+    #[arg(long, default_value_t = FinetuneConfig::default().checkpoint_every, value_parser = count(1, 10_000_000))]
     pub ft_checkpoint_every: usize,
 }
 
@@ -205,7 +258,7 @@ pub struct EncoderArgs {
     #[arg(long, default_value = DEFAULT_ENCODER)]
     pub encoder: PathBuf,
     /// Longest item text, in tokens.
-    #[arg(long, default_value_t = nook_core::encoder::DEFAULT_MAX_TOKENS)]
+    #[arg(long, default_value_t = nook_core::encoder::DEFAULT_MAX_TOKENS, value_parser = count(3, 512))]
     pub max_tokens: usize,
     /// Where item text vectors are cached between runs.
     #[arg(long, default_value = "out/cache")]
@@ -310,6 +363,15 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 }
 
 impl DataArgs {
+    /// The paths this run reads data from, for refusing an `--out` that would replace them.
+    pub fn inputs(&self) -> Vec<PathBuf> {
+        let data = match (&self.data, &self.interactions) {
+            (None, None) => Some(PathBuf::from(DEFAULT_DATA)),
+            (d, _) => d.clone(),
+        };
+        data.into_iter().chain(self.interactions.clone()).chain(self.items.clone()).collect()
+    }
+
     pub fn load(&self) -> Result<Dataset> {
         let data = match (&self.data, &self.interactions) {
             (Some(d), _) => Some(d.clone()),
@@ -329,6 +391,7 @@ impl DataArgs {
             interactions: self.interactions.clone(),
             items: self.items.clone(),
             skip_bad_rows: self.skip_bad_rows,
+            max_bad_rows: self.max_bad_rows,
         };
         Ok(data::load(&source)?)
     }

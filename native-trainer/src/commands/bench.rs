@@ -2,11 +2,11 @@
 //! tools' numbers measured in the same run.
 
 use super::args::parse_device;
+use crate::bench::{self, Kernel};
+use crate::export;
+use crate::textvec::{EncoderSource, DEFAULT_ENCODER};
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use nook_trainer::bench::{self, Kernel};
-use nook_trainer::export;
-use nook_trainer::textvec::{EncoderSource, DEFAULT_ENCODER};
 use std::path::PathBuf;
 
 /// Time the encoder, fine-tuning and ranking on this machine (see bench/).
@@ -24,11 +24,11 @@ pub enum BenchWhat {
         texts: PathBuf,
         #[arg(long, default_value = DEFAULT_ENCODER)]
         encoder: PathBuf,
-        #[arg(long, value_delimiter = ',', default_value = "32,128")]
+        #[arg(long, value_delimiter = ',', default_value = "32,128", value_parser = super::args::count(3, 512))]
         tokens: Vec<usize>,
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = super::args::count(1, 4096))]
         batch: usize,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = super::args::count(1, 1000))]
         repeats: usize,
         /// `cpu`, or `cuda` / `cuda:N` (a build with `--features cuda`).
         #[arg(long, default_value = "cpu")]
@@ -37,11 +37,11 @@ pub enum BenchWhat {
     /// Top-10 ranking latency over synthetic item tables (f32 vs int8, scalar vs SIMD), beside
     /// the memory-bandwidth limit measured on this machine. Prints a table.
     Rank {
-        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000", value_parser = super::args::count(1, 50_000_000))]
         items: Vec<usize>,
-        #[arg(long, value_delimiter = ',', default_value = "64,128")]
+        #[arg(long, value_delimiter = ',', default_value = "64,128", value_parser = super::args::count(1, 4096))]
         dims: Vec<usize>,
-        #[arg(long, default_value_t = 15)]
+        #[arg(long, default_value_t = 15, value_parser = super::args::count(1, 100_000))]
         queries: usize,
     },
     /// Write a synthetic bundle for scale tests: the items of a real bundle repeated up to
@@ -50,11 +50,11 @@ pub enum BenchWhat {
         /// The bundle whose items are repeated.
         #[arg(long)]
         from: PathBuf,
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, default_value_t = 1_000_000, value_parser = super::args::count(1, 50_000_000))]
         items: usize,
         /// Query columns wider than this are reduced by PCA (a catalogue this large cannot
         /// afford the full encoder width per item).
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = super::args::count(1, 4096))]
         query_dims: usize,
         /// Bundle directory to write (atomically).
         #[arg(long)]
@@ -66,14 +66,14 @@ pub enum BenchWhat {
         texts: PathBuf,
         #[arg(long, default_value = DEFAULT_ENCODER)]
         encoder: PathBuf,
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 32, value_parser = super::args::count(3, 512))]
         tokens: usize,
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 32, value_parser = super::args::count(2, 4096))]
         pairs: usize,
         /// Top blocks trained, one run per value (7 = every layer and the embeddings).
-        #[arg(long, value_delimiter = ',', default_value = "2,7")]
+        #[arg(long, value_delimiter = ',', default_value = "2,7", value_parser = super::args::count(1, 64))]
         layers: Vec<usize>,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = super::args::count(1, 1000))]
         repeats: usize,
         /// `cpu`, or `cuda` / `cuda:N` (a build with `--features cuda`).
         #[arg(long, default_value = "cpu")]

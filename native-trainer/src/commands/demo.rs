@@ -4,9 +4,9 @@
 
 use super::args::{DataArgs, ModelArgs, TrainingArgs, DEFAULT_DATA};
 use super::{export, serve, train};
+use crate::finetune::FinetuneConfig;
 use anyhow::{Context, Result};
 use clap::Args;
-use nook_trainer::finetune::FinetuneConfig;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Instant, SystemTime};
@@ -25,7 +25,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub no_serve: bool,
     /// Fine-tuning steps of the demo's training.
-    #[arg(long, default_value_t = FinetuneConfig::default().steps)]
+    #[arg(long, default_value_t = FinetuneConfig::default().steps, value_parser = super::args::count(1, 10_000_000))]
     pub ft_steps: usize,
 }
 
@@ -38,7 +38,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let (model, bundle) = (args.out.join("model"), args.out.join("bundle"));
 
     if !Path::new(DEFAULT_DATA).join("ml-100k.inter").is_file()
-        || !Path::new(nook_trainer::textvec::DEFAULT_ENCODER).join("model.safetensors").is_file()
+        || !Path::new(crate::textvec::DEFAULT_ENCODER).join("model.safetensors").is_file()
     {
         step("fetching assets");
         script("scripts/setup-assets.sh")?;
@@ -64,7 +64,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     if args.no_serve {
         return Ok(());
     }
-    serve::run(&serve::ServeArgs { bundle, www: "www".into(), port: args.port, cors: false })
+    serve::run(&serve::ServeArgs::new(bundle, args.port))
 }
 
 fn step(what: &str) {

@@ -1,14 +1,14 @@
 //! `nook eval`: every model against the baselines on the warm test split and the cold items.
 
 use super::args::TrainingArgs;
+use crate::eval::results::evaluate_all;
+use crate::eval::Target;
+use crate::models::hybrid::{user_vectors, HybridScorer};
+use crate::models::Scorer;
+use crate::training::ModelSet;
+use crate::{atomic, export, external, report, store};
 use anyhow::{Context, Result};
 use clap::Args;
-use nook_trainer::eval::results::evaluate_all;
-use nook_trainer::eval::Target;
-use nook_trainer::models::hybrid::{user_vectors, HybridScorer};
-use nook_trainer::models::Scorer;
-use nook_trainer::training::ModelSet;
-use nook_trainer::{atomic, export, external, report, store};
 use std::borrow::Cow;
 use std::path::PathBuf;
 
@@ -26,7 +26,7 @@ pub struct EvalArgs {
     #[arg(long = "factors-from", value_name = "NAME=DIR")]
     pub external: Vec<String>,
     /// Cut-offs for the @K metrics.
-    #[arg(long, value_delimiter = ',', default_value = "10,20")]
+    #[arg(long, value_delimiter = ',', default_value = "10,20", value_parser = super::args::count(1, 1000))]
     pub k: Vec<usize>,
     /// Also evaluate an exported bundle (its catalog and weights, through the browser's code)
     /// as model `bundle`; it must come from the same data.
@@ -85,6 +85,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     extra.extend(bundle_scorer.as_ref().map(|s| s as &dyn Scorer));
     let all_k = if args.report.is_some() { report::with_curve_ks(&args.k) } else { args.k.clone() };
     let mut results = evaluate_all(&data.name, &split, &set, &extra, &cfg, &all_k, &args.on);
+    results.data_rows = Some(data.skipped.clone());
     print!("{}", results.table_for(&args.k));
     if let Some(s) = &results.similar {
         print!("{}", s.table());

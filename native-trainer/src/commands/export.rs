@@ -1,9 +1,9 @@
 //! `nook export`: a trained model directory → a verified browser bundle.
 
+use crate::export::{self, Variant};
 use anyhow::Result;
 use clap::Args;
 use nook_core::quant::Quant;
-use nook_trainer::export::{self, Variant};
 use std::path::PathBuf;
 
 /// Write a browser bundle from a trained model directory (atomically).
@@ -31,6 +31,7 @@ impl ExportArgs {
 }
 
 pub fn run(args: &ExportArgs) -> Result<()> {
+    super::check_out(&args.out, std::slice::from_ref(&args.model))?;
     let manifest = export::export(&args.model, &args.out, args.variant, args.quant)?;
     let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
     println!("wrote bundle {} ({} items, {:.1} MB)", args.out.display(), manifest.n_items, bytes as f64 / 1e6);

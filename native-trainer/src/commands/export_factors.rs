@@ -1,8 +1,8 @@
 //! `nook export-factors`: a model's factors in Spark MLlib's ALS layout.
 
+use crate::{spark, store};
 use anyhow::Result;
 use clap::Args;
-use nook_trainer::{spark, store};
 use std::path::PathBuf;
 
 /// Write a model's factors in Spark MLlib's ALS layout (userFactors/, itemFactors/ as Parquet),
@@ -21,6 +21,7 @@ pub struct ExportFactorsArgs {
 }
 
 pub fn run(args: &ExportFactorsArgs) -> Result<()> {
+    super::check_out(&args.out, std::slice::from_ref(&args.model))?;
     let name = args.factors.as_str();
     anyhow::ensure!(name == "als" || name == "bpr", "--factors is als or bpr, not {name:?}");
     let (f, users, items) = store::load_factors_with_ids(&args.model, name)?;

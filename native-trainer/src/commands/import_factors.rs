@@ -2,10 +2,10 @@
 //! model directory holding `als`.
 
 use super::args::{DataArgs, SplitArgs};
+use crate::store;
+use crate::training::{ModelConfig, ModelSet};
 use anyhow::Result;
 use clap::Args;
-use nook_trainer::store;
-use nook_trainer::training::{ModelConfig, ModelSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,12 +27,15 @@ pub struct ImportFactorsArgs {
 }
 
 pub fn run(args: &ImportFactorsArgs) -> Result<()> {
+    let mut inputs = args.data.inputs();
+    inputs.push(args.from.clone());
+    super::check_out(&args.out, &inputs)?;
     let data = args.data.load()?;
     let split = args.split.split(&data)?;
     let als = super::train::import_als(&args.from, &data)?;
     let mut cfg = ModelConfig::default();
     cfg.als.factors = als.dim;
-    let entry = nook_trainer::models::entry("als").expect("als is registered");
+    let entry = crate::models::entry("als").expect("als is registered");
     let set = ModelSet { models: vec![(entry, Arc::new(als))], ..ModelSet::default() };
     store::save(&args.out, &data, &split.config, &cfg, &set, None)?;
     println!("wrote {} (model als, imported from {})", args.out.display(), args.from.display());

@@ -40,8 +40,13 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "info", env = "NOOK_LOG")]
     pub log: String,
     /// Worker threads (default: one per core).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+    /// Replace an output directory even if nook did not write it. Without it, `--out` replaces
+    /// only an empty directory or one holding nook's `.nook-output` marker; never one that
+    /// holds or lies inside the run's input.
     #[arg(long, global = true)]
-    pub threads: Option<usize>,
+    pub force: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -77,6 +82,14 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
+/// Refuses an `--out` that is, holds or lies inside one of the run's inputs (with or without
+/// `--force`): the output is replaced wholesale, and the input would go with it.
+pub fn check_out(out: &std::path::Path, inputs: &[std::path::PathBuf]) -> Result<()> {
+    let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
+    crate::atomic::check_apart(out, &inputs)?;
+    crate::atomic::check_replaceable(out)
+}
+
 pub fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
     // Colour codes only where a person reads them: a log redirected to a file stays plain text.
@@ -87,4 +100,104 @@ pub fn init_logging(filter: &str) {
         .with_target(false)
         .with_ansi(ansi)
         .init();
+}
+
+/// One numeric option of one command, as clap defines it: the subcommand path, the option's long
+/// name and the required arguments (with placeholder values) a command line needs to parse.
+#[derive(Clone, Debug)]
+pub struct NumericOption {
+    pub path: Vec<String>,
+    pub long: String,
+    pub required: Vec<String>,
+}
+
+impl NumericOption {
+    /// `nook PATH REQUIRED --LONG value extra...`
+    pub fn argv(&self, value: &str, extra: &[&str]) -> Vec<String> {
+        let mut argv: Vec<String> = vec!["nook".into()];
+        argv.extend(self.path.iter().cloned());
+        argv.extend(self.required.iter().cloned());
+        argv.extend([format!("--{}", self.long), value.to_string()]);
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        argv
+    }
+}
+
+/// Every option of every command that takes a number, found by asking clap (an option whose parser
+/// refuses `12abc` and that has no list of possible values).
+pub fn numeric_options() -> Vec<NumericOption> {
+    use clap::CommandFactory;
+    let mut root = Cli::command();
+    root.build();
+    let mut found = Vec::new();
+    let mut stack: Vec<(Vec<String>, clap::Command)> = vec![(vec![], root.clone())];
+    while let Some((path, cmd)) = stack.pop() {
+        for sub in cmd.get_subcommands() {
+            let mut p = path.clone();
+            p.push(sub.get_name().to_string());
+            stack.push((p, sub.clone()));
+        }
+        if cmd.has_subcommands() {
+            continue;
+        }
+        let required: Vec<String> = cmd
+            .get_arguments()
+            .filter(|a| a.is_required_set())
+            .filter_map(|a| a.get_long())
+            .flat_map(|long| [format!("--{long}"), "x".to_string()])
+            .collect();
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if !arg.get_action().takes_values() || !arg.get_possible_values().is_empty() {
+                continue;
+            }
+            let option = NumericOption { path: path.clone(), long: long.to_string(), required: required.clone() };
+            if root.clone().try_get_matches_from(option.argv("12abc", &[])).is_err() {
+                found.push(option);
+            }
+        }
+    }
+    found.sort_by(|a, b| (&a.path, &a.long).cmp(&(&b.path, &b.long)));
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{numeric_options, Cli};
+    use clap::Parser;
+
+    /// Options where 0 is a meaningful value (a seed, a weight, a port to be picked).
+    const ZERO_ALLOWED: &[&str] = &[
+        "seed",
+        "alpha",
+        "bpr-reg",
+        "min-rating",
+        "cold-fraction",
+        "ratios",
+        "diversity",
+        "query-weight",
+        "port",
+        "max-bad-rows",
+    ];
+
+    /// Every numeric option of every command refuses NaN, infinities, negatives, absurd sizes
+    /// and (unless 0 means something) zero at parse time, with clap's message naming the option —
+    /// found by asking clap for every option, so a new one without a range fails here.
+    #[test]
+    fn every_numeric_option_refuses_degenerate_values() {
+        let options = numeric_options();
+        for o in &options {
+            let parses = |value: &str| Cli::try_parse_from(o.argv(value, &[])).is_ok();
+            let name = format!("nook {} --{}", o.path.join(" "), o.long);
+            for bad in ["NaN", "inf", "-inf", "-1", "1e300", "99999999999999999999999"] {
+                assert!(!parses(bad), "{name} {bad} was accepted");
+            }
+            if !ZERO_ALLOWED.contains(&o.long.as_str()) {
+                assert!(!parses("0"), "{name} 0 was accepted");
+            }
+            let err = Cli::try_parse_from(o.argv("NaN", &[])).err().unwrap().to_string();
+            assert!(err.contains(&format!("--{}", o.long)), "{name}: the error names the option: {err}");
+        }
+        assert!(options.len() > 40, "only {} numeric options found", options.len());
+    }
 }

@@ -1,10 +1,10 @@
 //! `nook recommend`: rank a bundle's catalogue for one person, or for every person in a file,
 //! with the code the browser runs.
 
+use crate::{atomic, batch, export, progress};
 use anyhow::{Context, Result};
 use clap::Args;
 use nook_core::bundle::{IdRequest, RecommendedItem, Skipped};
-use nook_trainer::{atomic, batch, export, progress};
 use std::path::PathBuf;
 
 /// Recommend from a bundle, with the same code the browser runs.
@@ -26,15 +26,15 @@ pub struct RecommendArgs {
     #[arg(long)]
     pub query: Option<String>,
     /// How many results.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::args::count(1, nook_core::bundle::MAX_K as u64))]
     pub k: usize,
     /// 0 ranks by relevance alone; up to 1 favours variety (MMR).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::args::finite(0.0, 1.0))]
     pub diversity: f32,
     /// How much --query counts against the likes: at 1 the query's best matches rise as far as
     /// the history's best items; 0 ignores the query [default: the bundle's, chosen on the query
     /// benchmark].
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::finite(0.0, nook_core::MAX_QUERY_WEIGHT as f64))]
     pub query_weight: Option<f32>,
     /// Print JSON (`{"items": [{id, title, score, reason, ...}], "skipped": {likes, dislikes}}`)
     /// instead of a table.

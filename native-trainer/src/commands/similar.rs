@@ -1,8 +1,8 @@
 //! `nook similar`: "more like this" for one item, with the code the browser runs.
 
+use crate::export;
 use anyhow::Result;
 use clap::Args;
-use nook_trainer::export;
 use std::path::PathBuf;
 
 /// Items most like one item ("more like this"), with the same code the browser runs.
@@ -18,7 +18,7 @@ pub struct SimilarArgs {
     #[arg(long, value_name = "ID")]
     pub item: String,
     /// How many results.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::args::count(1, nook_core::bundle::MAX_K as u64))]
     pub k: usize,
     /// An item id never to return (repeatable), e.g. those the person already rated.
     #[arg(long, value_name = "ID")]

@@ -19,9 +19,10 @@ pub struct SplitCmd {
 }
 
 pub fn run(args: &SplitCmd) -> Result<()> {
+    super::check_out(&args.out, &args.data.inputs())?;
     let data = args.data.load()?;
     let split = args.split.split(&data)?;
-    nook_trainer::splitio::write(&args.out, &data, &split)?;
+    crate::splitio::write(&args.out, &data, &split)?;
     println!("wrote split to {}", args.out.display());
     Ok(())
 }

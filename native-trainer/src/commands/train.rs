@@ -1,15 +1,15 @@
 //! `nook train`: fit the models, evaluate them, save them with a report.
 
 use super::args::TrainingArgs;
+use crate::data::Dataset;
+use crate::eval::query::QueryReport;
+use crate::eval::results::{evaluate_all, evaluate_queries};
+use crate::eval::Target;
+use crate::split::Split;
+use crate::training::{ModelConfig, ModelSet};
+use crate::{report, spark, store};
 use anyhow::Result;
 use clap::Args;
-use nook_trainer::data::Dataset;
-use nook_trainer::eval::query::QueryReport;
-use nook_trainer::eval::results::{evaluate_all, evaluate_queries};
-use nook_trainer::eval::Target;
-use nook_trainer::split::Split;
-use nook_trainer::training::{ModelConfig, ModelSet};
-use nook_trainer::{report, spark, store};
 use std::path::{Path, PathBuf};
 
 /// Train models on the training part of the split, evaluate them, and save them.
@@ -33,6 +33,10 @@ pub struct TrainArgs {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let t = &args.training;
+    let mut inputs = t.data.inputs();
+    inputs.extend([t.encoder.encoder.clone(), t.encoder.checkpoint_dir.clone()]);
+    inputs.extend(args.als_from.clone());
+    super::check_out(&args.out, &inputs)?;
     let (data, split) = t.load()?;
     let cfg = t.model_config(&data)?;
     let mut inputs = t.inputs(&data, &split)?;
@@ -44,6 +48,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut report =
         (!args.no_eval).then(|| evaluate_all(&data.name, &split, &set, &[], &cfg, &ks, &[Target::Warm, Target::Cold]));
     if let Some(report) = &mut report {
+        report.data_rows = Some(data.skipped.clone());
         print!("{}", report.table_for(&[10, 20]));
         if let Some(s) = &report.similar {
             print!("{}", s.table());
@@ -56,7 +61,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         println!("wrote {}", args.out.join("report/report.md").display());
     }
     println!("wrote {} model(s) to {}", set.models.len(), args.out.display());
-    if let Some(bytes) = nook_trainer::memory::peak_rss_bytes() {
+    if let Some(bytes) = crate::memory::peak_rss_bytes() {
         println!("peak memory (resident): {:.0} MB", bytes as f64 / 1e6);
     }
     Ok(())
@@ -80,7 +85,7 @@ pub fn query_benchmark(
 }
 
 /// Reads Spark ALS factors (or `nook export-factors` output) for `data`, saying what matched.
-pub fn import_als(dir: &Path, data: &Dataset) -> Result<nook_trainer::models::Factors> {
+pub fn import_als(dir: &Path, data: &Dataset) -> Result<crate::models::Factors> {
     let (factors, s) = spark::load_factors("als", dir, data)?;
     tracing::info!(
         "imported {} dims: {} users ({} not in the data, {} without a row), {} items ({} not in the data, {} without a row)",

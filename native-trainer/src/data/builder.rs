@@ -109,8 +109,7 @@ impl Builder {
             items: self.items,
             users: self.users,
             interactions: self.interactions,
-            skipped_rows: 0,
-            skipped_first: Vec::new(),
+            skipped: Default::default(),
         })
     }
 }
@@ -146,6 +145,7 @@ pub fn parse_timestamp(row: &Row<'_>, col: usize) -> Result<i64, DataError> {
 
 /// Runs `f` on a row, routing row-level errors through `bad` (skip or stop).
 pub fn on_row(bad: &mut BadRows, f: impl FnOnce() -> Result<(), DataError>) -> Result<(), DataError> {
+    bad.row_read();
     match f() {
         Ok(()) => Ok(()),
         Err(e) => bad.handle(e),

@@ -16,7 +16,7 @@ pub mod table;
 mod text;
 
 pub use builder::Builder;
-pub use error::{BadRows, DataError};
+pub use error::{BadRowLimit, BadRows, DataError, SkippedRows};
 pub use text::{field_values, split_title_year, TextField};
 
 use std::path::{Path, PathBuf};
@@ -66,10 +66,8 @@ pub struct Dataset {
     /// Source ids of users; `Interaction::user` indexes this.
     pub users: Vec<String>,
     pub interactions: Vec<Interaction>,
-    /// Number of bad rows skipped under `--skip-bad-rows`.
-    pub skipped_rows: usize,
-    /// The first few skipped rows' errors (file, line, column, reason).
-    pub skipped_first: Vec<String>,
+    /// Rows read and skipped under `--skip-bad-rows`, by reason.
+    pub skipped: SkippedRows,
 }
 
 impl Dataset {
@@ -113,6 +111,8 @@ pub struct Source {
     pub interactions: Option<PathBuf>,
     pub items: Option<PathBuf>,
     pub skip_bad_rows: bool,
+    /// How many rows skipping may drop before the data set is refused.
+    pub max_bad_rows: BadRowLimit,
 }
 
 /// Loads a data set, detecting the layout when asked to.
@@ -121,7 +121,7 @@ pub fn load(source: &Source) -> Result<Dataset, DataError> {
         Format::Auto => detect(source)?,
         f => f,
     };
-    let mut bad = BadRows::new(source.skip_bad_rows);
+    let mut bad = BadRows::with_limit(source.skip_bad_rows, source.max_bad_rows);
     let dir = || -> Result<&Path, DataError> {
         source.data.as_deref().ok_or_else(|| DataError::Layout(format!("format {format:?} needs --data DIR")))
     };
@@ -137,8 +137,8 @@ pub fn load(source: &Source) -> Result<Dataset, DataError> {
         }
         Format::Auto => unreachable!("auto was resolved above"),
     };
-    dataset.skipped_rows = bad.count();
-    dataset.skipped_first = bad.first().to_vec();
+    bad.check_limit(&dataset.name)?;
+    dataset.skipped = bad.report().clone();
     if bad.count() > 0 {
         tracing::warn!("{}: {bad}", dataset.name);
     }

@@ -35,6 +35,9 @@ pub struct EvalReport {
     /// The item-to-item ("more like this") benchmark, when text models were evaluated on warm items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similar: Option<SimilarReport>,
+    /// Rows read, and those skipped under `--skip-bad-rows` by reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_rows: Option<crate::data::SkippedRows>,
 }
 
 /// Evaluates every model of `set`, then `extra` scorers, on `targets`.
@@ -84,6 +87,7 @@ pub fn evaluate_all(
         results,
         queries: None,
         similar,
+        data_rows: None,
     }
 }
 
