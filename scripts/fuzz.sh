@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(csv_rows bundle_load tokenize recommend)
+[ ${#targets[@]} -gt 0 ] || targets=(csv_rows bundle_load bundle_use cli_numbers tokenize recommend)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 (cd fuzz && cargo fuzz build -O)

@@ -29,6 +29,16 @@ fn bundle_load_corpus() {
 }
 
 #[test]
+fn bundle_use_corpus() {
+    replay("bundle_use", fuzz_targets::bundle_use);
+}
+
+#[test]
+fn cli_numbers_corpus() {
+    replay("cli_numbers", fuzz_targets::cli_numbers);
+}
+
+#[test]
 fn tokenize_corpus() {
     assert!(
         fuzz_targets::tokenizer_loaded(),
