@@ -5,6 +5,7 @@
 // ONNX_DIR (default out/onnx/all-MiniLM-L6-v2) comes from bench/onnx_export.py.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
 import { launch } from '../tests/browser/browser.mjs';
@@ -45,6 +46,7 @@ fs.cpSync('bench/browser', path.join(root, 'bench'), { recursive: true });
 const nook = process.env.NOOK_BIN || 'target/release/nook';
 const server = spawn(nook, ['serve', '--bundle', bundle, '--www', root, '--port', '0', '--log', 'warn']);
 const base = await new Promise((resolve) => server.stdout.on('data', (d) => { const m = /serving on (\S+)/.exec(String(d)); if (m) resolve(m[1]); }));
+console.log(`CPU: ${os.cpus()[0].model} (${os.cpus().length} cores); ${new Date().toISOString().slice(0, 10)}`);
 const { page, close } = await launch({ args: ['--enable-unsafe-webgpu'] });
 try {
   const runOnce = async () => {
@@ -62,21 +64,22 @@ try {
   if (tjs.error) throw new Error(`Transformers.js: ${tjs.error}`);
   console.log(`\nquery embedding, median of 50 (one thread each; Transformers.js model load ${tjs.loadMs.toFixed(0)} ms)`);
   console.log('cosine: nook\'s vector against the peer\'s (≈0.97 for a bundle with the frozen encoder: the peer\'s q8 rounding; lower for a fine-tuned one)');
-  console.log(`${'query'.padEnd(18)} ${'nook ms'.padStart(8)} ${'Transformers.js ms'.padStart(19)} ${'nook speed-up'.padStart(14)} ${'cosine'.padStart(7)}`);
-  for (const [name, label] of [['short', 'short (8 tokens)'], ['long', 'long (64 tokens)']]) {
+  console.log(`${'query tokens'.padEnd(13)} ${'nook ms'.padStart(8)} ${'Transformers.js ms'.padStart(19)} ${'nook speed-up'.padStart(14)} ${'cosine'.padStart(7)}`);
+  for (const name of Object.keys(warm.embed)) {
     const cos = warm.vectors[name].length === tjs.vectors[name].length ? cosine(warm.vectors[name], tjs.vectors[name]).toFixed(4) : 'n/a';
-    console.log(`${label.padEnd(18)} ${warm.embed[name].toFixed(1).padStart(8)} ${tjs.embed[name].toFixed(1).padStart(19)} ${(tjs.embed[name] / warm.embed[name]).toFixed(2).padStart(13)}x ${cos.padStart(7)}`);
+    console.log(`${name.padEnd(13)} ${warm.embed[name].toFixed(2).padStart(8)} ${tjs.embed[name].toFixed(2).padStart(19)} ${(tjs.embed[name] / warm.embed[name]).toFixed(2).padStart(13)}x ${cos.padStart(7)}`);
   }
+  console.log(`nook wasm memory after loading the bundle: ${warm.wasmMemoryMb.toFixed(1)} MB`);
   console.log('');
 
-  // Where nook's query-embedding time goes: a CPU profile of 50 long embeddings, self time by function.
+  // Where nook's query-embedding time goes: a CPU profile of 50 embeddings of 64 tokens, self time by function.
   await page.goto(`${base}bench/bench.html?profile`);
   await page.waitForFunction(() => window.embedLoop, null, { timeout: 600_000 });
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
   await cdp.send('Profiler.start');
-  await page.evaluate(() => window.embedLoop('long', 50));
+  await page.evaluate(() => window.embedLoop(64, 50));
   const { profile } = await cdp.send('Profiler.stop');
   const byNode = new Map(profile.nodes.map((n) => [n.id, n.callFrame.functionName || '(anonymous)']));
   const self = new Map();

@@ -26,11 +26,16 @@ import json, sys
 out = sys.argv[1]
 nook = [json.loads(l) for l in open(f"{out}/nook.jsonl")]
 torch = [json.loads(l) for l in open(f"{out}/torch.jsonl")]
-print(f"{'measure':<42}{'nook':>12}{'PyTorch':>12}{'nook/PyTorch':>14}")
+print("CPU:", next((n["cpu"] for n in nook if "cpu" in n), "?"))
+print("embedding, sentences/s, batch 64 (peers: PyTorch f32, PyTorch dynamic int8)")
+print(f"{'nook engine':<12}{'tokens':>7}{'nook':>10}{'PyTorch':>10}{'nook/PT':>9}{'PT int8':>10}{'nook/PT int8':>14}")
 for n in nook:
     if n["bench"] == "encoder":
-        t = next(x for x in torch if x["bench"] == "encoder" and x["tokens"] == n["tokens"])
-        print(f"{'embed, sentences/s @' + str(n['tokens']) + ' tokens, batch 64':<42}{n['sentences_per_s']:>12.1f}{t['sentences_per_s']:>12.1f}{n['sentences_per_s'] / t['sentences_per_s']:>13.2f}x")
+        t = next(x for x in torch if x["tool"] == "torch" and x["bench"] == "encoder" and x["tokens"] == n["tokens"])
+        q = next(x for x in torch if x["tool"] == "torch-int8" and x["tokens"] == n["tokens"])
+        r = n["sentences_per_s"]
+        print(f"{n.get('engine', 'f32'):<12}{n['tokens']:>7}{r:>10.1f}{t['sentences_per_s']:>10.1f}{r / t['sentences_per_s']:>8.2f}x{q['sentences_per_s']:>10.1f}{r / q['sentences_per_s']:>13.2f}x")
+print(f"{'measure':<42}{'nook':>12}{'PyTorch':>12}{'nook/PyTorch':>14}")
 for n in nook:
     if n["bench"] == "finetune":
         t = next(x for x in torch if x["bench"] == "finetune" and x["trained_blocks"] == n["trained_blocks"])

@@ -26,12 +26,14 @@ function jsTop10(table, n, dim, query) {
 async function run() {
   const results = { embed: {}, vectors: {}, rank: [] };
   const t0 = performance.now();
-  await init();
+  const wasm = await init();
   const client = await NookClient.load(new URL('../bundle/', location.href).href, null);
   results.loadMs = performance.now() - t0;
+  // The wasm instance's memory once the bundle is loaded: the encoder's weights live here.
+  results.wasmMemoryMb = wasm.memory.buffer.byteLength / 1e6;
   if (new URLSearchParams(location.search).has('profile')) {
     // The harness profiles this loop alone (Chrome DevTools Protocol), after loading.
-    window.embedLoop = (name, n) => { for (let i = 0; i < n; i++) client.embed(QUERIES[name]); };
+    window.embedLoop = (tokens, n) => { for (let i = 0; i < n; i++) client.embed(QUERIES[tokens]); };
     window.results = results;
     return;
   }

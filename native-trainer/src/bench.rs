@@ -23,6 +23,7 @@ pub fn read_texts(path: &Path) -> Result<Vec<String>> {
 /// Sentences per second embedding `texts` truncated to `tokens`, in batches of `batch`
 /// (median of `repeats` passes after one warm-up pass). Each batch's vectors are copied back to
 /// the host, so a GPU pass is timed to completion.
+#[allow(clippy::too_many_arguments)]
 pub fn encoder_throughput(
     source: &EncoderSource,
     texts: &[String],
@@ -30,8 +31,10 @@ pub fn encoder_throughput(
     batch: usize,
     repeats: usize,
     device: &Device,
+    int8: bool,
 ) -> Result<f64> {
-    let encoder = EncoderSource { max_tokens: tokens, ..source.clone() }.load(device)?;
+    let source = EncoderSource { max_tokens: tokens, ..source.clone() };
+    let encoder = if int8 { source.load_int8()? } else { source.load(device)? };
     let ids = texts.iter().map(|t| encoder.tokenize(t)).collect::<nook_core::Result<Vec<_>>>()?;
     let pass = || -> Result<f64> {
         let start = Instant::now();
@@ -43,6 +46,18 @@ pub fn encoder_throughput(
     pass()?;
     let rates = (0..repeats.max(1)).map(|_| pass()).collect::<Result<Vec<_>>>()?;
     Ok(median(&rates))
+}
+
+/// The CPU this runs on (`model name` in /proc/cpuinfo), for benchmark tables: speed ratios
+/// depend on it (AVX-512 or not, cache sizes).
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
 /// Seconds per fine-tuning step (forward of `2 * pairs` texts, InfoNCE, backward, clip, AdamW)

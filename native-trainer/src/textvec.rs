@@ -48,6 +48,15 @@ impl EncoderSource {
         Ok(TextEncoder::new(&read(&config)?, &read(&tokenizer)?, vb, self.max_tokens)?)
     }
 
+    /// The int8 engine over the same weights, quantised on load as an int8 bundle stores them
+    /// (inference only).
+    pub fn load_int8(&self) -> Result<TextEncoder> {
+        self.check()?;
+        let [config, tokenizer, weights] = self.files();
+        let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        Ok(TextEncoder::new_int8(&read(&config)?, &read(&tokenizer)?, read(&weights)?, self.max_tokens)?)
+    }
+
     /// A hash of the model files and settings, part of the cache key.
     pub fn fingerprint(&self) -> Result<String> {
         let mut all = Vec::new();

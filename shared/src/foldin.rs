@@ -35,7 +35,7 @@ pub fn gramian(factors: &[f32], dim: usize, reg: f32) -> Vec<f32> {
 /// The upper triangle of `YᵀY` for a block of rows. Blocks can be computed in parallel and combined
 /// with [`gramian_finish`] (the trainer does; summing blocks in a fixed order keeps it deterministic).
 pub fn gramian_partial(factors: &[f32], dim: usize) -> Vec<f32> {
-    assert!(dim > 0 && factors.len() % dim == 0, "factor matrix is not rows x {dim}");
+    assert!(dim > 0 && factors.len().is_multiple_of(dim), "factor matrix is not rows x {dim}");
     let mut g = vec![0f32; dim * dim];
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {

@@ -16,6 +16,22 @@ pub struct BenchArgs {
     pub what: BenchWhat,
 }
 
+/// Which encoder engine `nook bench encoder` times.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    F32,
+    Int8,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::F32 => "f32",
+            Engine::Int8 => "int8",
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BenchWhat {
     /// Sentences per second embedding texts (one per line) truncated to each token count.
@@ -33,6 +49,10 @@ pub enum BenchWhat {
         /// `cpu`, or `cuda` / `cuda:N` (a build with `--features cuda`).
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Engines to time: `f32` (candle; what the trainer uses) and `int8` (what an int8
+        /// bundle embeds queries with, natively and in the browser).
+        #[arg(long, value_delimiter = ',', default_value = "f32,int8")]
+        engine: Vec<Engine>,
     },
     /// Top-10 ranking latency over synthetic item tables (f32 vs int8, scalar vs SIMD), beside
     /// the memory-bandwidth limit measured on this machine. Prints a table.
@@ -83,15 +103,19 @@ pub enum BenchWhat {
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     match &args.what {
-        BenchWhat::Encoder { texts, encoder, tokens, batch, repeats, device } => {
+        BenchWhat::Encoder { texts, encoder, tokens, batch, repeats, device, engine } => {
             let texts = bench::read_texts(texts)?;
             let dev = parse_device(device)?;
             let source = EncoderSource { dir: encoder.clone(), max_tokens: 512 };
-            for &t in tokens {
-                let rate = bench::encoder_throughput(&source, &texts, t, *batch, *repeats, &dev)?;
-                let line = serde_json::json!({"bench": "encoder", "device": device, "tokens": t, "batch": batch,
-                    "texts": texts.len(), "sentences_per_s": rate});
-                println!("{line}");
+            let cpu = bench::cpu_model();
+            for &e in engine {
+                for &t in tokens {
+                    let int8 = e == Engine::Int8;
+                    let rate = bench::encoder_throughput(&source, &texts, t, *batch, *repeats, &dev, int8)?;
+                    let line = serde_json::json!({"bench": "encoder", "engine": e.name(), "device": device,
+                        "cpu": cpu, "tokens": t, "batch": batch, "texts": texts.len(), "sentences_per_s": rate});
+                    println!("{line}");
+                }
             }
         }
         BenchWhat::ScaleBundle { from, items, query_dims, out } => {

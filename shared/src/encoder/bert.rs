@@ -111,7 +111,7 @@ fn for_each_chunk(v: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Syn
     v.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
 }
 
-fn softmax_row(row: &mut [f32]) {
+pub(super) fn softmax_row(row: &mut [f32]) {
     let max = lanes(row, f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
     row.iter_mut().for_each(|v| *v = exp_f32(*v - max));
     let sum = lanes(row, 0.0, |s, v| s + v);
@@ -181,6 +181,27 @@ pub struct Bert {
     pub config: BertConfig,
 }
 
+/// What both engines (this one and [`super::int8`]) can run.
+pub(super) fn check_config(config: &BertConfig) -> std::result::Result<(), String> {
+    if config.hidden_act != "gelu" {
+        return Err(format!("hidden_act {:?} is not supported (only \"gelu\")", config.hidden_act));
+    }
+    let h = config.hidden_size;
+    if h == 0 || config.num_attention_heads == 0 || !h.is_multiple_of(config.num_attention_heads) {
+        return Err(format!("hidden_size {h} is not divisible by num_attention_heads {}", config.num_attention_heads));
+    }
+    if config.type_vocab_size == 0
+        || config.max_position_embeddings == 0
+        || config.vocab_size == 0
+        || config.intermediate_size == 0
+    {
+        return Err(
+            "vocab_size, type_vocab_size, max_position_embeddings and intermediate_size must be positive".into()
+        );
+    }
+    Ok(())
+}
+
 /// Weight names of the embeddings block (position 0) and of encoder layer `i` (position `i + 1`).
 pub fn block_prefix(position: usize) -> String {
     match position {
@@ -192,16 +213,8 @@ pub fn block_prefix(position: usize) -> String {
 impl Bert {
     /// Loads weights named as in Hugging Face's `BertModel` (`embeddings.*`, `encoder.layer.N.*`).
     pub fn load(vb: VarBuilder, config: &BertConfig) -> Result<Self> {
-        if config.hidden_act != "gelu" {
-            candle_core::bail!("hidden_act {:?} is not supported (only \"gelu\")", config.hidden_act);
-        }
+        check_config(config).map_err(candle_core::Error::msg)?;
         let (h, eps) = (config.hidden_size, config.layer_norm_eps);
-        if config.num_attention_heads == 0 || h % config.num_attention_heads != 0 {
-            candle_core::bail!(
-                "hidden_size {h} is not divisible by num_attention_heads {}",
-                config.num_attention_heads
-            );
-        }
         let e = vb.pp("embeddings");
         let embeddings = Embeddings {
             word: candle_nn::embedding(config.vocab_size, h, e.pp("word_embeddings"))?,
@@ -293,7 +306,7 @@ fn gelu(x: &Tensor, mode: Mode) -> Result<Tensor> {
     }
 }
 
-fn gelu_f32(x: f32) -> f32 {
+pub(super) fn gelu_f32(x: f32) -> f32 {
     0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 

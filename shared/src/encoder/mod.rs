@@ -1,8 +1,11 @@
 //! On-device text embedding: tokenizer + BERT + masked mean pooling, from bytes.
 
 pub mod bert;
+pub mod int8;
+pub mod qmatmul;
 
 pub use bert::{block_prefix, masked_mean_pool, Bert, BertConfig, Mode};
+pub use int8::Int8Bert;
 
 use crate::error::{NookError, Result};
 use candle_core::{DType, Device, Tensor};
@@ -19,31 +22,83 @@ pub struct Batch {
     pub mask: Tensor,
 }
 
+/// Which engine runs the model.
+enum Model {
+    /// f32 on candle: differentiable (fine-tuning) and exact.
+    F32(Bert),
+    /// int8 weights, integer products: the on-device engine for int8 bundles.
+    Int8(Int8Bert),
+}
+
 /// The text encoder: tokenizer, BERT weights and pooling.
 pub struct TextEncoder {
-    pub bert: Bert,
+    model: Model,
     tokenizer: Tokenizer,
     max_tokens: usize,
     device: Device,
 }
 
+fn parse_config(config: &[u8]) -> Result<BertConfig> {
+    serde_json::from_slice(config).map_err(|e| NookError::encoder(format!("config.json: {e}")))
+}
+
+/// `max_tokens` within what the model and the tokenizer can take.
+fn token_limit(max_tokens: usize, config: &BertConfig) -> Result<usize> {
+    let max_tokens = max_tokens.min(config.max_position_embeddings);
+    // `[CLS]` and `[SEP]` take two: fewer than three leaves no room for a word (and a truncation
+    // length below the special tokens' count underflows in the tokenizer).
+    if max_tokens < 3 {
+        return Err(NookError::encoder(format!(
+            "max_tokens {max_tokens} (after the config's max_position_embeddings) leaves no room for text"
+        )));
+    }
+    Ok(max_tokens)
+}
+
 impl TextEncoder {
     /// Builds from the bytes of `config.json`, `tokenizer.json` and f32 weights (`VarBuilder`).
     pub fn new(config: &[u8], tokenizer: &[u8], weights: VarBuilder, max_tokens: usize) -> Result<Self> {
-        let config: BertConfig =
-            serde_json::from_slice(config).map_err(|e| NookError::encoder(format!("config.json: {e}")))?;
+        let config = parse_config(config)?;
         let device = weights.device().clone();
-        let max_tokens = max_tokens.min(config.max_position_embeddings);
-        // `[CLS]` and `[SEP]` take two: fewer than three leaves no room for a word (and a
-        // truncation length below the special tokens' count underflows in the tokenizer).
-        if max_tokens < 3 {
-            return Err(NookError::encoder(format!(
-                "max_tokens {max_tokens} (after the config's max_position_embeddings) leaves no room for text"
-            )));
-        }
+        let max_tokens = token_limit(max_tokens, &config)?;
         let bert = Bert::load(weights, &config)?;
         let tokenizer = load_tokenizer(tokenizer, max_tokens)?;
-        Ok(Self { bert, tokenizer, max_tokens, device })
+        Ok(Self { model: Model::F32(bert), tokenizer, max_tokens, device })
+    }
+
+    /// Builds the int8 engine from `config.json`, `tokenizer.json` and `model.safetensors`
+    /// (int8 rows as bundles store them; f32/f16 matrices are quantised on load). Inference only.
+    /// The engine keeps `safetensors` and reads the int8 matrices where they lie.
+    pub fn new_int8(config: &[u8], tokenizer: &[u8], safetensors: Vec<u8>, max_tokens: usize) -> Result<Self> {
+        let config = parse_config(config)?;
+        let max_tokens = token_limit(max_tokens, &config)?;
+        let bert = Int8Bert::load(safetensors, "encoder/model.safetensors", &config)?;
+        let tokenizer = load_tokenizer(tokenizer, max_tokens)?;
+        Ok(Self { model: Model::Int8(bert), tokenizer, max_tokens, device: Device::Cpu })
+    }
+
+    /// `"f32"` or `"int8"`: the engine that embeds.
+    pub fn engine(&self) -> &'static str {
+        match self.model {
+            Model::F32(_) => "f32",
+            Model::Int8(_) => "int8",
+        }
+    }
+
+    fn config(&self) -> &BertConfig {
+        match &self.model {
+            Model::F32(b) => &b.config,
+            Model::Int8(b) => &b.config,
+        }
+    }
+
+    fn f32_model(&self) -> Result<&Bert> {
+        match &self.model {
+            Model::F32(b) => Ok(b),
+            Model::Int8(_) => {
+                Err(NookError::encoder("the int8 engine only embeds; tensors and fine-tuning need the f32 weights"))
+            }
+        }
     }
 
     /// Builds from the bytes of `config.json`, `tokenizer.json` and `model.safetensors` (f32).
@@ -53,7 +108,7 @@ impl TextEncoder {
     }
 
     pub fn dim(&self) -> usize {
-        self.bert.config.hidden_size
+        self.config().hidden_size
     }
 
     pub fn max_tokens(&self) -> usize {
@@ -88,14 +143,14 @@ impl TextEncoder {
 
     /// Sentence embeddings `[batch, dim]` of a tokenised batch, in the given mode.
     pub fn forward(&self, batch: &Batch, mode: Mode) -> Result<Tensor> {
-        let hidden = self.bert.forward(&batch.ids, &batch.mask, mode)?;
+        let hidden = self.f32_model()?.forward(&batch.ids, &batch.mask, mode)?;
         Ok(masked_mean_pool(&hidden, &batch.mask)?)
     }
 
     /// Sentence embeddings with blocks from `first_trained` on differentiable (see
     /// [`Bert::forward_from`]): the fine-tuning forward pass.
     pub fn forward_from(&self, batch: &Batch, first_trained: usize) -> Result<Tensor> {
-        let hidden = self.bert.forward_from(&batch.ids, &batch.mask, first_trained)?;
+        let hidden = self.f32_model()?.forward_from(&batch.ids, &batch.mask, first_trained)?;
         Ok(masked_mean_pool(&hidden, &batch.mask)?)
     }
 
@@ -110,9 +165,24 @@ impl TextEncoder {
 
     /// Like [`TextEncoder::embed`] for already tokenised texts.
     pub fn embed_ids(&self, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
+        if let Model::Int8(bert) = &self.model {
+            return embed_each(bert, ids);
+        }
         let pooled = self.forward(&self.batch(ids)?, Mode::Inference)?;
         Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
     }
+}
+
+/// Each text on its own (no padding), in parallel natively.
+fn embed_each(bert: &Int8Bert, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    let vectors: Vec<Vec<f32>> = {
+        use rayon::prelude::*;
+        ids.par_iter().map(|seq| bert.embed(seq)).collect::<Result<_>>()?
+    };
+    #[cfg(target_arch = "wasm32")]
+    let vectors: Vec<Vec<f32>> = ids.iter().map(|seq| bert.embed(seq)).collect::<Result<_>>()?;
+    Ok(vectors.concat())
 }
 
 /// Loads `tokenizer.json`, replacing its padding and truncation: the shipped file pads every input

@@ -251,7 +251,11 @@ impl GpuRanker {
 fn storage_of(catalog: &Catalog) -> Result<Storage, GpuError> {
     use crate::quant::Matrix;
     match (&catalog.cf, &catalog.text) {
-        (Matrix::Int8(_), Matrix::Int8(_)) if catalog.cf_dim % 4 == 0 && catalog.text_dim % 4 == 0 => Ok(Storage::Int8),
+        (Matrix::Int8(_), Matrix::Int8(_))
+            if catalog.cf_dim.is_multiple_of(4) && catalog.text_dim.is_multiple_of(4) =>
+        {
+            Ok(Storage::Int8)
+        }
         (Matrix::F32(_), Matrix::F32(_)) => Ok(Storage::F32),
         _ => Err(GpuError::Unsupported("tables must be both int8 (dims divisible by 4) or both f32".into())),
     }
