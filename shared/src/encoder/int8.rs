@@ -274,28 +274,41 @@ impl Int8Bert {
     /// Self-attention over one unpadded sequence: queries, keys and values `[t x h]` in, the
     /// context `[t x h]` out.
     fn attention(&self, q: &[f32], k: &[f32], v: &[f32], t: usize) -> Vec<f32> {
-        let h = self.config.hidden_size;
-        let heads = self.config.num_attention_heads;
-        let d = h / heads;
-        let scale = 1.0 / (d as f32).sqrt();
-        let mut ctx = vec![0f32; t * h];
-        let mut probs = vec![0f32; t];
-        for head in 0..heads {
-            let off = head * d;
-            for (i, out_row) in ctx.chunks_exact_mut(h).enumerate() {
-                let qi = &q[i * h + off..][..d];
-                for (j, p) in probs.iter_mut().enumerate() {
-                    *p = dot(qi, &k[j * h + off..][..d]) * scale;
-                }
-                softmax_row(&mut probs);
-                let out = &mut out_row[off..off + d];
-                for (j, &p) in probs.iter().enumerate() {
-                    axpy(p, &v[j * h + off..][..d], out);
-                }
+        let (h, heads) = (self.config.hidden_size, self.config.num_attention_heads);
+        attend(q, k, v, t, h, heads)
+    }
+}
+
+/// The attention of [`Int8Bert`], per head and query row.
+fn attend(q: &[f32], k: &[f32], v: &[f32], t: usize, h: usize, heads: usize) -> Vec<f32> {
+    let d = h / heads;
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut ctx = vec![0f32; t * h];
+    let mut probs = vec![0f32; t];
+    let (mut kt, mut vt) = (vec![0f32; d * t], vec![0f32; d * t]);
+    for head in 0..heads {
+        let off = head * d;
+        // This head's keys and values transposed to `[d x t]`: a query's scores are then d
+        // long axpys over the t tokens, and each context value one long dot product, instead
+        // of 2t short ones of d values.
+        for j in 0..t {
+            for c in 0..d {
+                kt[c * t + j] = k[j * h + off + c];
+                vt[c * t + j] = v[j * h + off + c];
             }
         }
-        ctx
+        for (i, out_row) in ctx.chunks_exact_mut(h).enumerate() {
+            probs.fill(0.0);
+            for (c, &qc) in q[i * h + off..][..d].iter().enumerate() {
+                axpy(qc * scale, &kt[c * t..(c + 1) * t], &mut probs);
+            }
+            softmax_row(&mut probs);
+            for (c, out) in out_row[off..off + d].iter_mut().enumerate() {
+                *out = dot(&probs, &vt[c * t..(c + 1) * t]);
+            }
+        }
     }
+    ctx
 }
 
 /// Mean over the tokens, then L2-normalised.

@@ -23,14 +23,19 @@ fn act_code_max(cols: usize) -> f32 {
 /// Quantises each row of a row-major `rows x cols` matrix (absmax per row).
 pub fn quantize_acts(x: &[f32], cols: usize) -> QuantActs {
     let code_max = act_code_max(cols);
-    let mut q = Vec::with_capacity(x.len());
+    let mut q = vec![0i16; x.len()];
     let mut scales = Vec::with_capacity(x.len() / cols.max(1));
-    for row in x.chunks_exact(cols) {
+    for (row, out) in x.chunks_exact(cols).zip(q.chunks_exact_mut(cols)) {
         let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         let scale = if max > 0.0 && max.is_finite() { max / code_max } else { 1.0 };
         let inv = 1.0 / scale;
         scales.push(scale);
-        q.extend(row.iter().map(|v| (v * inv).round().clamp(-code_max, code_max) as i16));
+        // Round half away from zero as `f32::round`, without its libm call (which keeps the loop
+        // from vectorising); `as` saturates and the clamp bounds the code.
+        for (d, v) in out.iter_mut().zip(row) {
+            let x = v * inv;
+            *d = (x + 0.5f32.copysign(x)).clamp(-code_max, code_max) as i16;
+        }
     }
     QuantActs { q, scales, cols }
 }
@@ -65,18 +70,21 @@ pub fn linear(w: &[i8], scales: &[f32], cols: usize, bias: &[f32], x: &[f32]) ->
     };
     #[cfg(target_arch = "wasm32")]
     let sums: Vec<Vec<i32>> = blocks.iter().map(run).collect();
+    // Token-major sums: each token's outputs are written in one contiguous run.
     for (range, acc) in blocks.iter().zip(&sums) {
-        for (i, o) in range.clone().enumerate() {
-            let (ws, b) = (scales[o], bias[o]);
-            for t in 0..tokens {
-                y[t * out + o] = acc[i * tokens + t] as f32 * (ws * acts.scales[t]) + b;
+        let (ws, bs) = (&scales[range.clone()], &bias[range.clone()]);
+        for (t, sums) in acc.chunks_exact(range.len()).enumerate() {
+            let xs = acts.scales[t];
+            let row = &mut y[t * out + range.start..t * out + range.end];
+            for (((v, &a), &w), &b) in row.iter_mut().zip(sums).zip(ws).zip(bs) {
+                *v = a as f32 * (w * xs) + b;
             }
         }
     }
     y
 }
 
-/// `acc[o * tokens + t] = Σ_k w[o][k] · x[t][k]` for every weight row `o` of `w` (rows of `cols`)
+/// `acc[t * rows + o] = Σ_k w[o][k] · x[t][k]` for every weight row `o` of `w` (rows of `cols`)
 /// and every token `t` of `x`.
 fn dots(w: &[i8], x: &[i16], cols: usize, acc: &mut [i32]) {
     #[cfg(target_arch = "x86_64")]
@@ -104,10 +112,10 @@ fn dots(w: &[i8], x: &[i16], cols: usize, acc: &mut [i32]) {
 
 /// The reference kernel: one exact integer dot product per pair.
 pub fn dots_portable(w: &[i8], x: &[i16], cols: usize, acc: &mut [i32]) {
-    let tokens = x.len() / cols;
+    let rows = w.len() / cols;
     for (o, wrow) in w.chunks_exact(cols).enumerate() {
         for (t, xrow) in x.chunks_exact(cols).enumerate() {
-            acc[o * tokens + t] = tail(wrow, xrow);
+            acc[t * rows + o] = tail(wrow, xrow);
         }
     }
 }
@@ -143,21 +151,21 @@ fn tiles(
             let sums = tile(ws, xs);
             for (r, row_sums) in sums.iter().enumerate() {
                 for (j, &s) in row_sums.iter().enumerate() {
-                    acc[(o + r) * tokens + t + j] = s + tail(&ws[r][body..], &xs[j][body..]);
+                    acc[(t + j) * rows + o + r] = s + tail(&ws[r][body..], &xs[j][body..]);
                 }
             }
             t += 4;
         }
         for tt in t..tokens {
             for r in 0..2 {
-                acc[(o + r) * tokens + tt] = tail(ws[r], xrow(tt));
+                acc[tt * rows + o + r] = tail(ws[r], xrow(tt));
             }
         }
         o += 2;
     }
     if o < rows {
         for t in 0..tokens {
-            acc[o * tokens + t] = tail(wrow(o), xrow(t));
+            acc[t * rows + o] = tail(wrow(o), xrow(t));
         }
     }
 }
@@ -176,15 +184,22 @@ mod x86 {
             let mut k = 0;
             while k < body {
                 // SAFETY: k + 16 <= body <= cols, the length of every row read here.
-                let wv = ws.map(|r| unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(r.as_ptr().add(k).cast())) });
+                let w0 = unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(ws[0].as_ptr().add(k).cast())) };
+                let w1 = unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(ws[1].as_ptr().add(k).cast())) };
                 for j in 0..4 {
                     let xv = unsafe { _mm256_loadu_si256(xs[j].as_ptr().add(k).cast()) };
-                    s[0][j] = _mm256_add_epi32(s[0][j], _mm256_madd_epi16(wv[0], xv));
-                    s[1][j] = _mm256_add_epi32(s[1][j], _mm256_madd_epi16(wv[1], xv));
+                    s[0][j] = _mm256_add_epi32(s[0][j], _mm256_madd_epi16(w0, xv));
+                    s[1][j] = _mm256_add_epi32(s[1][j], _mm256_madd_epi16(w1, xv));
                 }
                 k += 16;
             }
-            s.map(|r| r.map(|v| unsafe { hsum256(v) }))
+            let mut out = [[0i32; 4]; 2];
+            for r in 0..2 {
+                for j in 0..4 {
+                    out[r][j] = unsafe { hsum256(s[r][j]) };
+                }
+            }
+            out
         })
     }
 
@@ -206,15 +221,22 @@ mod x86 {
             let mut k = 0;
             while k < body {
                 // SAFETY: k + 32 <= body <= cols, the length of every row read here.
-                let wv = ws.map(|r| unsafe { _mm512_cvtepi8_epi16(_mm256_loadu_si256(r.as_ptr().add(k).cast())) });
+                let w0 = unsafe { _mm512_cvtepi8_epi16(_mm256_loadu_si256(ws[0].as_ptr().add(k).cast())) };
+                let w1 = unsafe { _mm512_cvtepi8_epi16(_mm256_loadu_si256(ws[1].as_ptr().add(k).cast())) };
                 for j in 0..4 {
                     let xv = unsafe { _mm512_loadu_si512(xs[j].as_ptr().add(k).cast()) };
-                    s[0][j] = _mm512_dpwssd_epi32(s[0][j], wv[0], xv);
-                    s[1][j] = _mm512_dpwssd_epi32(s[1][j], wv[1], xv);
+                    s[0][j] = _mm512_dpwssd_epi32(s[0][j], w0, xv);
+                    s[1][j] = _mm512_dpwssd_epi32(s[1][j], w1, xv);
                 }
                 k += 32;
             }
-            s.map(|r| r.map(|v| _mm512_reduce_add_epi32(v)))
+            let mut out = [[0i32; 4]; 2];
+            for r in 0..2 {
+                for j in 0..4 {
+                    out[r][j] = _mm512_reduce_add_epi32(s[r][j]);
+                }
+            }
+            out
         })
     }
 }
@@ -234,15 +256,22 @@ mod wasm {
             while k < body {
                 // SAFETY: k + 8 <= body <= cols, the length of every row read here; wasm loads
                 // need no alignment.
-                let wv = ws.map(|r| unsafe { i16x8_load_extend_i8x8(r.as_ptr().add(k)) });
+                let w0 = unsafe { i16x8_load_extend_i8x8(ws[0].as_ptr().add(k)) };
+                let w1 = unsafe { i16x8_load_extend_i8x8(ws[1].as_ptr().add(k)) };
                 for j in 0..4 {
                     let xv = unsafe { v128_load(xs[j].as_ptr().add(k).cast()) };
-                    s[0][j] = i32x4_add(s[0][j], i32x4_dot_i16x8(wv[0], xv));
-                    s[1][j] = i32x4_add(s[1][j], i32x4_dot_i16x8(wv[1], xv));
+                    s[0][j] = i32x4_add(s[0][j], i32x4_dot_i16x8(w0, xv));
+                    s[1][j] = i32x4_add(s[1][j], i32x4_dot_i16x8(w1, xv));
                 }
                 k += 8;
             }
-            s.map(|r| r.map(hsum))
+            let mut out = [[0i32; 4]; 2];
+            for r in 0..2 {
+                for j in 0..4 {
+                    out[r][j] = hsum(s[r][j]);
+                }
+            }
+            out
         })
     }
 
@@ -286,7 +315,7 @@ mod tests {
             let mut want64 = vec![0i64; out * tokens];
             for o in 0..out {
                 for t in 0..tokens {
-                    want64[o * tokens + t] = (0..cols).map(|k| w.q[o * cols + k] as i64 * x[t * cols + k] as i64).sum();
+                    want64[t * out + o] = (0..cols).map(|k| w.q[o * cols + k] as i64 * x[t * cols + k] as i64).sum();
                 }
             }
             dots_portable(&w.q, &x, cols, &mut want);
