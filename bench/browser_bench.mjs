@@ -62,7 +62,7 @@ try {
   await page.waitForFunction(() => window.results, null, { timeout: 600_000 });
   const tjs = await page.evaluate(() => window.results);
   if (tjs.error) throw new Error(`Transformers.js: ${tjs.error}`);
-  console.log(`\nquery embedding, median of 50 (one thread each; Transformers.js model load ${tjs.loadMs.toFixed(0)} ms)`);
+  console.log(`\nquery embedding, median of 30 (one thread each; Transformers.js model load ${tjs.loadMs.toFixed(0)} ms)`);
   console.log('cosine: nook\'s vector against the peer\'s (≈0.97 for a bundle with the frozen encoder: the peer\'s q8 rounding; lower for a fine-tuned one)');
   console.log(`${'query tokens'.padEnd(13)} ${'nook ms'.padStart(8)} ${'Transformers.js ms'.padStart(19)} ${'nook speed-up'.padStart(14)} ${'cosine'.padStart(7)}`);
   for (const name of Object.keys(warm.embed)) {
