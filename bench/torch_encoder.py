@@ -29,28 +29,21 @@ def main() -> None:
     texts = [l.strip() for l in open(args.texts) if l.strip()]
     model = SentenceTransformer(args.model, device="cpu")
 
-    for tokens in [int(t) for t in args.tokens.split(",")]:
-        model.max_seq_length = tokens
-        def one_pass():
-            start = time.perf_counter()
-            model.encode(texts, batch_size=args.batch, convert_to_numpy=True)
-            return len(texts) / (time.perf_counter() - start)
-        one_pass()
-        rate = statistics.median(one_pass() for _ in range(args.repeats))
-        print(json.dumps({"bench": "encoder", "tool": "torch", "tokens": tokens, "batch": args.batch, "texts": len(texts), "sentences_per_s": rate}))
+    def throughput(m, tool):
+        for tokens in [int(t) for t in args.tokens.split(",")]:
+            m.max_seq_length = tokens
+            def one_pass():
+                start = time.perf_counter()
+                m.encode(texts, batch_size=args.batch, convert_to_numpy=True)
+                return len(texts) / (time.perf_counter() - start)
+            one_pass()
+            rate = statistics.median(one_pass() for _ in range(args.repeats))
+            print(json.dumps({"bench": "encoder", "tool": tool, "tokens": tokens, "batch": args.batch, "texts": len(texts), "sentences_per_s": rate}))
 
+    throughput(model, "torch")
     # The second peer: PyTorch's dynamic int8 (int8 Linear weights, activations quantised per
     # batch at run time), what a PyTorch user would reach for to make this model faster on a CPU.
-    qmodel = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
-    for tokens in [int(t) for t in args.tokens.split(",")]:
-        qmodel.max_seq_length = tokens
-        def one_pass():
-            start = time.perf_counter()
-            qmodel.encode(texts, batch_size=args.batch, convert_to_numpy=True)
-            return len(texts) / (time.perf_counter() - start)
-        one_pass()
-        rate = statistics.median(one_pass() for _ in range(args.repeats))
-        print(json.dumps({"bench": "encoder", "tool": "torch-int8", "tokens": tokens, "batch": args.batch, "texts": len(texts), "sentences_per_s": rate}))
+    throughput(torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8), "torch-int8")
 
     bert = model[0].auto_model
     tok = model.tokenizer

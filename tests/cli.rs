@@ -189,15 +189,7 @@ fn bad_input_fails_cleanly_with_location() {
 /// are counted by reason in eval.json.
 #[test]
 fn a_mostly_broken_file_is_refused_and_skips_are_reported() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("ml-100k");
-    std::fs::create_dir(&data).unwrap();
-    for entry in std::fs::read_dir(ml100k()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, data.join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let (tmp, data) = ml100k_copy();
     let inter = data.join("ml-100k.inter");
     let ratings = std::fs::read_to_string(&inter).unwrap();
     // Line 1 is the header; of the 100,000 ratings after it, all but every tenth lose their rating.

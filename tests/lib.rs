@@ -60,3 +60,18 @@ pub fn ml100k_bundle() -> &'static (PathBuf, PathBuf) {
     });
     paths
 }
+
+/// A copy of MovieLens 100k in a new temporary directory (as `DIR/ml-100k`), for tests that damage
+/// the data or point `--out` at it. Keep the `TempDir` alive while the copy is used.
+pub fn ml100k_copy() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ml-100k");
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir(ml100k()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    (tmp, dir)
+}

@@ -5,20 +5,6 @@
 use nook_e2e::*;
 use std::path::Path;
 
-/// A copy of MovieLens 100k in a temporary directory, so a test may point `--out` at it.
-fn data_copy() -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("d");
-    std::fs::create_dir(&dir).unwrap();
-    for entry in std::fs::read_dir(ml100k()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    (tmp, dir)
-}
-
 fn listing(dir: &Path) -> Vec<(String, u64)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -39,7 +25,7 @@ fn refused(args: &[&str]) -> String {
 
 #[test]
 fn an_output_over_its_own_input_is_refused_even_with_force() {
-    let (tmp, data) = data_copy();
+    let (tmp, data) = ml100k_copy();
     let before = listing(&data);
     let d = path_str(&data);
     let inside = data.join("split");
@@ -57,7 +43,7 @@ fn an_output_over_its_own_input_is_refused_even_with_force() {
 
 #[test]
 fn a_directory_nook_did_not_write_is_refused_unless_forced() {
-    let (tmp, data) = data_copy();
+    let (tmp, data) = ml100k_copy();
     let mine = tmp.path().join("mydata");
     std::fs::create_dir(&mine).unwrap();
     std::fs::write(mine.join("notes.txt"), "years of work").unwrap();
@@ -76,5 +62,5 @@ fn a_directory_nook_did_not_write_is_refused_unless_forced() {
     nook_ok(&["split", "--data", d, "--out", out, "--force"]);
     assert!(!mine.join("notes.txt").exists() && mine.join("train.csv").is_file(), "--force replaces it");
     let names: Vec<_> = listing(tmp.path()).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["d", "mydata", "split"], "nothing left beside the outputs");
+    assert_eq!(names, ["ml-100k", "mydata", "split"], "nothing left beside the outputs");
 }

@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor};
 use nook_core::encoder::{masked_mean_pool, Mode, TextEncoder};
-use nook_test_support::encoder_dir as model_dir;
+use nook_test_support::{cosine, encoder_dir as model_dir};
 
 fn encoder(dir: &std::path::Path) -> TextEncoder {
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
@@ -27,13 +27,6 @@ fn reference() -> Reference {
             .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
             .collect(),
     }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
 }
 
 #[test]

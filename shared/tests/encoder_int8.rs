@@ -3,7 +3,7 @@
 
 use candle_core::Device;
 use nook_core::encoder::TextEncoder;
-use nook_test_support::{encoder_dir, movielens_small};
+use nook_test_support::{cosine, encoder_dir, movielens_small};
 
 fn read(f: &str) -> Vec<u8> {
     std::fs::read(encoder_dir().join(f)).unwrap()
@@ -22,13 +22,6 @@ fn int8_encoder() -> TextEncoder {
             .unwrap();
     assert_eq!(enc.engine(), "int8");
     enc
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
 }
 
 #[test]

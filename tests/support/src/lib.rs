@@ -49,3 +49,11 @@ pub fn movielens_small() -> PathBuf {
 pub fn path_str(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// Cosine similarity of two equally long vectors (the encoder tests' measure of agreement).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
