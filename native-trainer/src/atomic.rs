@@ -175,7 +175,7 @@ fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
 
 /// Recovers or removes what a killed earlier run left beside `target`: a set-aside `.old-PID`
 /// goes back if the target is missing (killed between the two renames), otherwise it and any
-/// `.tmp-PID` are removed — but only those carrying nook's marker (or plain temporary files),
+/// `.tmp-PID` are removed — but only those carrying nook's marker, empty ones, or plain temporary files,
 /// and only if the process that made them is gone.
 fn clean_leftovers(target: &Path) {
     let parent = parent_of(target);
@@ -190,13 +190,18 @@ fn clean_leftovers(target: &Path) {
         }
         let path = entry.path();
         let is_dir = path.is_dir();
-        if is_dir && !path.join(MARKER).is_file() {
-            continue;
-        }
         let outcome = if tag == "old" && !target.exists() {
+            // Putting the set-aside target back under its name is right whoever wrote it.
             std::fs::rename(&path, target).map(|()| "restored")
-        } else if is_dir {
+        } else if is_dir && path.join(MARKER).is_file() {
             std::fs::remove_dir_all(&path).map(|()| "removed")
+        } else if is_dir {
+            // No marker: a run killed between creating the directory and marking it leaves it
+            // empty. `remove_dir` only removes an empty directory, so nothing else is touched.
+            match std::fs::remove_dir(&path) {
+                Ok(()) => Ok("removed"),
+                Err(_) => continue,
+            }
         } else {
             std::fs::remove_file(&path).map(|()| "removed")
         };
@@ -349,13 +354,17 @@ mod tests {
         let tmp = sibling(&target, "tmp", dead);
         std::fs::create_dir(&tmp).unwrap();
         std::fs::write(tmp.join(MARKER), "x").unwrap();
-        // Not nook's: same naming, no marker. Left alone.
+        // Killed between creating its directory and marking it: empty, removed.
+        let unmarked = sibling(&target, "tmp", dead - 2);
+        std::fs::create_dir(&unmarked).unwrap();
+        // Not nook's: same naming, no marker, something inside. Left alone.
         let foreign = sibling(&target, "tmp", dead - 1);
         std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("precious.csv"), "data").unwrap();
         clean_leftovers(&target);
         assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "old");
-        assert!(!tmp.exists() && !old.exists());
-        assert!(foreign.exists());
+        assert!(!tmp.exists() && !old.exists() && !unmarked.exists());
+        assert_eq!(std::fs::read_to_string(foreign.join("precious.csv")).unwrap(), "data");
     }
 
     #[test]
