@@ -49,7 +49,7 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
     for f in ["report.md", "finetune_loss.png", "recall_at_k.png", "ndcg_at_k.png", "warm_vs_cold.png"] {
         assert!(model.join("report").join(f).is_file(), "report/{f} written");
     }
-    for model in ["pop", "als", "bpr", "content", "hybrid", "content-ft", "fused-ft"] {
+    for model in ["pop", "als", "bpr", "ease", "rp3b", "als-recency", "content", "hybrid", "content-ft", "fused-ft"] {
         for split in ["warm", "cold"] {
             for metric in ["recall@10", "precision@10", "ndcg@10", "map@10", "hit@10", "ndcg@20", "auc", "coverage@10"]
             {
@@ -61,6 +61,35 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
     assert!(rows.iter().all(|r| r.as_object().unwrap().len() == 4), "rows are {{model, split, metric, value}}");
     assert!(get("als", "warm", "ndcg@10") > get("pop", "warm", "ndcg@10"));
     assert!(get("bpr", "warm", "ndcg@10") > get("pop", "warm", "ndcg@10"));
+    assert!(get("ease", "warm", "ndcg@10") > get("pop", "warm", "ndcg@10"));
+    // Every model against `ease` and its ablation, each with an interval around its difference.
+    let differences = report["differences"].as_array().expect("differences in the report");
+    let find = |model: &str, baseline: &str, split: &str, metric: &str| {
+        differences
+            .iter()
+            .find(|d| d["model"] == model && d["baseline"] == baseline && d["split"] == split && d["metric"] == metric)
+            .unwrap_or_else(|| panic!("no difference {model} vs {baseline} on {split} {metric}"))
+    };
+    for (model, baseline, split, metric) in [
+        ("fused-ft", "ease", "warm", "ndcg@10"),
+        ("fused-ft", "als-recency", "warm", "ndcg@10"),
+        ("als-recency", "als", "warm", "recall@20"),
+        ("content-ft", "content", "cold", "auc"),
+    ] {
+        let d = find(model, baseline, split, metric);
+        let (diff, low, high) =
+            (d["difference"].as_f64().unwrap(), d["low"].as_f64().unwrap(), d["high"].as_f64().unwrap());
+        assert!(low <= diff && diff <= high, "{model} vs {baseline}: {low} <= {diff} <= {high}");
+        let values = d["model_value"].as_f64().unwrap() - d["baseline_value"].as_f64().unwrap();
+        assert!((values - diff).abs() < 1e-9, "{model} vs {baseline}: the difference is of the two values");
+        assert_eq!(d["resamples"], 2000);
+    }
+    assert!(
+        !differences.iter().any(|d| d["split"] == "cold" && d["baseline"] == "ease"),
+        "ease is blind to cold items"
+    );
+    let md = std::fs::read_to_string(model.join("report").join("report.md")).unwrap();
+    assert!(md.contains("## Differences with 95% intervals"), "report.md shows the intervals");
 }
 
 #[test]

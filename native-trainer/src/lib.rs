@@ -6,6 +6,7 @@ pub mod batch;
 pub mod bench;
 pub mod commands;
 pub mod data;
+pub mod dense;
 pub mod eval;
 pub mod export;
 pub mod external;

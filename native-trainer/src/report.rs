@@ -122,6 +122,38 @@ fn markdown(report: &EvalReport, losses: Option<&[f32]>, notes: &str, plots: &[(
         }
         let _ = writeln!(md);
     }
+    if !report.differences.is_empty() {
+        let _ = writeln!(md, "## Differences with 95% intervals\n");
+        let _ = writeln!(
+            md,
+            "Each model against `ease` and against its ablation (`als-recency` is the fused models without text; \
+             `content` is `content-ft` before fine-tuning): the mean per-user difference and its 95% paired-bootstrap \
+             interval ({} resamples of the test users). **Bold**: the interval excludes zero.\n",
+            report.differences[0].resamples
+        );
+        let _ = writeln!(md, "| model | vs | split | metric | model | vs | difference | 95% interval | ratio |");
+        let _ = writeln!(md, "|---|---|---|---|---:|---:|---:|---|---:|");
+        for d in &report.differences {
+            let diff = match d.significant() {
+                true => format!("**{:+.4}**", d.difference),
+                false => format!("{:+.4}", d.difference),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:.4} | {:.4} | {diff} | [{:+.4}, {:+.4}] | {:.3} |",
+                d.model,
+                d.baseline,
+                d.split,
+                d.metric,
+                d.model_value,
+                d.baseline_value,
+                d.low,
+                d.high,
+                d.model_value / d.baseline_value
+            );
+        }
+        let _ = writeln!(md);
+    }
     if let Some(q) = &report.queries {
         let _ = writeln!(md, "## What a person types (query benchmark)\n");
         let _ = writeln!(

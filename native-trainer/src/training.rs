@@ -181,7 +181,7 @@ impl<'a> Trainer<'a> {
 
     /// ALS fitted without the validation part, which text weights and dimensions are chosen
     /// against (imported factors are used as they are).
-    fn selection_als(&mut self) -> Arc<Factors> {
+    pub fn selection_als(&mut self) -> Arc<Factors> {
         if !self.inputs.split.config.refit || self.inputs.prefit_als.is_some() {
             return self.final_als();
         }
@@ -304,7 +304,7 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    fn item_meta(&self) -> Vec<ItemMeta> {
+    pub fn item_meta(&self) -> Vec<ItemMeta> {
         item_meta(self.inputs.data)
     }
 

@@ -99,3 +99,34 @@ fn cold_items_are_unreachable_for_pure_collaborative_models() {
         assert!(row.iter().all(|&v| v == 0.0), "cold item {item} has collaborative factors");
     }
 }
+
+#[test]
+fn item_item_models_beat_popularity_and_sum_the_rows_of_a_history_on_movielens_100k() {
+    use nook_trainer::models::ease::Ease;
+    use nook_trainer::models::item_item::{ScoresHistory, WithHistory};
+    use nook_trainer::models::rp3b::{Rp3b, Walk};
+    let d = load_dir(&ml100k(), false).unwrap();
+    let split = Split::new(&d, &SplitConfig::default()).unwrap();
+    let train = split.train_matrix();
+    let history = split.train_sequences();
+    let pop = ndcg10(&Popularity::fit(&train), &split, &train, Target::Warm);
+    let ease = Ease::fit(&train, 300.0).unwrap();
+    let rp3b = Rp3b::fit(&train, Walk { alpha: 1.0, beta: 0.4 });
+    let ease_ndcg = ndcg10(&WithHistory { model: &ease, history: &history }, &split, &train, Target::Warm);
+    let rp3b_ndcg = ndcg10(&WithHistory { model: &rp3b, history: &history }, &split, &train, Target::Warm);
+    eprintln!("ndcg@10 pop {pop:.4} ease {ease_ndcg:.4} rp3b {rp3b_ndcg:.4}");
+    assert!(ease_ndcg > pop * 1.15, "EASE {ease_ndcg} should clearly beat popularity {pop}");
+    assert!(rp3b_ndcg > pop * 1.05, "RP3β {rp3b_ndcg} should beat popularity {pop}");
+    // Scores are additive over the history, and an item never recommends itself (zero diagonal).
+    let n = split.n_items;
+    let (mut a, mut b, mut ab) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+    let (i, j) = (history[0][0], history[0][1]);
+    for model in [&ease as &dyn ScoresHistory, &rp3b] {
+        model.score_history(&[i], &mut a);
+        model.score_history(&[j], &mut b);
+        model.score_history(&[i, j], &mut ab);
+        assert!(ab.iter().zip(a.iter().zip(&b)).all(|(s, (x, y))| (s - (x + y)).abs() < 1e-5), "{}", model.name());
+        assert_eq!(a[i as usize], 0.0, "{}: an item scores itself", model.name());
+        assert!(a.iter().any(|&v| v != 0.0), "{}: one like scores nothing", model.name());
+    }
+}

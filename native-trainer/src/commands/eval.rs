@@ -87,6 +87,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let mut results = evaluate_all(&data.name, &split, &set, &extra, &cfg, &all_k, &args.on);
     results.data_rows = Some(data.skipped.clone());
     print!("{}", results.table_for(&args.k));
+    print!("{}", results.differences_table());
     if let Some(s) = &results.similar {
         print!("{}", s.table());
     }

@@ -5,6 +5,7 @@
 //!   was seen in training, so this measures how well a model ranks brand-new items).
 //! * `valid`: like `warm` on the validation split, for choosing settings.
 
+pub mod bootstrap;
 pub mod metrics;
 pub mod query;
 pub mod results;
@@ -129,6 +130,16 @@ struct Sums {
 
 /// Evaluates one model; metrics are averaged over users.
 pub fn evaluate(model: &dyn Scorer, set: &EvalSet<'_>, ks: &[usize]) -> Vec<MetricRow> {
+    evaluate_with_users(model, set, ks).0
+}
+
+/// [`evaluate`], plus each user's value of the metrics [`bootstrap::compared_metrics`] names for
+/// the set's split (in the order of `set.users`), for paired intervals.
+pub fn evaluate_with_users(
+    model: &dyn Scorer,
+    set: &EvalSet<'_>,
+    ks: &[usize],
+) -> (Vec<MetricRow>, bootstrap::PerUser) {
     let max_k = ks.iter().copied().max().unwrap_or(10);
     let n_items = set.candidates.len();
     let per_user: Vec<(Sums, Vec<u32>)> = set
@@ -172,7 +183,21 @@ pub fn evaluate(model: &dyn Scorer, set: &EvalSet<'_>, ks: &[usize]) -> Vec<Metr
         rows.push(row(format!("{}@{k}", metrics::COVERAGE), covered as f64 / set.n_candidates.max(1) as f64));
     }
     rows.push(row(metrics::AUC.into(), total.auc / total.auc_users.max(1) as f64));
-    rows
+    let mut per_user_values = bootstrap::PerUser::new();
+    for name in bootstrap::compared_metrics(set.target.name()) {
+        let values: Option<Vec<f64>> = match name.split_once('@') {
+            None => Some(per_user.iter().map(|(s, _)| if s.auc_users == 1 { s.auc } else { f64::NAN }).collect()),
+            Some((metric, k)) => {
+                let ki = ks.iter().position(|&x| k.parse() == Ok(x));
+                let mi = metrics::AT_K.iter().position(|m| m.name == metric);
+                ki.zip(mi).map(|(ki, mi)| per_user.iter().map(|(s, _)| s.per_k[ki][mi]).collect())
+            }
+        };
+        if let Some(v) = values {
+            per_user_values.insert(name.to_string(), v);
+        }
+    }
+    (rows, per_user_values)
 }
 
 /// The `k` best candidates for `user` by `scores`, never one of their training items; equal

@@ -1,10 +1,11 @@
 //! Evaluating a trained [`ModelSet`] on the held-out sets, and the machine-readable report
 //! (`nook eval --json`) with its plain-text table.
 
+use super::bootstrap::{self, Difference};
 use super::metrics;
 use super::query::{ModelQueryResult, QueryBench, QueryReport, Rankings};
 use super::similar::{self, SimilarReport};
-use super::{evaluate, EvalSet, EvalSize, MetricRow, Target};
+use super::{evaluate_with_users, EvalSet, EvalSize, MetricRow, Target};
 use crate::data::{Dataset, TextField};
 use crate::models::Scorer;
 use crate::split::{Split, SplitConfig};
@@ -35,6 +36,9 @@ pub struct EvalReport {
     /// The item-to-item ("more like this") benchmark, when text models were evaluated on warm items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similar: Option<SimilarReport>,
+    /// Each model against `ease` and against its ablation, with 95% paired-bootstrap intervals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<Difference>,
     /// Rows read, and those skipped under `--skip-bad-rows` by reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_rows: Option<crate::data::SkippedRows>,
@@ -60,6 +64,7 @@ pub fn evaluate_all(
     let mut splits = BTreeMap::new();
     let mut results = Vec::new();
     let mut similar = None;
+    let mut differences = Vec::new();
     for &target in targets {
         let eval_set = EvalSet::new(split, &train, target);
         splits.insert(target.name().to_string(), eval_set.size());
@@ -67,9 +72,13 @@ pub fn evaluate_all(
             tracing::warn!("{} split has no users to evaluate", target.name());
             continue;
         }
+        let mut per_user = BTreeMap::new();
         for model in &scorers {
-            results.extend(evaluate(model.as_ref(), &eval_set, ks));
+            let (rows, values) = evaluate_with_users(model.as_ref(), &eval_set, ks);
+            results.extend(rows);
+            per_user.insert(model.name().to_string(), values);
         }
+        differences.extend(compare(&per_user, target.name(), split.config.seed));
         if target == Target::Warm && set.models.iter().any(|(_, m)| m.text().is_some()) {
             let models: Vec<&dyn crate::models::Fitted> = set.models.iter().map(|(_, m)| m.as_ref()).collect();
             similar = Some(similar::evaluate(&eval_set, &history, &models));
@@ -87,8 +96,42 @@ pub fn evaluate_all(
         results,
         queries: None,
         similar,
+        differences,
         data_rows: None,
     }
+}
+
+/// The paired-bootstrap differences of [`bootstrap::comparisons`] on one split.
+fn compare(per_user: &BTreeMap<String, bootstrap::PerUser>, split: &str, seed: u64) -> Vec<Difference> {
+    let models: Vec<String> = per_user.keys().cloned().collect();
+    let mut out = Vec::new();
+    for (model, baseline) in bootstrap::comparisons(&models, split) {
+        for metric in bootstrap::compared_metrics(split) {
+            let (Some(a), Some(b)) = (per_user[&model].get(*metric), per_user[&baseline].get(*metric)) else {
+                continue;
+            };
+            let mean = |v: &[f64]| {
+                let v: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+                v.iter().sum::<f64>() / v.len().max(1) as f64
+            };
+            if let Some((difference, low, high)) = bootstrap::paired(a, b, bootstrap::RESAMPLES, seed) {
+                out.push(Difference {
+                    model: model.clone(),
+                    baseline: baseline.clone(),
+                    split: split.to_string(),
+                    metric: metric.to_string(),
+                    model_value: mean(a),
+                    baseline_value: mean(b),
+                    difference,
+                    low,
+                    high,
+                    users: a.iter().zip(b).filter(|(x, y)| !x.is_nan() && !y.is_nan()).count(),
+                    resamples: bootstrap::RESAMPLES,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The query benchmark on the test part for every text model of `set`, each at its own query
@@ -150,6 +193,38 @@ impl QueryReport {
 }
 
 impl EvalReport {
+    /// One line per comparison: both values, the difference, its 95% interval and the ratio.
+    pub fn differences_table(&self) -> String {
+        if self.differences.is_empty() {
+            return String::new();
+        }
+        let mut out = format!(
+            "paired bootstrap over users ({} resamples), 95% intervals; * = interval excludes 0\n",
+            self.differences[0].resamples
+        );
+        out.push_str(&format!(
+            "{:<12} {:<12} {:<5} {:<10} {:>8} {:>8} {:>9} {:>21} {:>7}\n",
+            "model", "vs", "split", "metric", "model", "vs", "diff", "95% interval", "ratio"
+        ));
+        for d in &self.differences {
+            out.push_str(&format!(
+                "{:<12} {:<12} {:<5} {:<10} {:>8.4} {:>8.4} {:>+9.4} [{:>+8.4}, {:>+8.4}]{} {:>7.3}\n",
+                d.model,
+                d.baseline,
+                d.split,
+                d.metric,
+                d.model_value,
+                d.baseline_value,
+                d.difference,
+                d.low,
+                d.high,
+                if d.significant() { "*" } else { " " },
+                d.model_value / d.baseline_value,
+            ));
+        }
+        out
+    }
+
     /// A value by (model, split, metric).
     pub fn get(&self, model: &str, split: &str, metric: &str) -> Option<f64> {
         self.results.iter().find(|r| r.model == model && r.split == split && r.metric == metric).map(|r| r.value)

@@ -20,7 +20,7 @@ const TEXT_WEIGHTS: [f32; 11] = [0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5,
 /// How far below the best validation NDCG@10 a smaller text dimension may be and still be chosen.
 const PARSIMONY: f64 = 0.015;
 /// Recency half-lives tried (in likes; 0 = every like weighs the same).
-const HALF_LIVES: [f32; 4] = [0.0, 10.0, 25.0, 60.0];
+pub(crate) const HALF_LIVES: [f32; 4] = [0.0, 10.0, 25.0, 60.0];
 /// Ridge penalties tried for the text → cf map.
 const RIDGE_GRID: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
 
@@ -118,17 +118,7 @@ impl Hybrid {
         text_dim: usize,
         items: Vec<ItemMeta>,
     ) -> anyhow::Result<Self> {
-        let like_confidence = 1.0 + als_cfg.alpha;
-        let base = Scoring {
-            cf_weight: 1.0,
-            text_weight: 0.0,
-            query_weight: 1.0,
-            like_confidence,
-            dislike_confidence: like_confidence,
-            recency_half_life: 0.0,
-            expansion: Expansion::OFF,
-            similar_text_weight: None,
-        };
+        let base = base_scoring(als_cfg);
         let valid = EvalSet::new(split, train, Target::Valid);
         let sequences = split.train_sequences();
         let full = build_catalog(split, als, als_cfg, text, text_dim, items.clone())?;
@@ -260,6 +250,22 @@ impl Hybrid {
             None => catalog,
         };
         Ok(Self { catalog, content_catalog, ..self })
+    }
+}
+
+/// Collaborative factors only, every like weighing the same: what fused models start from (and
+/// `als-recency` keeps, with a recency chosen on validation).
+pub fn base_scoring(als_cfg: &AlsConfig) -> Scoring {
+    let like_confidence = 1.0 + als_cfg.alpha;
+    Scoring {
+        cf_weight: 1.0,
+        text_weight: 0.0,
+        query_weight: 1.0,
+        like_confidence,
+        dislike_confidence: like_confidence,
+        recency_half_life: 0.0,
+        expansion: Expansion::OFF,
+        similar_text_weight: None,
     }
 }
 

@@ -7,14 +7,19 @@
 //! adding a model is one new file with its entry plus one line below.
 
 pub mod als;
+pub mod als_recency;
 pub mod bpr;
+pub mod ease;
 pub mod factors;
 pub mod family;
 pub mod hybrid;
+pub mod item_item;
 pub mod pca;
 pub mod pop;
 pub mod random;
 pub mod ridge;
+pub mod rp3b;
+pub mod select;
 
 pub use als::AlsConfig;
 pub use bpr::BprConfig;
@@ -33,6 +38,9 @@ pub const REGISTRY: &[&ModelEntry] = &[
     &pop::MODEL,
     &als::MODEL,
     &bpr::MODEL,
+    &ease::MODEL,
+    &rp3b::MODEL,
+    &als_recency::MODEL,
     &random::MODEL,
     &family::CONTENT,
     &family::HYBRID,
