@@ -53,6 +53,7 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant, quant: Quant) -> R
         model: spec.name.to_string(),
         scoring: family.hybrid.scoring,
         max_tokens: info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
+        pooling: crate::textvec::read_pooling(encoder_dir)?,
         metrics: read_metrics(&model_dir.join("eval.json")),
         text_fields: info.text_fields.clone(),
     };
@@ -65,6 +66,7 @@ pub struct BundleMeta {
     pub model: String,
     pub scoring: nook_core::Scoring,
     pub max_tokens: usize,
+    pub pooling: nook_core::encoder::Pooling,
     pub metrics: Vec<MetricSnapshot>,
     pub text_fields: Vec<String>,
 }
@@ -96,7 +98,7 @@ pub fn write_bundle(
         scoring: meta.scoring,
         quant,
         model: meta.model,
-        encoder: EncoderInfo { max_tokens: meta.max_tokens },
+        encoder: EncoderInfo { max_tokens: meta.max_tokens, pooling: meta.pooling },
         text_fields: meta.text_fields,
         metrics: meta.metrics,
         files: files
@@ -235,6 +237,7 @@ pub fn scale_bundle(from: &Path, n_items: usize, query_dims: usize, out: &Path) 
         model: b.manifest.model.clone(),
         scoring: b.manifest.scoring,
         max_tokens: b.manifest.encoder.max_tokens,
+        pooling: b.manifest.encoder.pooling,
         metrics: Vec::new(),
         text_fields: b.manifest.text_fields.clone(),
     };

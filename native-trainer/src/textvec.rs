@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use nook_core::bundle::sha256_hex;
-use nook_core::encoder::TextEncoder;
+use nook_core::encoder::{Pooling, TextEncoder, POOLING_FILE};
 use nook_core::quant::{self, encode_f32};
 use std::path::{Path, PathBuf};
 
@@ -45,7 +45,7 @@ impl EncoderSource {
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
         let vb = VarBuilder::from_buffered_safetensors(read(&weights)?, DType::F32, device)
             .with_context(|| format!("loading {}", weights.display()))?;
-        Ok(TextEncoder::new(&read(&config)?, &read(&tokenizer)?, vb, self.max_tokens)?)
+        Ok(TextEncoder::new(&read(&config)?, &read(&tokenizer)?, vb, self.max_tokens)?.with_pooling(self.pooling()?))
     }
 
     /// The int8 engine over the same weights, quantised on load as an int8 bundle stores them
@@ -54,7 +54,13 @@ impl EncoderSource {
         self.check()?;
         let [config, tokenizer, weights] = self.files();
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-        Ok(TextEncoder::new_int8(&read(&config)?, &read(&tokenizer)?, read(&weights)?, self.max_tokens)?)
+        let encoder = TextEncoder::new_int8(&read(&config)?, &read(&tokenizer)?, read(&weights)?, self.max_tokens)?;
+        Ok(encoder.with_pooling(self.pooling()?))
+    }
+
+    /// The pooling the model's sentence-transformers config names (mean without one).
+    pub fn pooling(&self) -> Result<Pooling> {
+        read_pooling(&self.dir)
     }
 
     /// A hash of the model files and settings, part of the cache key.
@@ -66,7 +72,21 @@ impl EncoderSource {
             );
         }
         all.extend(self.max_tokens.to_le_bytes());
+        // Pooling changes every vector; mean (the default) leaves the keys of earlier caches as they were.
+        if let Pooling::Cls = self.pooling()? {
+            all.extend(b"pooling=cls");
+        }
         Ok(sha256_hex(&all))
+    }
+}
+
+/// The pooling in `dir`'s sentence-transformers `1_Pooling/config.json`; mean when there is none.
+pub fn read_pooling(dir: &Path) -> Result<Pooling> {
+    let path = dir.join(POOLING_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Pooling::from_sentence_transformers(&bytes).with_context(|| format!("reading {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Pooling::Mean),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 

@@ -21,7 +21,7 @@ use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use nook_core::bundle::sha256_hex;
-use nook_core::encoder::{block_prefix, BertConfig, TextEncoder};
+use nook_core::encoder::{block_prefix, BertConfig, Pooling, TextEncoder, POOLING_FILE};
 use nook_core::quant::encode_f32;
 use pairs::{Batcher, BatcherState};
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,8 @@ pub struct FineTuned {
     pub weights: HashMap<String, Tensor>,
     pub config_json: Vec<u8>,
     pub tokenizer_json: Vec<u8>,
+    /// The base model's pooling, kept.
+    pub pooling: Pooling,
     /// Training loss at every step.
     pub losses: Vec<f32>,
     pub seconds: f64,
@@ -98,7 +100,7 @@ impl FineTuned {
     /// The fine-tuned encoder for inference, embedding up to `max_tokens` tokens.
     pub fn encoder(&self, max_tokens: usize, device: &Device) -> Result<TextEncoder> {
         let vb = VarBuilder::from_tensors(self.weights.clone(), DType::F32, device);
-        Ok(TextEncoder::new(&self.config_json, &self.tokenizer_json, vb, max_tokens)?)
+        Ok(TextEncoder::new(&self.config_json, &self.tokenizer_json, vb, max_tokens)?.with_pooling(self.pooling))
     }
 
     /// Writes a Hugging Face layout directory (`config.json`, `tokenizer.json`, `model.safetensors`).
@@ -107,6 +109,11 @@ impl FineTuned {
         std::fs::write(dir.join("config.json"), &self.config_json)?;
         std::fs::write(dir.join("tokenizer.json"), &self.tokenizer_json)?;
         candle_core::safetensors::save(&self.weights, dir.join("model.safetensors"))?;
+        if !self.pooling.is_mean() {
+            let hidden = serde_json::from_slice::<BertConfig>(&self.config_json).context("config.json")?.hidden_size;
+            std::fs::create_dir_all(dir.join("1_Pooling"))?;
+            std::fs::write(dir.join(POOLING_FILE), self.pooling.sentence_transformers_config(hidden))?;
+        }
         Ok(())
     }
 }
@@ -171,12 +178,14 @@ pub fn run(
     for (n, v) in names.iter().zip(&vars) {
         weights.insert(n.clone(), v.as_tensor().clone());
     }
+    let pooling = source.pooling()?;
     let encoder = TextEncoder::new(
         &config_json,
         &tokenizer_json,
         VarBuilder::from_tensors(weights.clone(), DType::F32, device),
         cfg.max_tokens,
-    )?;
+    )?
+    .with_pooling(pooling);
     let ids = texts.iter().map(|t| encoder.tokenize(t)).collect::<nook_core::Result<Vec<_>>>()?;
     let trainable: usize = vars.iter().map(|v| v.as_tensor().elem_count()).sum();
     tracing::info!(
@@ -260,7 +269,7 @@ pub fn run(
     for (n, v) in names.iter().zip(&vars) {
         weights.insert(n.clone(), v.as_tensor().detach());
     }
-    Ok(FineTuned { weights, config_json, tokenizer_json, losses, seconds, fingerprint, config: cfg.clone() })
+    Ok(FineTuned { weights, config_json, tokenizer_json, pooling, losses, seconds, fingerprint, config: cfg.clone() })
 }
 
 fn save_checkpoint(dir: &Path, state: &CheckpointState, names: &[String], vars: &[Var], opt: &AdamW) -> Result<()> {

@@ -18,6 +18,7 @@ use crate::finetune::FineTuned;
 use crate::store::{read_json, read_tensors, write_tensors, ENCODER_FILES};
 use anyhow::{ensure, Context, Result};
 use nook_core::catalog::codec;
+use nook_core::encoder::POOLING_FILE;
 use nook_core::quant::{encode_matrix, Quant};
 use nook_core::{Catalog, ItemMeta, TextLayout};
 use std::borrow::Cow;
@@ -276,6 +277,11 @@ fn copy_encoder(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir(to)?;
     for name in ENCODER_FILES {
         link_or_copy(&from.join(name), &to.join(name))?;
+    }
+    // The pooling, when the model names one (sentence-transformers layout).
+    if from.join(POOLING_FILE).is_file() {
+        std::fs::create_dir_all(to.join("1_Pooling"))?;
+        link_or_copy(&from.join(POOLING_FILE), &to.join(POOLING_FILE))?;
     }
     Ok(())
 }

@@ -37,6 +37,10 @@ pub struct MetricSnapshot {
 pub struct EncoderInfo {
     /// Token limit the item texts were embedded with; queries use the same.
     pub max_tokens: usize,
+    /// How the encoder pools its token states (absent: mean, as in bundles from before it was
+    /// recorded, so their manifests and ids are unchanged).
+    #[serde(default, skip_serializing_if = "crate::encoder::Pooling::is_mean")]
+    pub pooling: crate::encoder::Pooling,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -68,7 +68,8 @@ impl Bundle {
                 encoder_weights(&model).and_then(|w| TextEncoder::new(&config, &tokenizer, w, max_tokens))
             }
         }
-        .map_err(|e| NookError::bundle(format!("encoder: {e}")))?;
+        .map_err(|e| NookError::bundle(format!("encoder: {e}")))?
+        .with_pooling(manifest.encoder.pooling);
         if encoder.dim() != catalog.query_dim() {
             return Err(NookError::bundle(format!(
                 "encoder produces {} dims, the item text vectors expect {}",

@@ -223,7 +223,7 @@ impl Int8Bert {
     }
 
     /// The unit-length sentence vector of one tokenised text (`[CLS] … [SEP]`).
-    pub fn embed(&self, ids: &[u32]) -> Result<Vec<f32>> {
+    pub fn embed(&self, ids: &[u32], pooling: super::Pooling) -> Result<Vec<f32>> {
         let h = self.config.hidden_size;
         let t = ids.len();
         if t == 0 {
@@ -253,7 +253,7 @@ impl Int8Bert {
         for layer in &self.layers {
             x = self.layer(layer, x, t);
         }
-        Ok(mean_pool_normalised(&x, h))
+        Ok(pooling.pool_rows(&x, h))
     }
 
     fn layer(&self, l: &Layer, x: Vec<f32>, t: usize) -> Vec<f32> {
@@ -309,17 +309,4 @@ fn attend(q: &[f32], k: &[f32], v: &[f32], t: usize, h: usize, heads: usize) -> 
         }
     }
     ctx
-}
-
-/// Mean over the tokens, then L2-normalised.
-fn mean_pool_normalised(x: &[f32], h: usize) -> Vec<f32> {
-    let t = x.len() / h;
-    let mut mean = vec![0f32; h];
-    for row in x.chunks_exact(h) {
-        mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
-    }
-    mean.iter_mut().for_each(|m| *m /= t as f32);
-    let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-    mean.iter_mut().for_each(|m| *m /= norm);
-    mean
 }

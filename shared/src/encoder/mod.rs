@@ -1,11 +1,14 @@
-//! On-device text embedding: tokenizer + BERT + masked mean pooling, from bytes.
+//! On-device text embedding: tokenizer + BERT + pooling (mean or `[CLS]`, as the model's
+//! sentence-transformers config says), from bytes.
 
 pub mod bert;
 pub mod int8;
+pub mod pooling;
 pub mod qmatmul;
 
 pub use bert::{block_prefix, masked_mean_pool, Bert, BertConfig, Mode};
 pub use int8::Int8Bert;
+pub use pooling::{Pooling, POOLING_FILE};
 
 use crate::error::{NookError, Result};
 use candle_core::{DType, Device, Tensor};
@@ -36,6 +39,7 @@ pub struct TextEncoder {
     tokenizer: Tokenizer,
     max_tokens: usize,
     device: Device,
+    pooling: Pooling,
 }
 
 fn parse_config(config: &[u8]) -> Result<BertConfig> {
@@ -63,7 +67,7 @@ impl TextEncoder {
         let max_tokens = token_limit(max_tokens, &config)?;
         let bert = Bert::load(weights, &config)?;
         let tokenizer = load_tokenizer(tokenizer, max_tokens)?;
-        Ok(Self { model: Model::F32(bert), tokenizer, max_tokens, device })
+        Ok(Self { model: Model::F32(bert), tokenizer, max_tokens, device, pooling: Pooling::Mean })
     }
 
     /// Builds the int8 engine from `config.json`, `tokenizer.json` and `model.safetensors`
@@ -74,7 +78,17 @@ impl TextEncoder {
         let max_tokens = token_limit(max_tokens, &config)?;
         let bert = Int8Bert::load(safetensors, "encoder/model.safetensors", &config)?;
         let tokenizer = load_tokenizer(tokenizer, max_tokens)?;
-        Ok(Self { model: Model::Int8(bert), tokenizer, max_tokens, device: Device::Cpu })
+        Ok(Self { model: Model::Int8(bert), tokenizer, max_tokens, device: Device::Cpu, pooling: Pooling::Mean })
+    }
+
+    /// Pools with `pooling` (mean by default): read it from the model's `1_Pooling/config.json`.
+    pub fn with_pooling(mut self, pooling: Pooling) -> Self {
+        self.pooling = pooling;
+        self
+    }
+
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
     }
 
     /// `"f32"` or `"int8"`: the engine that embeds.
@@ -144,14 +158,14 @@ impl TextEncoder {
     /// Sentence embeddings `[batch, dim]` of a tokenised batch, in the given mode.
     pub fn forward(&self, batch: &Batch, mode: Mode) -> Result<Tensor> {
         let hidden = self.f32_model()?.forward(&batch.ids, &batch.mask, mode)?;
-        Ok(masked_mean_pool(&hidden, &batch.mask)?)
+        self.pooling.pool(&hidden, &batch.mask)
     }
 
     /// Sentence embeddings with blocks from `first_trained` on differentiable (see
     /// [`Bert::forward_from`]): the fine-tuning forward pass.
     pub fn forward_from(&self, batch: &Batch, first_trained: usize) -> Result<Tensor> {
         let hidden = self.f32_model()?.forward_from(&batch.ids, &batch.mask, first_trained)?;
-        Ok(masked_mean_pool(&hidden, &batch.mask)?)
+        self.pooling.pool(&hidden, &batch.mask)
     }
 
     /// Unit-length embeddings of `texts`, row-major `[texts.len() x dim]`.
@@ -166,7 +180,7 @@ impl TextEncoder {
     /// Like [`TextEncoder::embed`] for already tokenised texts.
     pub fn embed_ids(&self, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
         if let Model::Int8(bert) = &self.model {
-            return embed_each(bert, ids);
+            return embed_each(bert, ids, self.pooling);
         }
         let pooled = self.forward(&self.batch(ids)?, Mode::Inference)?;
         Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
@@ -174,14 +188,14 @@ impl TextEncoder {
 }
 
 /// Each text on its own (no padding), in parallel natively.
-fn embed_each(bert: &Int8Bert, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
+fn embed_each(bert: &Int8Bert, ids: &[Vec<u32>], pooling: Pooling) -> Result<Vec<f32>> {
     #[cfg(not(target_arch = "wasm32"))]
     let vectors: Vec<Vec<f32>> = {
         use rayon::prelude::*;
-        ids.par_iter().map(|seq| bert.embed(seq)).collect::<Result<_>>()?
+        ids.par_iter().map(|seq| bert.embed(seq, pooling)).collect::<Result<_>>()?
     };
     #[cfg(target_arch = "wasm32")]
-    let vectors: Vec<Vec<f32>> = ids.iter().map(|seq| bert.embed(seq)).collect::<Result<_>>()?;
+    let vectors: Vec<Vec<f32>> = ids.iter().map(|seq| bert.embed(seq, pooling)).collect::<Result<_>>()?;
     Ok(vectors.concat())
 }
 

@@ -1,6 +1,10 @@
 """Reference embeddings for nook's encoder test, computed independently with sentence-transformers.
 
     python shared/tests/data/make_minilm_reference.py assets/models/all-MiniLM-L6-v2 > shared/tests/data/minilm_reference.json
+    python shared/tests/data/make_minilm_reference.py assets/models/all-MiniLM-L6-v2 cls > shared/tests/data/minilm_cls_reference.json
+
+With `cls` the same weights are pooled by the [CLS] token and L2-normalised (the BGE family's
+pooling), to check nook's `1_Pooling/config.json` support against sentence-transformers.
 
 Needs a venv with torch and sentence-transformers (bench/.venv-st); the model directory is the one
 scripts/setup-assets.sh fetches.
@@ -8,7 +12,7 @@ scripts/setup-assets.sh fetches.
 import json
 import sys
 
-from sentence_transformers import SentenceTransformer
+from sentence_transformers import SentenceTransformer, models
 
 SENTENCES = [
     "Toy Story (1995). Genres: Adventure, Animation, Children, Comedy, Fantasy.",
@@ -23,10 +27,16 @@ SENTENCES = [
 
 
 def main() -> None:
-    model = SentenceTransformer(sys.argv[1], device="cpu")
+    pooling = sys.argv[2] if len(sys.argv) > 2 else None
+    if pooling:
+        transformer = models.Transformer(sys.argv[1], max_seq_length=256)
+        pool = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode=pooling)
+        model = SentenceTransformer(modules=[transformer, pool, models.Normalize()], device="cpu")
+    else:
+        model = SentenceTransformer(sys.argv[1], device="cpu")
     vectors = model.encode(SENTENCES, normalize_embeddings=False, convert_to_numpy=True)
     out = {
-        "model": "sentence-transformers/all-MiniLM-L6-v2",
+        "model": "sentence-transformers/all-MiniLM-L6-v2" + (f" ({pooling} pooling)" if pooling else ""),
         "max_seq_length": model.max_seq_length,
         "sentences": SENTENCES,
         "vectors": [[round(float(v), 7) for v in row] for row in vectors],
