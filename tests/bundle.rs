@@ -39,7 +39,8 @@ fn exported_bundle_lists_every_file_with_its_checksum() {
     let (model, bundle) = ml100k_bundle();
     let manifest = Manifest::parse(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest.n_items, 1682);
-    assert_eq!((manifest.cf_dim, manifest.text_dim), (64, 384));
+    let factors = nook_trainer::models::AlsConfig::default().factors;
+    assert_eq!((manifest.cf_dim, manifest.text_dim), (factors, 384));
     for (name, entry) in &manifest.files {
         let bytes = std::fs::read(bundle.join(name)).unwrap();
         assert_eq!(bytes.len() as u64, entry.bytes, "{name}");

@@ -117,6 +117,13 @@ fn item_item_models_beat_popularity_and_sum_the_rows_of_a_history_on_movielens_1
     eprintln!("ndcg@10 pop {pop:.4} ease {ease_ndcg:.4} rp3b {rp3b_ndcg:.4}");
     assert!(ease_ndcg > pop * 1.15, "EASE {ease_ndcg} should clearly beat popularity {pop}");
     assert!(rp3b_ndcg > pop * 1.05, "RP3β {rp3b_ndcg} should beat popularity {pop}");
+    // A catalogue too large for the dense matrix keeps its most popular items; the rest score 0.
+    let capped = Ease::fit_at_most(&train, 300.0, 200).unwrap();
+    let mut out = vec![0f32; split.n_items];
+    capped.score_history(&history[0], &mut out);
+    assert!(out.iter().filter(|&&v| v != 0.0).count() <= 200, "only the 200 kept items score");
+    let capped_ndcg = ndcg10(&WithHistory { model: &capped, history: &history }, &split, &train, Target::Warm);
+    assert!(capped_ndcg > pop, "EASE over the 200 most popular items {capped_ndcg} vs popularity {pop}");
     // Scores are additive over the history, and an item never recommends itself (zero diagonal).
     let n = split.n_items;
     let (mut a, mut b, mut ab) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);

@@ -3,9 +3,9 @@
 //! are the sum of the rows of their training items. λ is chosen on the validation split.
 //!
 //! Only items with training positives take part (the others have empty columns and would score
-//! zero). Memory is dense: `m²` f32 for `m` such items, ~290 MB on movielens-small (8.5k items),
-//! 11 MB on MovieLens 100k; the inverse is [`crate::dense::spd_inverse`] (~25 s at 9k items on 2
-//! cores).
+//! zero), at most [`MAX_ITEMS`] of them. Memory is dense: `m²` f32 for `m` such items, 124 MB on
+//! movielens-small (5,573 items), 11 MB on MovieLens 100k; the inverse is
+//! [`crate::dense::spd_inverse`] (2.6 s at 5.6k items, ~27 s at 9k on 2 cores).
 
 use super::item_item::{ScoresHistory, WithHistory};
 use super::select::{self, Choice};
@@ -17,6 +17,10 @@ use nook_core::quant::encode_f32;
 use rayon::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
+
+/// Most items EASE takes part with: its matrix is m² f32 (1 GiB here) and the inverse m³ work
+/// (~3 min here on 2 cores). Larger catalogues keep their most popular items.
+pub const MAX_ITEMS: usize = 16_384;
 
 /// λ tried on the validation split.
 const LAMBDAS: [f32; 5] = [30.0, 100.0, 300.0, 1000.0, 3000.0];
@@ -65,12 +69,28 @@ pub struct Ease {
 }
 
 impl Ease {
-    /// Fits EASE with penalty `lambda` to the user × item positives.
+    /// Fits EASE with penalty `lambda` to the user × item positives, over at most [`MAX_ITEMS`].
     pub fn fit(user_items: &Csr, lambda: f32) -> Result<Self> {
+        Self::fit_at_most(user_items, lambda, MAX_ITEMS)
+    }
+
+    /// [`Ease::fit`] over the `max_items` most popular items when more have training positives
+    /// (the others score zero).
+    pub fn fit_at_most(user_items: &Csr, lambda: f32, max_items: usize) -> Result<Self> {
         let n_items = user_items.cols;
         let mut counts = vec![0usize; n_items];
         user_items.indices.iter().for_each(|&i| counts[i as usize] += 1);
-        let items: Vec<u32> = (0..n_items as u32).filter(|&i| counts[i as usize] > 0).collect();
+        let mut items: Vec<u32> = (0..n_items as u32).filter(|&i| counts[i as usize] > 0).collect();
+        if items.len() > max_items {
+            tracing::warn!(
+                "ease: {} items have training positives; keeping the {max_items} most popular (EASE is dense: \
+                 memory grows as the square of the items, time as the cube)",
+                items.len()
+            );
+            items.sort_unstable_by_key(|&i| (std::cmp::Reverse(counts[i as usize]), i));
+            items.truncate(max_items);
+            items.sort_unstable();
+        }
         let m = items.len();
         let mut position = vec![u32::MAX; n_items];
         items.iter().enumerate().for_each(|(p, &i)| position[i as usize] = p as u32);
@@ -80,7 +100,9 @@ impl Ease {
         g.par_chunks_mut(m).enumerate().for_each(|(p, row)| {
             for &u in item_users.row(items[p] as usize).0 {
                 for &j in user_items.row(u as usize).0 {
-                    row[position[j as usize] as usize] += 1.0;
+                    if let Some(q) = row.get_mut(position[j as usize] as usize) {
+                        *q += 1.0;
+                    }
                 }
             }
             row[p] += lambda;
