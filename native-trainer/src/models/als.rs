@@ -35,7 +35,7 @@ pub struct AlsConfig {
 
 impl Default for AlsConfig {
     fn default() -> Self {
-        Self { factors: 200, iterations: 15, regularization: 10.0, alpha: 0.5, cg_steps: 3, seed: 42 }
+        Self { factors: 64, iterations: 15, regularization: 10.0, alpha: 0.5, cg_steps: 3, seed: 42 }
     }
 }
 

@@ -44,7 +44,7 @@ pub struct BprConfig {
 
 impl Default for BprConfig {
     fn default() -> Self {
-        Self { factors: 200, epochs: 100, learning_rate: 0.05, regularization: 0.01, seed: 42 }
+        Self { factors: 64, epochs: 100, learning_rate: 0.05, regularization: 0.01, seed: 42 }
     }
 }
 
