@@ -4,14 +4,32 @@
 # mesa-vulkan-drivers (lavapipe: the GPU tests on the CPU), fonts-dejavu-core (report plots),
 # nginx (the deploy guide's server, tested by the browser suite),
 # wasm-bindgen-cli at the crate's version, and the npm tools (binaryen, playwright-core).
-#   scripts/install-deps.sh [--browser]   (--browser: also the browser-test packages)
+#   scripts/install-deps.sh [--browser] [--spark]
+#     --browser: also the browser-test packages
+#     --spark:   also Java 17+ (Debian) and pyspark in a venv (PyPI) for the real-Spark route test,
+#                at ${XDG_CACHE_HOME:-~/.cache}/nook/spark-venv (outside the clone, reused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+browser=false spark=false
+for arg in "$@"; do
+  case $arg in
+    --browser) browser=true ;;
+    --spark) spark=true ;;
+    *) echo "install-deps: unknown option $arg (--browser, --spark)" >&2; exit 2 ;;
+  esac
+done
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+apt_install() {
+  echo "installing $* from Debian" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
 
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target list --installed | grep -q wasm32-unknown-unknown
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-if [ "${1:-}" = "--browser" ]; then
+if $browser; then
   missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
@@ -19,11 +37,25 @@ if [ "${1:-}" = "--browser" ]; then
   fc-list 2>/dev/null | grep -qi "dejavu sans" || missing+=(fonts-dejavu-core)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
   if [ ${#missing[@]} -gt 0 ]; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "installing ${missing[*]} from Debian" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}"
+  fi
+fi
+
+if $spark; then
+  # Spark 4 runs on Java 17 or 21; Debian 12 ships 17, Debian 13 only 21.
+  java_major=$(java -version 2>&1 | awk -F'"' '/version/ { split($2, v, "."); print v[1]; exit }' || true)
+  case $java_major in ''|*[!0-9]*) java_major=0 ;; esac
+  if [ "$java_major" -lt 17 ]; then
+    if apt-cache show openjdk-17-jre-headless >/dev/null 2>&1; then apt_install openjdk-17-jre-headless
+    else apt_install openjdk-21-jre-headless; fi
+  fi
+  venv=${XDG_CACHE_HOME:-$HOME/.cache}/nook/spark-venv
+  pyspark_version=4.0.1
+  if ! "$venv/bin/python" -c "import pyspark, numpy, sys; sys.exit(pyspark.__version__ != '$pyspark_version')" 2>/dev/null; then
+    echo "installing pyspark $pyspark_version into $venv (PyPI, ~450 MB, a minute or two)" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "pyspark==$pyspark_version" "numpy>=1.21,<3"
   fi
 fi
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh --browser
+scripts/install-deps.sh --browser --spark
 scripts/setup-assets.sh
 
 # MovieLens latest-small is not fetched: NOOK_MOVIELENS_SMALL, or ../shared/data/movielens-small
@@ -30,6 +30,10 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --features nook-core/gpu -- -D warnings
 echo "== cargo test (the GPU ranking conformance suite on Mesa's lavapipe included)" >&2
 cargo test --workspace "${ignored[@]}"
+if [ ${#ignored[@]} -eq 0 ]; then
+  echo "== the real-Spark route test (ignored by a plain cargo test: it needs Java and pyspark)" >&2
+  cargo test -p nook-e2e --test spark_route -- --ignored
+fi
 echo "== cargo clippy for wasm32 (nook-core, nook-wasm)" >&2
 cargo clippy -p nook-core -p nook-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
 echo "== browser tests" >&2

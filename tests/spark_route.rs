@@ -77,3 +77,86 @@ fn als_factors_round_trip_through_spark_parquet_unchanged() {
     assert!(!bad.status.success() && err.contains("no itemFactors/"), "{err}");
     assert!(!p("x").exists(), "nothing written on failure");
 }
+
+/// The Python that has pyspark: `NOOK_SPARK_PYTHON`, else the venv `scripts/install-deps.sh --spark`
+/// makes.
+fn spark_python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("NOOK_SPARK_PYTHON") {
+        return p.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+    cache.join("nook/spark-venv/bin/python")
+}
+
+/// The value of `metric` for `model` on `split` in an eval JSON.
+fn metric(json: &Path, model: &str, split: &str, metric: &str) -> f64 {
+    rows_of(json, model)
+        .into_iter()
+        .find(|(s, m, _)| s == split && m == metric)
+        .unwrap_or_else(|| panic!("{}: no {model} {split} {metric}", json.display()))
+        .2
+}
+
+#[test]
+#[ignore = "runs real Spark: needs Java 17+ and pyspark (scripts/install-deps.sh --spark); scripts/test.sh runs it"]
+fn real_spark_als_feeds_the_whole_route_on_ml100k() {
+    let data = ml100k();
+    encoder_dir();
+    let python = spark_python();
+    assert!(
+        std::process::Command::new(&python).args(["-c", "import pyspark"]).status().is_ok_and(|s| s.success()),
+        "{} cannot import pyspark: run scripts/install-deps.sh --spark (or set NOOK_SPARK_PYTHON)",
+        python.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("route");
+    // The README's route, as a user runs it; fine-tuning is cut short here (the route, not the
+    // quality of fine-tuning, is under test).
+    let run = std::process::Command::new(repo_root().join("scripts/spark-route.sh"))
+        .arg(&data)
+        .arg(&out)
+        .args(["--models", "pop,als,fused-ft", "--ft-steps", "20"])
+        .env("NOOK", nook_bin())
+        .env("NOOK_SPARK_PYTHON", &python)
+        .env("NOOK_LOG", "warn")
+        .output()
+        .expect("scripts/spark-route.sh runs");
+    let log = format!("{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "spark-route.sh failed:\n{log}");
+
+    // Spark really fitted: four candidates on train.csv, then the chosen one on fit.csv, each
+    // saved in MLlib's own layout (metadata written by Spark, not by nook).
+    let fits = std::fs::read_to_string(out.join("spark-fit.txt")).unwrap();
+    assert_eq!(fits.lines().filter(|l| l.starts_with("fit reg=")).count(), 5, "{fits}");
+    let metadata = std::fs::read_dir(out.join("spark-als/metadata")).unwrap();
+    let spark_meta = metadata
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("part-"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<String>();
+    assert!(spark_meta.contains("org.apache.spark.ml.recommendation.ALSModel"), "{spark_meta}");
+    assert!(spark_meta.contains("\"rank\":64"), "{spark_meta}");
+
+    // Spark's ALS, regParam chosen on validation, is within 5% of nook's ALS on the same test split.
+    let eval = out.join("eval.json");
+    let (nook_als, spark_als) =
+        (metric(&eval, "als", "warm", "ndcg@10"), metric(&eval, "spark-als", "warm", "ndcg@10"));
+    assert!(spark_als >= 0.95 * nook_als, "Spark ALS NDCG@10 {spark_als:.4} vs nook's {nook_als:.4}\n{log}");
+    assert!(metric(&eval, "spark-als", "warm", "ndcg@10") > metric(&eval, "pop", "warm", "ndcg@10"));
+
+    // import-factors made a model directory; train --als-from fused text with Spark's factors
+    // (its `als` row is Spark's) and export wrote a bundle that recommends.
+    assert!(out.join("imported/als.safetensors").is_file());
+    let trained = out.join("model/eval.json");
+    for m in ["ndcg@10", "recall@20", "auc"] {
+        let (trained_als, spark) = (metric(&trained, "als", "warm", m), metric(&eval, "spark-als", "warm", m));
+        assert_eq!(trained_als, spark, "train --als-from scores with Spark's factors ({m})");
+    }
+    assert!(metric(&trained, "fused-ft", "cold", "auc") > 0.6, "fused-ft ranks cold items by their text");
+    let bundle = out.join("bundle");
+    let recs = nook_ok(&["recommend", "--bundle", path_str(&bundle), "--like", "50", "--like", "181", "--json"]);
+    let recs: Value = serde_json::from_str(&recs).unwrap();
+    assert_eq!(recs["items"].as_array().map(Vec::len), Some(10), "{recs}");
+}
