@@ -1,9 +1,31 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install the build tools, build nook, then `nook demo` — fetch the
-# assets, train on MovieLens 100k, export the bundle, build the wasm client and serve the page.
+# The main job on a fresh machine: build nook and the wasm client side by side, then `nook demo` —
+# fetch the assets, train a first model on MovieLens 100k, export the bundle and serve the page;
+# fine-tuning then runs behind the served page and upgrades the bundle (the page picks it up on its
+# next load).
 #   scripts/demo.sh [--port N] [--no-serve]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+t0=$SECONDS
+
+# The browser package (wasm-bindgen-cli's install included) does not need the nook binary: it
+# builds in the background while cargo builds nook. Same test as `nook demo`'s: missing, or older
+# than a source it is built from.
+wasm_stale() {
+  [ ! -f www/shell.js ] || [ ! -f www/nook/pkg/nook_wasm_bg.wasm ] \
+    || [ -n "$(find shared/src wasm-client/src wasm-client/js www/index.html www/app.js www/style.css \
+      -newer www/shell.js -print -quit)" ]
+}
+wasm=""
+if wasm_stale; then
+  mkdir -p out
+  echo "==> building the wasm client in the background (log: out/build-wasm.log)" >&2
+  scripts/build-wasm.sh >out/build-wasm.log 2>&1 &
+  wasm=$!
+fi
 cargo build --release -p nook-trainer
+if [ -n "$wasm" ]; then
+  wait "$wasm" || { tail -n 30 out/build-wasm.log >&2; echo "scripts/build-wasm.sh failed (out/build-wasm.log)" >&2; exit 1; }
+fi
+echo "==> nook and the wasm client built in $((SECONDS - t0)) s" >&2
 exec "${CARGO_TARGET_DIR:-target}/release/nook" demo "$@"

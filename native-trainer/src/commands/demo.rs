@@ -29,13 +29,17 @@ pub struct DemoArgs {
     pub ft_steps: usize,
 }
 
+/// The models of the first bundle: everything but fine-tuning, which takes most of the training
+/// time on 2 cores (ml-100k: ~2 of ~3 minutes) and upgrades the bundle afterwards.
+const FIRST_MODELS: [&str; 4] = ["pop", "als", "content", "hybrid"];
+
 pub fn run(args: &DemoArgs) -> Result<()> {
     anyhow::ensure!(
         Path::new("www/index.html").is_file() && Path::new("scripts/setup-assets.sh").is_file(),
         "run `nook demo` from the repository root"
     );
     let start = Instant::now();
-    let (model, bundle) = (args.out.join("model"), args.out.join("bundle"));
+    let (first, model, bundle) = (args.out.join("first"), args.out.join("model"), args.out.join("bundle"));
 
     if !Path::new(DEFAULT_DATA).join("ml-100k.inter").is_file()
         || !Path::new(crate::textvec::DEFAULT_ENCODER).join("model.safetensors").is_file()
@@ -43,28 +47,65 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         step("fetching assets");
         script("scripts/setup-assets.sh")?;
     }
-    if !model.join("model.json").is_file() {
-        step("training on MovieLens 100k (ALS + text encoder + fine-tuning + fusion)");
-        let training = TrainingArgs {
-            data: DataArgs { data: Some(DEFAULT_DATA.into()), ..DataArgs::default() },
-            models: ModelArgs { ft_steps: args.ft_steps, ..ModelArgs::default() },
-            ..TrainingArgs::default()
-        };
-        train::run(&train::TrainArgs { training, out: model.clone(), ..train::TrainArgs::default() })?;
+    // The wasm client does not depend on training: it builds alongside. (scripts/demo.sh has
+    // usually built it already, alongside nook itself.)
+    let wasm = if wasm_stale()? {
+        step("building the wasm client (alongside training)");
+        Some(spawn("scripts/build-wasm.sh")?)
+    } else {
+        None
+    };
+    let fine_tuned = model.join("model.json").is_file();
+    if fine_tuned {
+        if newer(&model.join("model.json"), &bundle.join("manifest.json")) {
+            step("exporting the bundle");
+            export::run(&export::ExportArgs::new(model.clone(), bundle.clone()))?;
+        }
+    } else if !bundle.join("manifest.json").is_file() {
+        step("training a first model on MovieLens 100k (ALS + text encoder + fusion; fine-tuning follows)");
+        train(&first, FIRST_MODELS.iter().map(|m| m.to_string()).collect(), args.ft_steps)?;
+        step("exporting the first bundle");
+        export::run(&export::ExportArgs::new(first.clone(), bundle.clone()))?;
     }
-    if newer(&model.join("model.json"), &bundle.join("manifest.json")) {
-        step("exporting the bundle");
-        export::run(&export::ExportArgs::new(model.clone(), bundle.clone()))?;
-    }
-    if wasm_stale()? {
-        step("building the wasm client");
-        script("scripts/build-wasm.sh")?;
+    if let Some(child) = wasm {
+        wait(child, "scripts/build-wasm.sh")?;
     }
     println!("demo ready in {:.0}s", start.elapsed().as_secs_f64());
-    if args.no_serve {
+
+    if !fine_tuned {
+        let ft_steps = args.ft_steps;
+        let upgrade = move || -> Result<()> {
+            step("fine-tuning the text encoder and training every model (the page picks the new bundle up on its next load)");
+            train(&model, ModelArgs::default().models, ft_steps)?;
+            export::run(&export::ExportArgs::new(model.clone(), bundle.clone()))?;
+            // The first model was this command's own output and is superseded.
+            let _ = std::fs::remove_dir_all(&first);
+            println!("fine-tuned bundle ready in {:.0}s", start.elapsed().as_secs_f64());
+            Ok(())
+        };
+        if args.no_serve {
+            return upgrade();
+        }
+        // The page serves the first bundle meanwhile; the export swaps the directory atomically.
+        std::thread::spawn(move || {
+            if let Err(e) = upgrade() {
+                tracing::error!("fine-tuning failed, the first bundle stays: {e:#}");
+            }
+        });
+    } else if args.no_serve {
         return Ok(());
     }
-    serve::run(&serve::ServeArgs::new(bundle, args.port))
+    serve::run(&serve::ServeArgs::new(args.out.join("bundle"), args.port))
+}
+
+/// `nook train` on MovieLens 100k with `models` into `out`.
+fn train(out: &Path, models: Vec<String>, ft_steps: usize) -> Result<()> {
+    let training = TrainingArgs {
+        data: DataArgs { data: Some(DEFAULT_DATA.into()), ..DataArgs::default() },
+        models: ModelArgs { models, ft_steps, ..ModelArgs::default() },
+        ..TrainingArgs::default()
+    };
+    train::run(&train::TrainArgs { training, out: out.to_path_buf(), ..train::TrainArgs::default() })
 }
 
 fn step(what: &str) {
@@ -72,7 +113,15 @@ fn step(what: &str) {
 }
 
 fn script(path: &str) -> Result<()> {
-    let status = Process::new(path).status().with_context(|| format!("running {path}"))?;
+    wait(spawn(path)?, path)
+}
+
+fn spawn(path: &str) -> Result<std::process::Child> {
+    Process::new(path).spawn().with_context(|| format!("running {path}"))
+}
+
+fn wait(mut child: std::process::Child, path: &str) -> Result<()> {
+    let status = child.wait().with_context(|| format!("waiting for {path}"))?;
     anyhow::ensure!(status.success(), "{path} failed ({status})");
     Ok(())
 }
