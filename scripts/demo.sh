@@ -23,7 +23,9 @@ if wasm_stale; then
   scripts/build-wasm.sh >out/build-wasm.log 2>&1 &
   wasm=$!
 fi
-cargo build --release -p nook-trainer
+# Without the default features (Parquet for Spark factors, PNG plots for reports): the demo uses
+# neither, and they are a third of the build. `cargo build --release -p nook-trainer` has them.
+cargo build --release -p nook-trainer --no-default-features
 if [ -n "$wasm" ]; then
   wait "$wasm" || { tail -n 30 out/build-wasm.log >&2; echo "scripts/build-wasm.sh failed (out/build-wasm.log)" >&2; exit 1; }
 fi

@@ -1,6 +1,7 @@
 //! `nook eval --report DIR`: `report.md` plus PNG plots drawn with plotters (SVG, rasterised by
 //! resvg with the system's fonts): fine-tuning loss by step, Recall@K and NDCG@K by K per model,
-//! and warm vs cold NDCG@10.
+//! and warm vs cold NDCG@10. Built without the default feature `png` (resvg and its font stack are
+//! an eighth of the native build; `scripts/demo.sh` leaves them out), the plots are the SVG files.
 
 use crate::eval::results::EvalReport;
 use anyhow::{Context, Result};
@@ -42,17 +43,13 @@ pub fn read_losses(model_dir: &Path) -> Option<Vec<f32>> {
 /// Writes `report.md` and the plots into `dir` (created if needed).
 pub fn write(dir: &Path, report: &EvalReport, losses: Option<&[f32]>, notes: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut plots: Vec<(&str, &str)> = Vec::new();
+    let mut plots: Vec<(&str, String)> = Vec::new();
     if let Some(losses) = losses.filter(|l| !l.is_empty()) {
-        save_png(&dir.join("finetune_loss.png"), &loss_svg(losses)?)?;
-        plots.push(("Fine-tuning loss by step", "finetune_loss.png"));
+        plots.push(("Fine-tuning loss by step", save_plot(dir, "finetune_loss", &loss_svg(losses)?)?));
     }
-    save_png(&dir.join("recall_at_k.png"), &by_k_svg(report, "recall")?)?;
-    plots.push(("Recall@K, warm split", "recall_at_k.png"));
-    save_png(&dir.join("ndcg_at_k.png"), &by_k_svg(report, "ndcg")?)?;
-    plots.push(("NDCG@K, warm split", "ndcg_at_k.png"));
-    save_png(&dir.join("warm_vs_cold.png"), &warm_cold_svg(report)?)?;
-    plots.push(("NDCG@10, warm vs cold items", "warm_vs_cold.png"));
+    plots.push(("Recall@K, warm split", save_plot(dir, "recall_at_k", &by_k_svg(report, "recall")?)?));
+    plots.push(("NDCG@K, warm split", save_plot(dir, "ndcg_at_k", &by_k_svg(report, "ndcg")?)?));
+    plots.push(("NDCG@10, warm vs cold items", save_plot(dir, "warm_vs_cold", &warm_cold_svg(report)?)?));
     crate::atomic::write_file(&dir.join("report.md"), markdown(report, losses, notes, &plots).as_bytes())
 }
 
@@ -66,7 +63,7 @@ fn models(report: &EvalReport) -> Vec<String> {
     out
 }
 
-fn markdown(report: &EvalReport, losses: Option<&[f32]>, notes: &str, plots: &[(&str, &str)]) -> String {
+fn markdown(report: &EvalReport, losses: Option<&[f32]>, notes: &str, plots: &[(&str, String)]) -> String {
     let mut md = String::new();
     let p = &report.protocol;
     let _ = writeln!(md, "# nook evaluation: {}\n", report.dataset);
@@ -368,8 +365,19 @@ fn upper_left_legend<'a, X: Ranged, Y: Ranged>(
         .map_err(plot_err)
 }
 
+/// Writes a plot as `dir/stem.png` (or `.svg` without the `png` feature); returns the file name.
+fn save_plot(dir: &Path, stem: &str, svg: &str) -> Result<String> {
+    #[cfg(feature = "png")]
+    let (name, bytes) = (format!("{stem}.png"), rasterise(svg)?);
+    #[cfg(not(feature = "png"))]
+    let (name, bytes) = (format!("{stem}.svg"), svg.as_bytes().to_vec());
+    crate::atomic::write_file(&dir.join(&name), &bytes)?;
+    Ok(name)
+}
+
 /// Rasterises an SVG to PNG with the system's fonts.
-fn save_png(path: &Path, svg: &str) -> Result<()> {
+#[cfg(feature = "png")]
+fn rasterise(svg: &str) -> Result<Vec<u8>> {
     let mut options = resvg::usvg::Options::default();
     options.fontdb_mut().load_system_fonts();
     // Plotters asks for the generic "sans-serif"; point it at a font this machine has.
@@ -386,6 +394,5 @@ fn save_png(path: &Path, svg: &str) -> Result<()> {
     let size = tree.size().to_int_size();
     let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height()).context("allocating the plot image")?;
     resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
-    let png = pixmap.encode_png().context("encoding PNG")?;
-    crate::atomic::write_file(path, &png)
+    pixmap.encode_png().context("encoding PNG")
 }
