@@ -17,7 +17,8 @@ rm -rf "$dist.partial"
 mkdir -p "$dist.partial"
 wasm-bindgen --target web --no-typescript --out-dir "$dist.partial/pkg" "$target_dir/wasm32-unknown-unknown/wasm/nook_wasm.wasm"
 # -O2: on nook's module -O3 took 68 s for a module 1% smaller raw and 1% larger gzip'd (-O2: 44 s;
-# -O4: 98 s), at the end of a new user's first build. NOOK_WASM_NAMES=1 keeps function names (for profiles; bench/browser_bench.mjs prints one).
+# -O4: 98 s), at the end of a new user's first build.
+# NOOK_WASM_NAMES=1 keeps function names (for profiles; bench/browser_bench.mjs prints one).
 names=()
 [ -z "${NOOK_WASM_NAMES:-}" ] || names=(-g)
 tools/node_modules/.bin/wasm-opt -O2 "${names[@]}" \
