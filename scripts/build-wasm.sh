@@ -16,12 +16,14 @@ dist=wasm-client/dist
 rm -rf "$dist.partial"
 mkdir -p "$dist.partial"
 wasm-bindgen --target web --no-typescript --out-dir "$dist.partial/pkg" "$target_dir/wasm32-unknown-unknown/wasm/nook_wasm.wasm"
-# -O2: on nook's module -O3 took 68 s for a module 1% smaller raw and 1% larger gzip'd (-O2: 44 s;
-# -O4: 98 s), at the end of a new user's first build.
+# -O1: on nook's module (4.70 MB from wasm-bindgen, 1.386 MB gzip'd) -O1 took 16 s for 4.12 MB /
+# 1.257 MB gzip'd; -O2 42 s for 4.07 MB / 1.268 MB; -O3 68 s; -O4 98 s. Query embedding and top-K
+# in Chromium ran at the same speed with -O1 and -O2 (LLVM has optimised already); this step ends
+# a new user's first build.
 # NOOK_WASM_NAMES=1 keeps function names (for profiles; bench/browser_bench.mjs prints one).
 names=()
 [ -z "${NOOK_WASM_NAMES:-}" ] || names=(-g)
-tools/node_modules/.bin/wasm-opt -O2 "${names[@]}" \
+tools/node_modules/.bin/wasm-opt -O1 "${names[@]}" \
   --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$dist.partial/pkg/nook_wasm_bg.wasm" -o "$dist.partial/pkg/nook_wasm_bg.wasm"

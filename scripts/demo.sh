@@ -16,18 +16,23 @@ wasm_stale() {
     || [ -n "$(find shared/src wasm-client/src wasm-client/js www/index.html www/app.js www/style.css \
       -newer www/shell.js -print -quit)" ]
 }
-wasm=""
+# `nook demo` fetches the assets and trains its first model while the build ends (wasm-opt), and
+# waits for the status file before serving.
+wasm=()
 if wasm_stale; then
   mkdir -p out
+  status=out/build-wasm.status
+  rm -f "$status" "$status.partial"
   echo "==> building the wasm client in the background (log: out/build-wasm.log)" >&2
-  scripts/build-wasm.sh >out/build-wasm.log 2>&1 &
-  wasm=$!
+  {
+    code=0
+    scripts/build-wasm.sh >out/build-wasm.log 2>&1 || code=$?
+    echo "$code" >"$status.partial" && mv "$status.partial" "$status"
+  } &
+  wasm=(--wasm-built-by "$status")
 fi
 # Without the default features (Parquet for Spark factors, PNG plots for reports): the demo uses
 # neither, and they are a third of the build. `cargo build --release -p nook-trainer` has them.
 cargo build --release -p nook-trainer --no-default-features
-if [ -n "$wasm" ]; then
-  wait "$wasm" || { tail -n 30 out/build-wasm.log >&2; echo "scripts/build-wasm.sh failed (out/build-wasm.log)" >&2; exit 1; }
-fi
-echo "==> nook and the wasm client built in $((SECONDS - t0)) s" >&2
-exec "${CARGO_TARGET_DIR:-target}/release/nook" demo "$@"
+echo "==> nook built in $((SECONDS - t0)) s" >&2
+exec "${CARGO_TARGET_DIR:-target}/release/nook" demo "${wasm[@]}" "$@"

@@ -27,6 +27,10 @@ pub struct DemoArgs {
     /// Fine-tuning steps of the demo's training.
     #[arg(long, default_value_t = FinetuneConfig::default().steps, value_parser = super::args::count(1, 10_000_000))]
     pub ft_steps: usize,
+    /// The caller (scripts/demo.sh) builds the wasm client and writes its exit status to this
+    /// file when done: wait for it before serving instead of building it here.
+    #[arg(long, hide = true, value_name = "STATUS_FILE")]
+    pub wasm_built_by: Option<PathBuf>,
 }
 
 /// The models of the first bundle: everything but fine-tuning, which takes most of the training
@@ -40,6 +44,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     );
     let start = Instant::now();
     let (first, model, bundle) = (args.out.join("first"), args.out.join("model"), args.out.join("bundle"));
+    if !args.no_serve {
+        // Fail now rather than after training.
+        std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, args.port))
+            .with_context(|| format!("port {} on 127.0.0.1 is taken: pass --port", args.port))?;
+    }
 
     if !Path::new(DEFAULT_DATA).join("ml-100k.inter").is_file()
         || !Path::new(crate::textvec::DEFAULT_ENCODER).join("model.safetensors").is_file()
@@ -48,10 +57,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         script("scripts/setup-assets.sh")?;
     }
     // The wasm client does not depend on training: it builds alongside. (scripts/demo.sh has
-    // usually built it already, alongside nook itself.)
-    let wasm = if wasm_stale()? {
+    // usually started it already, alongside nook's own build.)
+    let wasm = if let Some(status) = &args.wasm_built_by {
+        Some(WasmBuild::Caller(status.clone()))
+    } else if wasm_stale()? {
         step("building the wasm client (alongside training)");
-        Some(spawn("scripts/build-wasm.sh")?)
+        Some(WasmBuild::Child(spawn("scripts/build-wasm.sh")?))
     } else {
         None
     };
@@ -67,8 +78,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         step("exporting the first bundle");
         export::run(&export::ExportArgs::new(first.clone(), bundle.clone()))?;
     }
-    if let Some(child) = wasm {
-        wait(child, "scripts/build-wasm.sh")?;
+    if let Some(build) = wasm {
+        build.wait()?;
     }
     println!("demo ready in {:.0}s", start.elapsed().as_secs_f64());
 
@@ -126,6 +137,35 @@ fn wait(mut child: std::process::Child, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// The wasm client's build, running alongside.
+enum WasmBuild {
+    Child(std::process::Child),
+    /// Started by scripts/demo.sh, which writes its exit status to this file.
+    Caller(PathBuf),
+}
+
+impl WasmBuild {
+    fn wait(self) -> Result<()> {
+        let status = match self {
+            WasmBuild::Child(child) => return wait(child, "scripts/build-wasm.sh"),
+            WasmBuild::Caller(status) => status,
+        };
+        if !status.is_file() {
+            step("waiting for the wasm client's build (log: out/build-wasm.log)");
+        }
+        while !status.is_file() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let code = std::fs::read_to_string(&status).with_context(|| format!("reading {}", status.display()))?;
+        anyhow::ensure!(
+            code.trim() == "0",
+            "scripts/build-wasm.sh failed (exit status {}; log: out/build-wasm.log)",
+            code.trim()
+        );
+        Ok(())
+    }
+}
+
 fn modified(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
@@ -163,4 +203,28 @@ fn visit(dir: &Path, f: &mut dyn FnMut(&Path)) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WasmBuild;
+
+    #[test]
+    fn waits_for_the_callers_status_file_and_reports_its_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = dir.path().join("build-wasm.status");
+        let writer = {
+            let status = status.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                std::fs::write(status, "0\n").unwrap();
+            })
+        };
+        WasmBuild::Caller(status.clone()).wait().unwrap();
+        writer.join().unwrap();
+
+        std::fs::write(&status, "2\n").unwrap();
+        let err = WasmBuild::Caller(status).wait().unwrap_err().to_string();
+        assert!(err.contains("exit status 2") && err.contains("out/build-wasm.log"), "{err}");
+    }
 }
