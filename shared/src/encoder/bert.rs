@@ -3,9 +3,12 @@
 //! Why not `candle_transformers::models::bert`: its LayerNorm and softmax call fused kernels
 //! (`candle_nn::ops::layer_norm`, `softmax_last_dim`) that have no backward pass, so fine-tuning
 //! through it silently trains nothing (candle issue 3011). Here [`Mode::Inference`] uses those fast
-//! kernels and [`Mode::Training`] composes the same maths from differentiable ops. Weight names
+//! kernels, [`Mode::Training`] nook's fused kernels with their own backward passes
+//! ([`super::train_ops`]) and [`Mode::Composed`] the same maths from candle's generic
+//! differentiable ops. Weight names
 //! follow Hugging Face's `BertModel`, so the same safetensors load into either mode.
 
+use super::train_ops;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
@@ -42,8 +45,18 @@ fn default_eps() -> f64 {
 pub enum Mode {
     /// Fused LayerNorm and softmax: fast, no gradients.
     Inference,
-    /// Differentiable compositions of the same functions.
+    /// Differentiable: the fused training kernels of [`super::train_ops`] on CPU f32 tensors,
+    /// [`Mode::Composed`] elsewhere.
     Training,
+    /// Differentiable compositions of candle's generic ops, on any device and dtype: the
+    /// reference the fused training kernels are tested against.
+    Composed,
+}
+
+impl Mode {
+    fn fused_training(self, x: &Tensor) -> bool {
+        self == Mode::Training && is_cpu_f32(x)
+    }
 }
 
 struct LayerNorm {
@@ -57,10 +70,24 @@ impl LayerNorm {
         Ok(Self { weight: vb.get(size, "weight")?, bias: vb.get(size, "bias")?, eps })
     }
 
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    /// `LayerNorm(a + r + shift)`: a residual block's output, `shift` the bias of the linear
+    /// layer that produced `a` when the caller left it out (the fused kernel adds it).
+    fn forward(&self, a: &Tensor, r: &Tensor, shift: Option<&Tensor>, mode: Mode) -> Result<Tensor> {
+        if mode.fused_training(a) {
+            let shift = match shift {
+                Some(s) => s.clone(),
+                None => self.bias.zeros_like()?,
+            };
+            let params = Tensor::stack(&[&self.weight, &self.bias, &shift], 0)?;
+            return train_ops::add_layer_norm(a, r, &params, self.eps);
+        }
+        let x = match shift {
+            Some(s) => (a + r)?.broadcast_add(s)?,
+            None => (a + r)?,
+        };
         match mode {
             Mode::Inference => candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps as f32),
-            Mode::Training => {
+            Mode::Training | Mode::Composed => {
                 let mean = x.mean_keepdim(D::Minus1)?;
                 let centred = x.broadcast_sub(&mean)?;
                 let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -90,7 +117,8 @@ fn attention_probs(scores: &Tensor, scale: f64, bias: &Tensor, mode: Mode) -> Re
             Tensor::from_vec(v, (b, heads, t, s), scores.device())
         }
         Mode::Inference => candle_nn::ops::softmax_last_dim(&(scores * scale)?.broadcast_add(bias)?),
-        Mode::Training => candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(bias)?, D::Minus1),
+        Mode::Training if is_cpu_f32(scores) => train_ops::masked_softmax(scores, scale, bias),
+        Mode::Training | Mode::Composed => candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(bias)?, D::Minus1),
     }
 }
 
@@ -245,7 +273,7 @@ impl Bert {
     /// `ids`, `mask`: `[batch, tokens]` (u32; mask 1 for real tokens, 0 for padding).
     /// Returns the last hidden states `[batch, tokens, hidden]`.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.forward_from(ids, mask, if mode == Mode::Training { 0 } else { usize::MAX })
+        self.forward_modes(ids, mask, |_| mode)
     }
 
     /// Like [`Bert::forward`], with the blocks before position `first_trained` run by the fast
@@ -253,7 +281,15 @@ impl Bert {
     /// position `i + 1` is encoder layer `i`. Frozen blocks need no gradients, so fine-tuning only
     /// the top layers costs little more than inference.
     pub fn forward_from(&self, ids: &Tensor, mask: &Tensor, first_trained: usize) -> Result<Tensor> {
-        let mode_at = |position: usize| if position >= first_trained { Mode::Training } else { Mode::Inference };
+        self.forward_modes(
+            ids,
+            mask,
+            |position| if position >= first_trained { Mode::Training } else { Mode::Inference },
+        )
+    }
+
+    /// The forward pass with block `position`'s kernels chosen by `mode_at(position)`.
+    fn forward_modes(&self, ids: &Tensor, mask: &Tensor, mode_at: impl Fn(usize) -> Mode) -> Result<Tensor> {
         let (batch, tokens) = ids.dims2()?;
         if tokens > self.config.max_position_embeddings {
             candle_core::bail!("{tokens} tokens exceed the model's {} positions", self.config.max_position_embeddings);
@@ -261,12 +297,8 @@ impl Bert {
         let positions = Tensor::arange(0u32, tokens as u32, ids.device())?;
         let types = ids.zeros_like()?;
         let e = &self.embeddings;
-        let x = e
-            .word
-            .forward(ids)?
-            .broadcast_add(&e.position.forward(&positions)?)?
-            .add(&e.token_type.forward(&types)?)?;
-        let mut x = e.norm.forward(&x, mode_at(0))?;
+        let words = e.word.forward(ids)?.broadcast_add(&e.position.forward(&positions)?)?;
+        let mut x = e.norm.forward(&words, &e.token_type.forward(&types)?, None, mode_at(0))?;
         // Additive attention mask: 0 where attending is allowed, a large negative number on padding.
         let bias = ((mask.to_dtype(x.dtype())? - 1.0)? * 1e4)?.reshape((batch, 1, 1, tokens))?;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -286,10 +318,26 @@ impl Bert {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let probs = attention_probs(&q.matmul(&k.t()?)?, scale, bias, mode)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
-        let attn = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + x)?, mode)?;
+        if mode.fused_training(x) {
+            // Linear layers without their bias: the LayerNorm and GELU kernels add it.
+            let attn = l.attn_norm.forward(&project(&l.attn_out, &ctx)?, x, l.attn_out.bias(), mode)?;
+            let inner = train_ops::bias_gelu(&project(&l.intermediate, &attn)?, linear_bias(&l.intermediate)?)?;
+            return l.out_norm.forward(&project(&l.output, &inner)?, &attn, l.output.bias(), mode);
+        }
+        let attn = l.attn_norm.forward(&l.attn_out.forward(&ctx)?, x, None, mode)?;
         let inner = gelu(&l.intermediate.forward(&attn)?, mode)?;
-        l.out_norm.forward(&(l.output.forward(&inner)? + attn)?, mode)
+        l.out_norm.forward(&l.output.forward(&inner)?, &attn, None, mode)
     }
+}
+
+/// `x · Wᵀ` of a linear layer, without its bias.
+fn project(linear: &Linear, x: &Tensor) -> Result<Tensor> {
+    let (b, t, h) = x.dims3()?;
+    x.reshape((b * t, h))?.matmul(&linear.weight().t()?)?.reshape((b, t, ()))
+}
+
+fn linear_bias(linear: &Linear) -> Result<&Tensor> {
+    linear.bias().ok_or_else(|| candle_core::Error::msg("a BERT linear layer without bias"))
 }
 
 /// GELU with the exact-erf definition BERT uses. Inference on the CPU evaluates erf with a

@@ -5,6 +5,7 @@ pub mod bert;
 pub mod int8;
 pub mod pooling;
 pub mod qmatmul;
+pub mod train_ops;
 
 pub use bert::{block_prefix, masked_mean_pool, Bert, BertConfig, Mode};
 pub use int8::Int8Bert;

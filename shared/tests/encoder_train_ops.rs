@@ -1,0 +1,254 @@
+//! The fused training kernels (LayerNorm with residual, masked softmax, GELU with bias) against
+//! the same maths composed from candle's generic differentiable ops: values, gradients of every
+//! input, finite differences, the same results on any thread count, and a whole BERT trained
+//! through them (`Mode::Training`) against `Mode::Composed`.
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use candle_nn::VarBuilder;
+use nook_core::encoder::train_ops::{add_layer_norm, bias_gelu, masked_softmax};
+use nook_core::encoder::{masked_mean_pool, Bert, BertConfig, Mode};
+use std::collections::HashMap;
+
+fn random(shape: &[usize], seed: u64, scale: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = nook_core::synthetic::values(n, seed).into_iter().map(|u| u * scale).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// Largest difference relative to the larger of the two vectors' largest magnitudes.
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().chain(b).fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+}
+
+/// `Σ weights · y` in f64 (so the finite differences see the kernel's rounding, not the sum's).
+fn weighted_sum(y: &Tensor, weights: &[f32]) -> f64 {
+    values(y).iter().zip(weights).map(|(&y, &w)| y as f64 * w as f64).sum()
+}
+
+fn composed_layer_norm(a: &Tensor, r: &Tensor, params: &Tensor, eps: f64) -> Tensor {
+    let (gamma, beta, shift) = (params.get(0).unwrap(), params.get(1).unwrap(), params.get(2).unwrap());
+    let x = (a + r).unwrap().broadcast_add(&shift).unwrap();
+    let mean = x.mean_keepdim(D::Minus1).unwrap();
+    let centred = x.broadcast_sub(&mean).unwrap();
+    let var = centred.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+    let normed = centred.broadcast_div(&(var + eps).unwrap().sqrt().unwrap()).unwrap();
+    normed.broadcast_mul(&gamma).unwrap().broadcast_add(&beta).unwrap()
+}
+
+fn composed_softmax(scores: &Tensor, scale: f64, bias: &Tensor) -> Tensor {
+    candle_nn::ops::softmax(&(scores * scale).unwrap().broadcast_add(bias).unwrap(), D::Minus1).unwrap()
+}
+
+fn composed_gelu(x: &Tensor, bias: &Tensor) -> Tensor {
+    x.broadcast_add(bias).unwrap().gelu_erf().unwrap()
+}
+
+/// Runs `op` and its composed reference on the same Vars: values, then the gradient of a fixed
+/// weighted sum of the output with respect to every input that has one.
+fn check_against_composed(
+    inputs: &[Tensor],
+    differentiable: &[bool],
+    fused: impl Fn(&[Tensor]) -> Tensor,
+    composed: impl Fn(&[Tensor]) -> Tensor,
+    what: &str,
+) {
+    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let (y, y_ref) = (fused(&ts), composed(&ts));
+    let diff = rel_diff(&values(&y), &values(&y_ref));
+    assert!(diff < 2e-6, "{what}: values differ by {diff}");
+    let w = random(y.dims(), 99, 1.0);
+    let g = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+    let g_ref = (&y_ref * &w).unwrap().sum_all().unwrap().backward().unwrap();
+    for (i, v) in vars.iter().enumerate() {
+        let (got, want) = (g.get(v.as_tensor()), g_ref.get(v.as_tensor()));
+        if !differentiable[i] {
+            assert!(got.is_none(), "{what}: input {i} must get no gradient");
+            continue;
+        }
+        let (got, want) = (values(got.expect("fused gradient")), values(want.expect("reference gradient")));
+        let diff = rel_diff(&got, &want);
+        assert!(diff < 1e-4, "{what}: gradient of input {i} differs by {diff}");
+    }
+}
+
+/// Central differences of `Σ w · op(inputs)` at a few entries of every differentiable input.
+fn check_finite_differences(inputs: &[Tensor], differentiable: &[bool], op: impl Fn(&[Tensor]) -> Tensor, what: &str) {
+    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let y = op(&ts);
+    let w = values(&random(y.dims(), 7, 1.0));
+    let wt = Tensor::from_vec(w.clone(), y.dims(), &Device::Cpu).unwrap();
+    let grads = (&y * &wt).unwrap().sum_all().unwrap().backward().unwrap();
+    let eps = 1e-2f32;
+    for (i, var) in vars.iter().enumerate().filter(|(i, _)| differentiable[*i]) {
+        let analytic = values(grads.get(var.as_tensor()).unwrap());
+        let original = values(var.as_tensor());
+        for k in [0, original.len() / 3, original.len() - 1] {
+            let at = |delta: f32| {
+                let mut v = original.clone();
+                v[k] += delta;
+                var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
+                weighted_sum(&op(&ts), &w)
+            };
+            let numeric = ((at(eps) - at(-eps)) / (2.0 * eps as f64)) as f32;
+            var.set(&Tensor::from_vec(original.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
+            let tolerance = 2e-3 + 1e-2 * analytic[k].abs().max(numeric.abs());
+            assert!(
+                (analytic[k] - numeric).abs() < tolerance,
+                "{what}: input {i}[{k}]: analytic {}, numeric {numeric}",
+                analytic[k]
+            );
+        }
+    }
+}
+
+// 2 x 70 rows: more than one block of rows (64), with a remainder.
+fn layer_norm_inputs() -> Vec<Tensor> {
+    let params =
+        Tensor::stack(&[&(random(&[24], 3, 0.2) + 1.0).unwrap(), &random(&[24], 4, 0.3), &random(&[24], 5, 0.5)], 0);
+    vec![random(&[2, 70, 24], 1, 2.0), random(&[2, 70, 24], 2, 1.0), params.unwrap()]
+}
+
+#[test]
+fn layer_norm_with_residual_matches_the_composed_ops() {
+    let eps = 1e-12;
+    let inputs = layer_norm_inputs();
+    let fused = |t: &[Tensor]| add_layer_norm(&t[0], &t[1], &t[2], eps).unwrap();
+    let composed = |t: &[Tensor]| composed_layer_norm(&t[0], &t[1], &t[2], eps);
+    check_against_composed(&inputs, &[true; 3], fused, composed, "layer norm");
+    check_finite_differences(&inputs, &[true; 3], fused, "layer norm");
+}
+
+fn softmax_inputs() -> Vec<Tensor> {
+    // [2 batches, 3 heads, 23 queries, 37 keys]: 138 rows, blocks that straddle batches; the
+    // second batch's last 9 keys are padding.
+    let (b, s) = (2, 37);
+    let mask: Vec<f32> = (0..b * s).map(|i| if i >= b * s - 9 { -1e4 } else { 0.0 }).collect();
+    vec![random(&[b, 3, 23, s], 11, 8.0), Tensor::from_vec(mask, (b, 1, 1, s), &Device::Cpu).unwrap()]
+}
+
+#[test]
+fn masked_softmax_matches_the_composed_ops() {
+    let scale = 0.125;
+    let inputs = softmax_inputs();
+    let fused = |t: &[Tensor]| masked_softmax(&t[0], scale, &t[1]).unwrap();
+    let composed = |t: &[Tensor]| composed_softmax(&t[0], scale, &t[1]);
+    check_against_composed(&inputs, &[true, false], fused, composed, "softmax");
+    check_finite_differences(&inputs, &[true, false], fused, "softmax");
+    let probs = values(&fused(&inputs));
+    let padded = &probs[probs.len() - 9..];
+    assert!(padded.iter().all(|&p| p < 1e-30), "padding gets no weight");
+}
+
+fn gelu_inputs() -> Vec<Tensor> {
+    vec![random(&[130, 48], 21, 4.0), random(&[48], 22, 1.0)]
+}
+
+#[test]
+fn gelu_with_bias_matches_the_composed_ops() {
+    let inputs = gelu_inputs();
+    let fused = |t: &[Tensor]| bias_gelu(&t[0], &t[1]).unwrap();
+    let composed = |t: &[Tensor]| composed_gelu(&t[0], &t[1]);
+    check_against_composed(&inputs, &[true, true], fused, composed, "gelu");
+    check_finite_differences(&inputs, &[true, true], fused, "gelu");
+}
+
+/// Gradients of all three kernels, bit for bit, on a pool of `threads` threads.
+fn gradients_on(threads: usize) -> Vec<Vec<f32>> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let mut out = Vec::new();
+        let cases: [(Vec<Tensor>, &dyn Fn(&[Tensor]) -> Tensor); 3] = [
+            (layer_norm_inputs(), &|t| add_layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap()),
+            (softmax_inputs(), &|t| masked_softmax(&t[0], 0.125, &t[1]).unwrap()),
+            (gelu_inputs(), &|t| bias_gelu(&t[0], &t[1]).unwrap()),
+        ];
+        for (inputs, op) in cases {
+            let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+            let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+            let y = op(&ts);
+            let g = (&y * random(y.dims(), 5, 1.0)).unwrap().sum_all().unwrap().backward().unwrap();
+            out.extend(vars.iter().filter_map(|v| g.get(v.as_tensor()).map(values)));
+        }
+        out
+    })
+}
+
+#[test]
+fn gradients_are_the_same_on_any_thread_count() {
+    // Cross-row sums (d gamma, d beta, d bias) add fixed blocks in a fixed order: a resumed
+    // fine-tuning run must reproduce an uninterrupted one exactly, whatever the machine.
+    assert_eq!(gradients_on(1), gradients_on(3));
+}
+
+fn tiny_config() -> BertConfig {
+    BertConfig {
+        vocab_size: 40,
+        hidden_size: 16,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        hidden_act: "gelu".into(),
+        max_position_embeddings: 16,
+        type_vocab_size: 2,
+        layer_norm_eps: 1e-12,
+    }
+}
+
+#[test]
+fn a_bert_trained_through_the_fused_kernels_matches_the_composed_graph() {
+    let cfg = tiny_config();
+    let mut names = Vec::new();
+    let mut map = HashMap::new();
+    // Every weight, seeded, through the VarBuilder's own shapes: load once to learn them.
+    let shapes = {
+        let vm = candle_nn::VarMap::new();
+        Bert::load(VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu), &cfg).unwrap();
+        let data = vm.data().lock().unwrap();
+        let mut s: Vec<(String, Vec<usize>)> = data.iter().map(|(n, v)| (n.clone(), v.dims().to_vec())).collect();
+        s.sort();
+        s
+    };
+    let mut vars = Vec::new();
+    for (seed, (name, shape)) in shapes.iter().enumerate() {
+        let t = if name.ends_with("LayerNorm.weight") {
+            (random(shape, seed as u64 + 1, 0.2) + 1.0).unwrap()
+        } else {
+            random(shape, seed as u64 + 1, 0.6)
+        };
+        let var = Var::from_tensor(&t).unwrap();
+        map.insert(name.clone(), var.as_tensor().clone());
+        names.push(name.clone());
+        vars.push(var);
+    }
+    let bert = Bert::load(VarBuilder::from_tensors(map, DType::F32, &Device::Cpu), &cfg).unwrap();
+    let ids = Tensor::new(&[[1u32, 5, 9, 2, 0, 0], [1, 7, 3, 11, 13, 2]], &Device::Cpu).unwrap();
+    let mask = Tensor::new(&[[1u32, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], &Device::Cpu).unwrap();
+    let run = |mode: Mode| {
+        let hidden = bert.forward(&ids, &mask, mode).unwrap();
+        let pooled = masked_mean_pool(&hidden, &mask).unwrap();
+        let loss = (&pooled * random(pooled.dims(), 77, 1.0)).unwrap().sum_all().unwrap().sqr().unwrap();
+        (values(&hidden), loss.backward().unwrap())
+    };
+    let (fused, g_fused) = run(Mode::Training);
+    let (composed, g_composed) = run(Mode::Composed);
+    let diff = rel_diff(&fused, &composed);
+    assert!(diff < 1e-5, "hidden states differ by {diff}");
+    for (name, var) in names.iter().zip(&vars) {
+        let got = values(g_fused.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient (fused)")));
+        let want = values(g_composed.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient")));
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        if scale < 1e-6 {
+            continue; // the key bias: softmax ignores it (see encoder_training.rs)
+        }
+        let diff = rel_diff(&got, &want);
+        assert!(diff < 1e-3, "{name}: gradients differ by {diff}");
+    }
+}
