@@ -1,7 +1,7 @@
 //! `nook bench`: timings of the encoder on this machine, printed as JSON lines so a benchmark
 //! script can set them beside other tools' numbers measured in the same run.
 
-use crate::finetune::adamw::{clip_grad_norm, AdamW};
+use crate::finetune::adamw::{clip_factor, AdamW};
 use crate::textvec::EncoderSource;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
@@ -100,9 +100,9 @@ pub fn finetune_step_seconds(
         let targets = Tensor::arange(0u32, pairs as u32, device)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
         let grads = loss.backward()?;
-        let mut g: Vec<Option<Tensor>> = vars.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect();
-        clip_grad_norm(&mut g, 1.0)?;
-        opt.step(&vars, &g, 1e-5)?;
+        let g: Vec<Option<Tensor>> = vars.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect();
+        let (_, clip) = clip_factor(&g, 1.0)?;
+        opt.step(&vars, &g, 1e-5, clip)?;
         // GPU kernels run asynchronously: wait for the step to finish before reading the clock.
         device.synchronize()?;
         Ok(start.elapsed().as_secs_f64())

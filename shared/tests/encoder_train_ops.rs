@@ -1,11 +1,11 @@
-//! The fused training kernels (LayerNorm with residual, masked softmax, GELU with bias) against
-//! the same maths composed from candle's generic differentiable ops: values, gradients of every
-//! input, finite differences, the same results on any thread count, and a whole BERT trained
-//! through them (`Mode::Training`) against `Mode::Composed`.
+//! The fused training kernels (LayerNorm with residual, masked softmax, GELU with bias, linear
+//! layer) against the same maths composed from candle's generic differentiable ops: values,
+//! gradients of every input, finite differences, the same results on any thread count, and a
+//! whole BERT trained through them (`Mode::Training`) against `Mode::Composed`.
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarBuilder;
-use nook_core::encoder::train_ops::{add_layer_norm, bias_gelu, masked_softmax};
+use nook_core::encoder::train_ops::{add_layer_norm, bias_gelu, linear, masked_softmax};
 use nook_core::encoder::{masked_mean_pool, Bert, BertConfig, Mode};
 use std::collections::HashMap;
 
@@ -160,15 +160,38 @@ fn gelu_with_bias_matches_the_composed_ops() {
     check_finite_differences(&inputs, &[true, true], fused, "gelu");
 }
 
-/// Gradients of all three kernels, bit for bit, on a pool of `threads` threads.
+fn linear_inputs() -> Vec<Tensor> {
+    // [2, 70, 24] rows into 40 outputs: more than one block of rows for the bias's column sums.
+    vec![random(&[2, 70, 24], 31, 2.0), random(&[40, 24], 32, 0.5), random(&[40], 33, 1.0)]
+}
+
+fn composed_linear(x: &Tensor, w: &Tensor) -> Tensor {
+    x.reshape((140, 24)).unwrap().matmul(&w.t().unwrap()).unwrap().reshape((2, 70, 40)).unwrap()
+}
+
+#[test]
+fn linear_layer_matches_the_composed_ops() {
+    let inputs = linear_inputs();
+    let fused = |t: &[Tensor]| linear(&t[0], &t[1], Some(&t[2])).unwrap();
+    let composed = |t: &[Tensor]| composed_linear(&t[0], &t[1]).broadcast_add(&t[2]).unwrap();
+    check_against_composed(&inputs, &[true; 3], fused, composed, "linear");
+    check_finite_differences(&inputs, &[true; 3], fused, "linear");
+    let no_bias = &inputs[..2];
+    let fused = |t: &[Tensor]| linear(&t[0], &t[1], None).unwrap();
+    let composed = |t: &[Tensor]| composed_linear(&t[0], &t[1]);
+    check_against_composed(no_bias, &[true; 2], fused, composed, "linear without bias");
+}
+
+/// Gradients of all four kernels, bit for bit, on a pool of `threads` threads.
 fn gradients_on(threads: usize) -> Vec<Vec<f32>> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| {
         let mut out = Vec::new();
-        let cases: [(Vec<Tensor>, &dyn Fn(&[Tensor]) -> Tensor); 3] = [
+        let cases: [(Vec<Tensor>, &dyn Fn(&[Tensor]) -> Tensor); 4] = [
             (layer_norm_inputs(), &|t| add_layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap()),
             (softmax_inputs(), &|t| masked_softmax(&t[0], 0.125, &t[1]).unwrap()),
             (gelu_inputs(), &|t| bias_gelu(&t[0], &t[1]).unwrap()),
+            (linear_inputs(), &|t| linear(&t[0], &t[1], Some(&t[2])).unwrap()),
         ];
         for (inputs, op) in cases {
             let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
@@ -183,7 +206,7 @@ fn gradients_on(threads: usize) -> Vec<Vec<f32>> {
 
 #[test]
 fn gradients_are_the_same_on_any_thread_count() {
-    // Cross-row sums (d gamma, d beta, d bias) add fixed blocks in a fixed order: a resumed
+    // Cross-row sums (d gamma, d beta, d bias; gemm's own sums for the weights) add fixed blocks in a fixed order: a resumed
     // fine-tuning run must reproduce an uninterrupted one exactly, whatever the machine.
     assert_eq!(gradients_on(1), gradients_on(3));
 }

@@ -16,7 +16,7 @@ use crate::rng::Rng;
 use crate::split::Split;
 use crate::store::{read_tensors, write_tensors};
 use crate::textvec::EncoderSource;
-use adamw::{clip_grad_norm, AdamW};
+use adamw::{clip_factor, AdamW};
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
@@ -242,9 +242,9 @@ pub fn run(
             bail!("fine-tuning diverged at step {step} (loss {value}); lower --ft-lr");
         }
         let grad_store = loss.backward()?;
-        let mut grads: Vec<Option<Tensor>> = vars.iter().map(|v| grad_store.get(v.as_tensor()).cloned()).collect();
-        clip_grad_norm(&mut grads, cfg.clip_norm)?;
-        opt.step(&vars, &grads, learning_rate(cfg, step))?;
+        let grads: Vec<Option<Tensor>> = vars.iter().map(|v| grad_store.get(v.as_tensor()).cloned()).collect();
+        let (_, clip) = clip_factor(&grads, cfg.clip_norm)?;
+        opt.step(&vars, &grads, learning_rate(cfg, step), clip)?;
         losses.push(value);
         bar.set_position(opt.step as u64);
         bar.set_message(format!("loss {value:.3}"));

@@ -312,13 +312,15 @@ impl Bert {
         let split = |y: Tensor| -> Result<Tensor> {
             y.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
-        let q = split(l.query.forward(x)?)?;
-        let k = split(l.key.forward(x)?)?;
-        let v = split(l.value.forward(x)?)?;
+        let fused = mode.fused_training(x);
+        let dense = |lin: &Linear| if fused { train_ops::linear(x, lin.weight(), lin.bias()) } else { lin.forward(x) };
+        let q = split(dense(&l.query)?)?;
+        let k = split(dense(&l.key)?)?;
+        let v = split(dense(&l.value)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let probs = attention_probs(&q.matmul(&k.t()?)?, scale, bias, mode)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
-        if mode.fused_training(x) {
+        if fused {
             // Linear layers without their bias: the LayerNorm and GELU kernels add it.
             let attn = l.attn_norm.forward(&project(&l.attn_out, &ctx)?, x, l.attn_out.bias(), mode)?;
             let inner = train_ops::bias_gelu(&project(&l.intermediate, &attn)?, linear_bias(&l.intermediate)?)?;
@@ -332,8 +334,7 @@ impl Bert {
 
 /// `x · Wᵀ` of a linear layer, without its bias.
 fn project(linear: &Linear, x: &Tensor) -> Result<Tensor> {
-    let (b, t, h) = x.dims3()?;
-    x.reshape((b * t, h))?.matmul(&linear.weight().t()?)?.reshape((b, t, ()))
+    train_ops::linear(x, linear.weight(), None)
 }
 
 fn linear_bias(linear: &Linear) -> Result<&Tensor> {

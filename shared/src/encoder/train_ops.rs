@@ -363,3 +363,204 @@ fn gelu_grad(u: f32) -> f32 {
     let cdf = 0.5 * (1.0 + erf_f32(u * std::f32::consts::FRAC_1_SQRT_2));
     cdf + u * INV_SQRT_2PI * exp_f32(-0.5 * u * u)
 }
+
+/// `x · wᵀ (+ bias)`: a linear layer on `x` `[.., in]` with `w` `[out, in]`. One gemm straight
+/// into the output (no zeroed buffer first, the bias added in the same parallel pass), and a
+/// backward pass of two gemms (dx = dy · w, dw = dyᵀ · x) and a column sum (d bias), with the
+/// weight's gradient in its own `[out, in]` layout (candle's matmul backward yields it transposed,
+/// copied again when accumulated).
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (x, w) = (x.contiguous()?, w.contiguous()?);
+        match bias {
+            Some(b) => x.apply_op3(&w, &b.contiguous()?, Dense),
+            None => x.apply_op2(&w, Dense),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let dims = x.dims();
+        let rows = x.elem_count() / dims.last().copied().unwrap_or(1).max(1);
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().unwrap() = w.dim(0)?;
+        let y = x.reshape((rows, ()))?.matmul(&w.t()?)?.reshape(out_dims)?;
+        match bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Dense;
+
+/// `C = A · B` into the uninitialised `c` (`m × n`, row-major), with `A`, `B` given by their
+/// column and row strides.
+///
+/// # Safety
+/// Every pointer must cover the extents its strides describe; `c` must not overlap the inputs.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into(
+    c: *mut f32,
+    (m, n, k): (usize, usize, usize),
+    a: *const f32,
+    (a_cs, a_rs): (usize, usize),
+    b: *const f32,
+    (b_cs, b_rs): (usize, usize),
+) {
+    // read_dst = false: gemm writes every element of C without reading it.
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        n as isize,
+        false,
+        a,
+        a_cs as isize,
+        a_rs as isize,
+        b,
+        b_cs as isize,
+        b_rs as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::Rayon(0),
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Dense {
+    fn forward(x: (&[f32], &Layout), w: (&[f32], &Layout), bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+        let (x, x_layout) = x;
+        let (w, w_layout) = w;
+        let &[out_f, in_f] = w_layout.dims() else { candle_core::bail!("linear: weight {:?}", w_layout.dims()) };
+        if last_dim(x_layout) != in_f || bias.is_some_and(|b| b.len() != out_f) {
+            candle_core::bail!("linear: x {:?}, weight {:?}", x_layout.dims(), w_layout.dims());
+        }
+        let rows = x.len() / in_f;
+        let mut y: Vec<f32> = Vec::with_capacity(rows * out_f);
+        // SAFETY: y has room for rows × out_f values, all written by gemm before set_len; x is
+        // rows × in_f row-major, w is out_f × in_f (read as its transpose: column stride in_f).
+        unsafe {
+            gemm_into(y.as_mut_ptr(), (rows, out_f, in_f), x.as_ptr(), (1, in_f), w.as_ptr(), (in_f, 1));
+            y.set_len(rows * out_f);
+        }
+        if let Some(b) = bias {
+            map_blocks(&mut y, out_f, |_, rows| {
+                rows.chunks_mut(out_f).for_each(|r| r.iter_mut().zip(b).for_each(|(v, b)| *v += b))
+            });
+        }
+        let mut dims = x_layout.dims().to_vec();
+        *dims.last_mut().expect("x has a last dimension") = out_f;
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+
+    /// Gradients `(dx, dw, d bias)` from the saved input and weight.
+    fn backward(x: &Tensor, w: &Tensor, grad: &Tensor, bias: bool) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        let (out_f, in_f) = w.dims2()?;
+        let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &DenseBackward { bias })?;
+        let n = x.elem_count();
+        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dw = packed.narrow(0, n, out_f * in_f)?.reshape((out_f, in_f))?;
+        let db = if bias { Some(packed.narrow(0, n + out_f * in_f, out_f)?) } else { None };
+        Ok((dx, dw, db))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl CustomOp2 for Dense {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        Dense::forward((slice(s1, l1, "x")?, l1), (slice(s2, l2, "weight")?, l2), None)
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = Dense::backward(x, w, grad, false)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl CustomOp3 for Dense {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        Dense::forward((slice(s1, l1, "x")?, l1), (slice(s2, l2, "weight")?, l2), Some(slice(s3, l3, "bias")?))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = Dense::backward(x, w, grad, true)?;
+        Ok((Some(dx), Some(dw), db))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+struct DenseBackward {
+    bias: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl CustomOp3 for DenseBackward {
+    fn name(&self) -> &'static str {
+        "linear-backward"
+    }
+
+    /// One tensor: dx (rows × in), dw (out × in), then d bias (out) when there is a bias.
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, dy) = (slice(s1, l1, "x")?, slice(s2, l2, "weight")?, slice(s3, l3, "grad")?);
+        let &[out_f, in_f] = l2.dims() else { candle_core::bail!("linear-backward: weight {:?}", l2.dims()) };
+        let rows = x.len() / in_f;
+        if dy.len() != rows * out_f {
+            candle_core::bail!("linear-backward: grad {:?} for x {:?}", l3.dims(), l1.dims());
+        }
+        let db = if self.bias { column_sums(dy, out_f) } else { Vec::new() };
+        let total = rows * in_f + out_f * in_f + db.len();
+        let mut out: Vec<f32> = Vec::with_capacity(total);
+        let p = out.as_mut_ptr();
+        // SAFETY: out has room for `total` values: dx fills the first rows × in_f, dw the next
+        // out_f × in_f (both written by gemm), d bias the rest; set_len only after all three.
+        unsafe {
+            // dx = dy · w: dy rows × out_f, w out_f × in_f, both row-major.
+            gemm_into(p, (rows, in_f, out_f), dy.as_ptr(), (1, out_f), w.as_ptr(), (1, in_f));
+            // dw = dyᵀ · x: dyᵀ is out_f × rows (column stride out_f, row stride 1).
+            gemm_into(p.add(rows * in_f), (out_f, in_f, rows), dy.as_ptr(), (out_f, 1), x.as_ptr(), (1, in_f));
+            std::ptr::copy_nonoverlapping(db.as_ptr(), p.add(rows * in_f + out_f * in_f), db.len());
+            out.set_len(total);
+        }
+        Ok((CpuStorage::F32(out), Shape::from(total)))
+    }
+}
