@@ -1,11 +1,11 @@
 //! The fused training kernels (LayerNorm with residual, masked softmax, GELU with bias, linear
-//! layer) against the same maths composed from candle's generic differentiable ops: values,
+//! layer, multi-head attention) against the same maths composed from candle's generic differentiable ops: values,
 //! gradients of every input, finite differences, the same results on any thread count, and a
 //! whole BERT trained through them (`Mode::Training`) against `Mode::Composed`.
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarBuilder;
-use nook_core::encoder::train_ops::{add_layer_norm, bias_gelu, linear, masked_softmax};
+use nook_core::encoder::train_ops::{add_layer_norm, attention, bias_gelu, linear, masked_softmax};
 use nook_core::encoder::{masked_mean_pool, Bert, BertConfig, Mode};
 use std::collections::HashMap;
 
@@ -182,16 +182,47 @@ fn linear_layer_matches_the_composed_ops() {
     check_against_composed(no_bias, &[true; 2], fused, composed, "linear without bias");
 }
 
-/// Gradients of all four kernels, bit for bit, on a pool of `threads` threads.
+fn attention_inputs() -> Vec<Tensor> {
+    // 2 batches of 23 tokens, hidden 24 in 3 heads of 8; the second batch's last 5 tokens padding.
+    let (b, t) = (2, 23);
+    let mask: Vec<f32> = (0..b * t).map(|i| if i >= b * t - 5 { -1e4 } else { 0.0 }).collect();
+    vec![
+        random(&[b, t, 24], 41, 3.0),
+        random(&[b, t, 24], 42, 3.0),
+        random(&[b, t, 24], 43, 2.0),
+        Tensor::from_vec(mask, (b, 1, 1, t), &Device::Cpu).unwrap(),
+    ]
+}
+
+fn composed_attention(t: &[Tensor], heads: usize, scale: f64) -> Tensor {
+    let (b, n, h) = t[0].dims3().unwrap();
+    let split =
+        |y: &Tensor| y.reshape((b, n, heads, h / heads)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
+    let (q, k, v) = (split(&t[0]), split(&t[1]), split(&t[2]));
+    let probs = composed_softmax(&q.matmul(&k.t().unwrap()).unwrap(), scale, &t[3]);
+    probs.matmul(&v).unwrap().transpose(1, 2).unwrap().reshape((b, n, h)).unwrap()
+}
+
+#[test]
+fn attention_matches_the_composed_ops() {
+    let inputs = attention_inputs();
+    let fused = |t: &[Tensor]| attention(&t[0], &t[1], &t[2], &t[3], 3, 0.35).unwrap();
+    let composed = |t: &[Tensor]| composed_attention(t, 3, 0.35);
+    check_against_composed(&inputs, &[true, true, true, false], fused, composed, "attention");
+    check_finite_differences(&inputs, &[true, true, true, false], fused, "attention");
+}
+
+/// Gradients of all five kernels, bit for bit, on a pool of `threads` threads.
 fn gradients_on(threads: usize) -> Vec<Vec<f32>> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| {
         let mut out = Vec::new();
-        let cases: [(Vec<Tensor>, &dyn Fn(&[Tensor]) -> Tensor); 4] = [
+        let cases: [(Vec<Tensor>, &dyn Fn(&[Tensor]) -> Tensor); 5] = [
             (layer_norm_inputs(), &|t| add_layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap()),
             (softmax_inputs(), &|t| masked_softmax(&t[0], 0.125, &t[1]).unwrap()),
             (gelu_inputs(), &|t| bias_gelu(&t[0], &t[1]).unwrap()),
             (linear_inputs(), &|t| linear(&t[0], &t[1], Some(&t[2])).unwrap()),
+            (attention_inputs(), &|t| attention(&t[0], &t[1], &t[2], &t[3], 3, 0.35).unwrap()),
         ];
         for (inputs, op) in cases {
             let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();

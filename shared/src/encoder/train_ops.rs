@@ -395,29 +395,30 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
 #[cfg(target_arch = "x86_64")]
 struct Dense;
 
-/// `C = A · B` into the uninitialised `c` (`m × n`, row-major), with `A`, `B` given by their
-/// column and row strides.
+/// `C = A · B` into `c` (`m × n`, row stride `c_rs`), with `A`, `B` given by their column and row
+/// strides; gemm writes every element of C without reading it.
 ///
 /// # Safety
 /// Every pointer must cover the extents its strides describe; `c` must not overlap the inputs.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_into(
+unsafe fn gemm_strided(
     c: *mut f32,
+    c_rs: usize,
     (m, n, k): (usize, usize, usize),
     a: *const f32,
     (a_cs, a_rs): (usize, usize),
     b: *const f32,
     (b_cs, b_rs): (usize, usize),
+    parallelism: gemm::Parallelism,
 ) {
-    // read_dst = false: gemm writes every element of C without reading it.
     gemm::gemm(
         m,
         n,
         k,
         c,
         1,
-        n as isize,
+        c_rs as isize,
         false,
         a,
         a_cs as isize,
@@ -430,8 +431,24 @@ unsafe fn gemm_into(
         false,
         false,
         false,
-        gemm::Parallelism::Rayon(0),
+        parallelism,
     )
+}
+
+/// [`gemm_strided`] into a dense row-major `c` on every core.
+///
+/// # Safety
+/// As for [`gemm_strided`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn gemm_into(
+    c: *mut f32,
+    (m, n, k): (usize, usize, usize),
+    a: *const f32,
+    a_strides: (usize, usize),
+    b: *const f32,
+    b_strides: (usize, usize),
+) {
+    gemm_strided(c, n, (m, n, k), a, a_strides, b, b_strides, gemm::Parallelism::Rayon(0))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -562,5 +579,249 @@ impl CustomOp3 for DenseBackward {
             out.set_len(total);
         }
         Ok((CpuStorage::F32(out), Shape::from(total)))
+    }
+}
+
+/// Multi-head attention, `softmax(q·kᵀ · scale + bias) · v` per head, on `q`, `k`, `v` `[b, t, h]`
+/// as their linear layers produce them, giving the context `[b, t, h]` the output layer takes:
+/// each head is read and written in place through strides, so no head is transposed into a
+/// copy of its own and back. `bias` `[b, 1, 1, t]` is the attention mask (no gradient). The
+/// backward pass recomputes each head's weights (t × t × head size, cheaper than keeping
+/// `b × heads × t × t` of them until the backward pass).
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
+    let (b, t, h) = q.dims3()?;
+    if heads == 0 || h % heads != 0 || k.dims() != q.dims() || v.dims() != q.dims() || bias.elem_count() != b * t {
+        candle_core::bail!(
+            "attention: q {:?}, k {:?}, v {:?}, bias {:?}, {heads} heads",
+            q.dims(),
+            k.dims(),
+            v.dims(),
+            bias.dims()
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mask = bias.flatten_all()?.to_vec1::<f32>()?;
+        let op = Attention { heads, scale: scale as f32, mask };
+        q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let d = h / heads;
+        let split = |y: &Tensor| y.reshape((b, t, heads, d))?.transpose(1, 2)?.contiguous();
+        let (q, k, v) = (split(q)?, split(k)?, split(v)?);
+        let probs = masked_softmax(&q.matmul(&k.t()?)?, scale, bias)?;
+        probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))
+    }
+}
+
+/// A pointer the attention tasks write through, each to its own head's rows and columns.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: every task writes a disjoint set of elements (its batch row's head columns).
+#[cfg(target_arch = "x86_64")]
+unsafe impl Send for Shared {}
+#[cfg(target_arch = "x86_64")]
+unsafe impl Sync for Shared {}
+
+#[cfg(target_arch = "x86_64")]
+struct Attention {
+    heads: usize,
+    scale: f32,
+    /// `[b, t]`: 0 or a large negative number.
+    mask: Vec<f32>,
+}
+
+/// Where one (batch, head) block lives in a `[b, t, h]` tensor and how big it is.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Head {
+    /// Offset of its first element.
+    at: usize,
+    batch: usize,
+    /// Tokens, hidden size (the row stride), head size.
+    t: usize,
+    h: usize,
+    d: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Attention {
+    fn heads_of(&self, l: &Layout) -> Result<Vec<Head>> {
+        let &[b, t, h] = l.dims() else { candle_core::bail!("attention: {:?}", l.dims()) };
+        let d = h / self.heads;
+        Ok((0..b * self.heads)
+            .map(|i| Head { at: (i / self.heads) * t * h + (i % self.heads) * d, batch: i / self.heads, t, h, d })
+            .collect())
+    }
+
+    /// The head's attention weights into `p` (`t × t`).
+    fn weights(&self, q: &[f32], k: &[f32], head: Head, p: &mut [f32]) {
+        let Head { at, batch, t, h, d } = head;
+        // SAFETY: q and k hold the head's t rows of d values at stride h from `at`; p is t × t.
+        // S = Q · Kᵀ (Kᵀ: column stride h, row stride 1).
+        unsafe {
+            gemm_strided(
+                p.as_mut_ptr(),
+                t,
+                (t, t, d),
+                q[at..].as_ptr(),
+                (1, h),
+                k[at..].as_ptr(),
+                (h, 1),
+                gemm::Parallelism::None,
+            );
+        }
+        let mask = &self.mask[batch * t..][..t];
+        for row in p.chunks_mut(t) {
+            row.iter_mut().zip(mask).for_each(|(x, m)| *x = *x * self.scale + m);
+            softmax_row(row);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (q, k, v) = (slice(s1, l1, "q")?, slice(s2, l2, "k")?, slice(s3, l3, "v")?);
+        let heads = self.heads_of(l1)?;
+        let mut ctx: Vec<f32> = Vec::with_capacity(q.len());
+        let out = Shared(ctx.as_mut_ptr());
+        heads.par_iter().for_each_init(Vec::new, |p, &head| {
+            let Head { at, t, h, d, .. } = head;
+            p.resize(t * t, 0.0);
+            self.weights(q, k, head, p);
+            let out = out;
+            // SAFETY: ctx has room for q.len() values; this task writes its head's t × d block
+            // (row stride h from `at`), disjoint from every other task's; v holds the same block.
+            unsafe {
+                gemm_strided(
+                    out.0.add(at),
+                    h,
+                    (t, d, t),
+                    p.as_ptr(),
+                    (1, t),
+                    v[at..].as_ptr(),
+                    (1, h),
+                    gemm::Parallelism::None,
+                )
+            }
+        });
+        // SAFETY: the heads' blocks cover all b × t × h elements, each written above.
+        unsafe { ctx.set_len(q.len()) };
+        Ok((CpuStorage::F32(ctx), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let backward = AttentionBackward {
+            forward: Attention { heads: self.heads, scale: self.scale, mask: self.mask.clone() },
+            grad: grad.contiguous()?,
+        };
+        let packed = q.apply_op3_no_bwd(k, v, &backward)?;
+        let n = q.elem_count();
+        let part = |i: usize| packed.narrow(0, i * n, n)?.reshape(q.shape());
+        Ok((Some(part(0)?), Some(part(1)?), Some(part(2)?)))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+struct AttentionBackward {
+    forward: Attention,
+    /// The gradient of the context `[b, t, h]`.
+    grad: Tensor,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl CustomOp3 for AttentionBackward {
+    fn name(&self) -> &'static str {
+        "attention-backward"
+    }
+
+    /// One tensor: dq, dk, dv, each `[b, t, h]`. Per head, with P recomputed and G the context's
+    /// gradient: dV = Pᵀ·G, dP = G·Vᵀ, dS = scale · P ⊙ (dP - rowsum(dP ⊙ P)), dQ = dS·K, dK = dSᵀ·Q.
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let (q, k, v) = (slice(s1, l1, "q")?, slice(s2, l2, "k")?, slice(s3, l3, "v")?);
+        let (g_storage, g_layout) = self.grad.storage_and_layout();
+        let candle_core::Storage::Cpu(g_cpu) = &*g_storage else {
+            candle_core::bail!("attention-backward: a CPU gradient")
+        };
+        let g = slice(g_cpu, g_layout, "grad")?;
+        if g.len() != q.len() {
+            candle_core::bail!("attention-backward: grad {:?} for q {:?}", g_layout.dims(), l1.dims());
+        }
+        let heads = self.forward.heads_of(l1)?;
+        let n = q.len();
+        let mut out: Vec<f32> = Vec::with_capacity(3 * n);
+        let base = Shared(out.as_mut_ptr());
+        heads.par_iter().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(p, dp), &head| {
+                let Head { at, t, h, d, .. } = head;
+                p.resize(t * t, 0.0);
+                dp.resize(t * t, 0.0);
+                self.forward.weights(q, k, head, p);
+                let base = base;
+                let none = gemm::Parallelism::None;
+                // SAFETY: out has room for 3n values; this task writes its head's t × d block
+                // (row stride h from `at`) of each of dq, dk and dv, disjoint from every other
+                // task's; q, k, v, g hold the same block; p and dp are t × t.
+                unsafe {
+                    let (dq, dk, dv) = (base.0.add(at), base.0.add(n + at), base.0.add(2 * n + at));
+                    // dV = Pᵀ · G (Pᵀ: column stride t, row stride 1).
+                    gemm_strided(dv, h, (t, d, t), p.as_ptr(), (t, 1), g[at..].as_ptr(), (1, h), none);
+                    // dP = G · Vᵀ.
+                    gemm_strided(
+                        dp.as_mut_ptr(),
+                        t,
+                        (t, t, d),
+                        g[at..].as_ptr(),
+                        (1, h),
+                        v[at..].as_ptr(),
+                        (h, 1),
+                        none,
+                    );
+                    for (dp_row, p_row) in dp.chunks_mut(t).zip(p.chunks(t)) {
+                        let dot: f32 = dp_row.iter().zip(p_row).map(|(a, b)| a * b).sum();
+                        dp_row.iter_mut().zip(p_row).for_each(|(x, p)| *x = self.forward.scale * p * (*x - dot));
+                    }
+                    // dQ = dS · K; dK = dSᵀ · Q.
+                    gemm_strided(dq, h, (t, d, t), dp.as_ptr(), (1, t), k[at..].as_ptr(), (1, h), none);
+                    gemm_strided(dk, h, (t, d, t), dp.as_ptr(), (t, 1), q[at..].as_ptr(), (1, h), none);
+                }
+            },
+        );
+        // SAFETY: the heads' blocks cover all b × t × h elements of each of the three parts.
+        unsafe { out.set_len(3 * n) };
+        Ok((CpuStorage::F32(out), Shape::from(3 * n)))
     }
 }
