@@ -212,12 +212,16 @@ fn attention_matches_the_composed_ops() {
     check_finite_differences(&inputs, &[true, true, true, false], fused, "attention");
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+type Op = dyn Fn(&[Tensor]) -> Tensor;
+
 /// Gradients of all five kernels, bit for bit, on a pool of `threads` threads.
+#[cfg(not(target_arch = "wasm32"))]
 fn gradients_on(threads: usize) -> Vec<Vec<f32>> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| {
         let mut out = Vec::new();
-        let cases: [(Vec<Tensor>, &dyn Fn(&[Tensor]) -> Tensor); 5] = [
+        let cases: [(Vec<Tensor>, &Op); 5] = [
             (layer_norm_inputs(), &|t| add_layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap()),
             (softmax_inputs(), &|t| masked_softmax(&t[0], 0.125, &t[1]).unwrap()),
             (gelu_inputs(), &|t| bias_gelu(&t[0], &t[1]).unwrap()),
@@ -235,6 +239,7 @@ fn gradients_on(threads: usize) -> Vec<Vec<f32>> {
     })
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn gradients_are_the_same_on_any_thread_count() {
     // Cross-row sums (d gamma, d beta, d bias; gemm's own sums for the weights) add fixed blocks in a fixed order: a resumed

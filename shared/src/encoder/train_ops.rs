@@ -626,6 +626,18 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 #[cfg(target_arch = "x86_64")]
+impl Shared {
+    /// The pointer `offset` elements on. (A method, so closures capture the whole `Shared`, which
+    /// is `Send`, not its raw pointer field.)
+    ///
+    /// # Safety
+    /// `offset` must stay within the allocation.
+    unsafe fn add(self, offset: usize) -> *mut f32 {
+        self.0.add(offset)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 struct Attention {
     heads: usize,
     scale: f32,
@@ -705,12 +717,11 @@ impl CustomOp3 for Attention {
             let Head { at, t, h, d, .. } = head;
             p.resize(t * t, 0.0);
             self.weights(q, k, head, p);
-            let out = out;
             // SAFETY: ctx has room for q.len() values; this task writes its head's t × d block
             // (row stride h from `at`), disjoint from every other task's; v holds the same block.
             unsafe {
                 gemm_strided(
-                    out.0.add(at),
+                    out.add(at),
                     h,
                     (t, d, t),
                     p.as_ptr(),
@@ -790,13 +801,12 @@ impl CustomOp3 for AttentionBackward {
                 p.resize(t * t, 0.0);
                 dp.resize(t * t, 0.0);
                 self.forward.weights(q, k, head, p);
-                let base = base;
                 let none = gemm::Parallelism::None;
                 // SAFETY: out has room for 3n values; this task writes its head's t × d block
                 // (row stride h from `at`) of each of dq, dk and dv, disjoint from every other
                 // task's; q, k, v, g hold the same block; p and dp are t × t.
                 unsafe {
-                    let (dq, dk, dv) = (base.0.add(at), base.0.add(n + at), base.0.add(2 * n + at));
+                    let (dq, dk, dv) = (base.add(at), base.add(n + at), base.add(2 * n + at));
                     // dV = Pᵀ · G (Pᵀ: column stride t, row stride 1).
                     gemm_strided(dv, h, (t, d, t), p.as_ptr(), (t, 1), g[at..].as_ptr(), (1, h), none);
                     // dP = G · Vᵀ.
