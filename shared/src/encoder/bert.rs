@@ -111,8 +111,7 @@ fn attention_probs(scores: &Tensor, scale: f64, bias: &Tensor, mode: Mode) -> Re
             let per_batch = heads * t * s;
             for_each_chunk(&mut v, s.max(1), |row_index, row| {
                 let mask = &bias[(row_index * s / per_batch.max(1)) * s..][..s];
-                row.iter_mut().zip(mask).for_each(|(x, m)| *x = *x * scale as f32 + m);
-                softmax_row(row);
+                masked_softmax_row(row, mask, scale as f32);
             });
             Tensor::from_vec(v, (b, heads, t, s), scores.device())
         }
@@ -137,6 +136,12 @@ fn for_each_chunk(v: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Syn
     }
     #[cfg(target_arch = "wasm32")]
     v.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+}
+
+/// `softmax(row · scale + mask)` in place: one attention row.
+pub(super) fn masked_softmax_row(row: &mut [f32], mask: &[f32], scale: f32) {
+    row.iter_mut().zip(mask).for_each(|(x, m)| *x = *x * scale + m);
+    softmax_row(row);
 }
 
 pub(super) fn softmax_row(row: &mut [f32]) {

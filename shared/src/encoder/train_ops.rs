@@ -15,7 +15,7 @@
 //! generic ops ([`super::Mode::Composed`]) elsewhere (GPU, f64): those are the reference the
 //! tests compare these kernels against.
 
-use super::bert::{erf_f32, exp_f32, softmax_row};
+use super::bert::{erf_f32, exp_f32, masked_softmax_row};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `LayerNorm(a + r + shift)` over the last dimension, times `gamma` plus `beta`: a residual
@@ -249,9 +249,7 @@ impl CustomOp2 for MaskedSoftmax {
         map_blocks(&mut out, s, |block, rows| {
             for (i, row) in rows.chunks_mut(s).enumerate() {
                 let batch = (block * BLOCK_ROWS + i) / per_batch;
-                let mask = &bias[batch * s..][..s];
-                row.iter_mut().zip(mask).for_each(|(x, m)| *x = *x * self.scale + m);
-                softmax_row(row);
+                masked_softmax_row(row, &bias[batch * s..][..s], self.scale);
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -276,18 +274,23 @@ impl CustomOp2 for MaskedSoftmaxBackward {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (p, g) = (slice(s1, l1, "probs")?, slice(s2, l2, "grad")?);
         let s = last_dim(l1);
-        let mut out = vec![0f32; p.len()];
+        let mut out = g.to_vec();
         map_blocks(&mut out, s, |block, rows| {
             let first = block * BLOCK_ROWS * s;
             for (i, d) in rows.chunks_mut(s).enumerate() {
                 let at = first + i * s;
-                let (p, g) = (&p[at..at + s], &g[at..at + s]);
-                let dot: f32 = p.iter().zip(g).map(|(p, g)| p * g).sum();
-                d.iter_mut().zip(p).zip(g).for_each(|((d, p), g)| *d = self.scale * p * (g - dot));
+                softmax_backward_row(d, &p[at..at + s], self.scale);
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+}
+
+/// The gradient of a row of `softmax(scores · scale + mask)` in place: `g` (the gradient of the
+/// weights `p`) becomes `scale · p · (g - Σ g·p)`.
+fn softmax_backward_row(g: &mut [f32], p: &[f32], scale: f32) {
+    let dot: f32 = g.iter().zip(p).map(|(g, p)| g * p).sum();
+    g.iter_mut().zip(p).for_each(|(g, p)| *g = scale * p * (*g - dot));
 }
 
 struct BiasGelu;
@@ -686,10 +689,7 @@ impl Attention {
             );
         }
         let mask = &self.mask[batch * t..][..t];
-        for row in p.chunks_mut(t) {
-            row.iter_mut().zip(mask).for_each(|(x, m)| *x = *x * self.scale + m);
-            softmax_row(row);
-        }
+        p.chunks_mut(t).for_each(|row| masked_softmax_row(row, mask, self.scale));
     }
 }
 
@@ -821,8 +821,7 @@ impl CustomOp3 for AttentionBackward {
                         none,
                     );
                     for (dp_row, p_row) in dp.chunks_mut(t).zip(p.chunks(t)) {
-                        let dot: f32 = dp_row.iter().zip(p_row).map(|(a, b)| a * b).sum();
-                        dp_row.iter_mut().zip(p_row).for_each(|(x, p)| *x = self.forward.scale * p * (*x - dot));
+                        softmax_backward_row(dp_row, p_row, self.forward.scale);
                     }
                     // dQ = dS · K; dK = dSᵀ · Q.
                     gemm_strided(dq, h, (t, d, t), dp.as_ptr(), (1, t), k[at..].as_ptr(), (1, h), none);
