@@ -3,7 +3,7 @@
 //! a path leaving the bundle, absurd sizes. Each case damages one file of a tiny valid bundle
 //! (random 1-layer BERT, word-level tokenizer) built here.
 
-use nook_core::bundle::{sha256_hex, Bundle, IdRequest, Manifest};
+use nook_core::bundle::{sha256_hex, Bundle, IdRequest, Manifest, VerifiedFiles};
 use nook_core::quant::{encode_matrix, serialize, Encoded, Quant};
 use safetensors::tensor::Dtype;
 use serde_json::json;
@@ -267,4 +267,62 @@ fn numeric_fields_out_of_range_are_refused() {
         m[field[0]][field[1]] = value;
         refused(load(&m, f.clone()), expected);
     }
+}
+
+/// What the browser does: files verified piece by piece as they are read, then loaded without
+/// hashing them again. A damaged or overlong file, or files verified against another bundle's
+/// manifest, are refused.
+#[test]
+fn files_verified_while_streaming_load_and_damage_is_refused() {
+    let f = files(Quant::Int8);
+    let parse = |v: &serde_json::Value| Manifest::parse(&sealed(v)).unwrap();
+    let m = parse(&manifest_for(&f, Quant::Int8));
+    let streamed = |m: &Manifest, name: &str, bytes: &[u8], verified: &mut VerifiedFiles| {
+        let mut incoming = verified.begin(m, name)?;
+        for piece in bytes.chunks(7) {
+            incoming.push(piece)?;
+        }
+        verified.finish(m, incoming)
+    };
+    let mut verified = VerifiedFiles::new(&m);
+    for (name, bytes) in &f {
+        streamed(&m, name, bytes, &mut verified).unwrap();
+    }
+    let b = Bundle::from_verified(m.clone(), verified).unwrap();
+    assert_eq!(b.recommend(&IdRequest { likes: vec!["a".into()], k: 2, ..Default::default() }).unwrap().items.len(), 2);
+
+    // One flipped byte: the checksum names the file.
+    let mut damaged = f["items.json"].clone();
+    damaged[3] ^= 1;
+    let err = streamed(&m, "items.json", &damaged, &mut VerifiedFiles::new(&m)).unwrap_err().to_string();
+    assert!(err.contains("items.json: checksum mismatch"), "{err}");
+    // More bytes than listed: refused as they arrive, not after.
+    let mut longer = f["items.json"].clone();
+    longer.extend_from_slice(&[b' '; 64]);
+    let err = streamed(&m, "items.json", &longer, &mut VerifiedFiles::new(&m)).unwrap_err().to_string();
+    assert!(err.contains("more than the") && err.contains("items.json"), "{err}");
+    // Fewer: refused at the end.
+    let short = &f["items.json"][..10];
+    let err = streamed(&m, "items.json", short, &mut VerifiedFiles::new(&m)).unwrap_err().to_string();
+    assert!(err.contains("truncated or replaced"), "{err}");
+    // Whole-file checks fail the same way, and a file the manifest does not list is refused.
+    let err = VerifiedFiles::new(&m).insert(&m, "items.json", damaged).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(VerifiedFiles::new(&m).begin(&m, "extra.bin").is_err());
+
+    // Files verified against another bundle's manifest cannot load under this one.
+    let mut other_files = f.clone();
+    other_files.insert("items.json".into(), f["items.json"].iter().rev().copied().collect());
+    let other = parse(&manifest_for(&other_files, Quant::Int8));
+    let mut verified = VerifiedFiles::new(&other);
+    for (name, bytes) in &other_files {
+        verified.insert(&other, name, bytes.clone()).unwrap();
+    }
+    refused(Bundle::from_verified(m.clone(), verified).map_err(|e| e.to_string()), "another manifest");
+    // A file missing from the verified set is named.
+    let mut partial = VerifiedFiles::new(&m);
+    for (name, bytes) in f.iter().filter(|(n, _)| n.as_str() != "items.json") {
+        partial.insert(&m, name, bytes.clone()).unwrap();
+    }
+    refused(Bundle::from_verified(m, partial).map_err(|e| e.to_string()), "items.json is missing");
 }

@@ -16,8 +16,8 @@ mod manifest;
 mod request;
 
 pub use manifest::{
-    seal, sha256_hex, verify_file, EncoderInfo, FileEntry, Manifest, MetricSnapshot, FORMAT, MAX_DIM, MAX_FILE_BYTES,
-    MAX_ITEMS, MAX_TOKENS, MIN_TOKENS, REQUIRED_FILES, VERSION,
+    seal, sha256_hex, verify_file, EncoderInfo, FileEntry, IncomingFile, Manifest, MetricSnapshot, VerifiedFiles,
+    FORMAT, MAX_DIM, MAX_FILE_BYTES, MAX_ITEMS, MAX_TOKENS, MIN_TOKENS, REQUIRED_FILES, VERSION,
 };
 pub use request::{IdRequest, Recommendations, RecommendedItem, Skipped, MAX_K, MAX_QUERY_BYTES};
 
@@ -41,10 +41,17 @@ pub struct Bundle {
 impl Bundle {
     /// Verifies and loads a bundle from its files' bytes (keyed by manifest path).
     pub fn load(manifest: Manifest, mut files: HashMap<String, Vec<u8>>) -> Result<Self> {
+        let mut verified = VerifiedFiles::new(&manifest);
         for name in manifest.files.keys() {
-            let bytes = files.get(name).ok_or_else(|| NookError::bundle(format!("{name} is missing")))?;
-            verify_file(&manifest, name, bytes)?;
+            let bytes = files.remove(name).ok_or_else(|| NookError::bundle(format!("{name} is missing")))?;
+            verified.insert(&manifest, name, bytes)?;
         }
+        Self::from_verified(manifest, verified)
+    }
+
+    /// Loads a bundle from files already checked against `manifest` (see [`VerifiedFiles`]).
+    pub fn from_verified(manifest: Manifest, files: VerifiedFiles) -> Result<Self> {
+        let mut files = files.into_files(&manifest)?;
         let mut take = |name: &str| files.remove(name).ok_or_else(|| NookError::bundle(format!("{name} is missing")));
         let items: Vec<ItemMeta> =
             serde_json::from_slice(&take("items.json")?).map_err(|e| NookError::bundle(format!("items.json: {e}")))?;
