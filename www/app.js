@@ -258,6 +258,8 @@ async function refresh() {
 
 function describeBundle() {
   $('status').textContent = `ready — ${nook.itemCount} items from ${nook.manifest.dataset}, ranked with ${nook.backend}`;
+  const steps = Object.entries(JSON.parse($('status').dataset.loadTimings || '{}'));
+  $('status').title = steps.length ? `loaded in ${steps.map(([s, ms]) => `${s} ${ms.toFixed(0)} ms`).join(', ')}` : '';
 }
 
 async function start() {
@@ -284,6 +286,8 @@ async function start() {
   });
   nook.addEventListener('updateerror', (e) => console.warn(`nook: a newer bundle could not be used: ${e.detail.message}`));
   $('loading').classList.add('ready');
+  // Where loading spent its time, for whoever looks (hover the status line).
+  $('status').dataset.loadTimings = JSON.stringify(nook.loadTimings);
   describeBundle();
   describeQueryFields(nook.manifest.text_fields || []);
   $('query-weight').value = nook.manifest.scoring.query_weight;

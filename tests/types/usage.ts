@@ -11,6 +11,7 @@ async function site(): Promise<void> {
   const hits = await nook.search('star', { limit: 5 });
   const year: number | null = hits[0].year;
   const vector: Float32Array = await nook.embed('words');
+  const cacheMs: number | undefined = nook.loadTimings['cache read'];
   nook.addEventListener('update', (e) => console.log(e.detail.bundleId, e.detail.previous));
   const h = parseHistory('{}');
   new LocalHistory().save(h);

@@ -36,20 +36,35 @@ export class Engine {
     this.updating = null;
   }
 
-  describe() {
+  describe(timings = {}) {
     const c = this.client;
-    return { manifest: c.manifest(), bundleId: c.bundleId(), items: c.itemCount(), backend: c.backend(), fromCache: c.fromCache() };
+    return { manifest: c.manifest(), bundleId: c.bundleId(), items: c.itemCount(), backend: c.backend(), fromCache: c.fromCache(), timings };
   }
 
   async load({ url, backend = 'auto', update = true }) {
+    // Where the load's time goes, step by step (milliseconds), for the page and its developer.
+    let mark = performance.now();
+    const timings = {};
+    const step = (name) => {
+      const now = performance.now();
+      timings[name] = (timings[name] || 0) + (now - mark);
+      mark = now;
+    };
     await wasm();
+    step('wasm');
     this.prefer = backend;
     const progress = (loaded, total, file) => this.emit('progress', { loaded, total, file });
     this.client = await NookClient.load(url, progress);
+    const inside = Object.fromEntries(this.client.loadTimings());
+    const bundleMs = performance.now() - mark;
+    Object.assign(timings, inside);
+    timings.other = Math.max(0, bundleMs - Object.values(inside).reduce((a, b) => a + b, 0));
+    mark = performance.now();
     this.emit('progress', { loaded: 1, total: 1, file: 'choosing the ranking backend' });
     await this.client.initBackend(backend);
+    step('backend');
     if (update) this.updating = this.checkForUpdate().catch((err) => this.emit('update-error', { message: String(err.message || err), code: err.code }));
-    return this.describe();
+    return this.describe(timings);
   }
 
   // A newer bundle at the same address is fetched and verified while the current one keeps

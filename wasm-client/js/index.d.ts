@@ -110,6 +110,10 @@ export class Nook extends EventTarget {
   readonly itemCount: number;
   readonly backend: string;
   readonly fromCache: boolean;
+  /** Milliseconds per step of this bundle's load (`wasm`, `cache read`, `network` (both include
+   * verifying the bytes), `cache write`, `build`, `backend`, `other`); steps the load did not take
+   * are absent. */
+  readonly loadTimings: Record<string, number>;
   recommend(request?: RecommendRequest): Promise<Recommendations>;
   similar(id: string, options?: { k?: number; exclude?: string[] }): Promise<Similar>;
   search(text: string, options?: { limit?: number }): Promise<ItemMeta[]>;

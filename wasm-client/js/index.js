@@ -181,6 +181,14 @@ export class Nook extends EventTarget {
   get backend() { return this.#info.backend; }
   /** Whether the bundle came from the browser's cache (a second visit) rather than the network. */
   get fromCache() { return this.#info.fromCache; }
+  /**
+   * Where this bundle's load spent its time, in milliseconds per step: `wasm` (starting the
+   * engine), `cache read` and `network` (every file's SHA-256 is checked as its bytes arrive),
+   * `cache write`, `build` (catalogue, tokenizer, encoder), `backend` (choosing the CPU or
+   * WebGPU), `other`. Steps a load did not take are absent; a bundle that arrived by update has
+   * none.
+   */
+  get loadTimings() { return { ...this.#info.timings }; }
 
   /**
    * Recommendations for a person: `{likes, dislikes}` (item ids, likes oldest first), `query`

@@ -63,6 +63,23 @@ impl Store {
         Some(js_sys::Uint8Array::new(&buffer).to_vec())
     }
 
+    /// Hands the cached body of `key` to `on_chunk` piece by piece as the browser reads it.
+    /// `None`: not cached (or unreadable); `Some(Err)`: `on_chunk` refused a piece.
+    pub async fn get_streamed(
+        &self,
+        key: &str,
+        on_chunk: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
+    ) -> Option<Result<(), JsValue>> {
+        let cache = self.cache.as_ref()?;
+        let hit = JsFuture::from(cache.match_with_str(key)).await.ok()?;
+        let response: web_sys::Response = hit.dyn_into().ok()?;
+        match read_body(&response, on_chunk).await {
+            Ok(()) => Some(Ok(())),
+            Err(Chunk::Stream(_)) => None,
+            Err(Chunk::Consumer(e)) => Some(Err(e)),
+        }
+    }
+
     /// Stores `bytes` under `key` (best effort: a full quota costs the next visit a download,
     /// nothing else).
     pub async fn put(&self, key: &str, bytes: &[u8]) {
@@ -97,6 +114,23 @@ impl Store {
 /// GETs `url` from the network and returns its body; `on_bytes(total_so_far)` after each chunk.
 /// Failures are `network` errors.
 pub async fn fetch_bytes(url: &str, revalidate: bool, on_bytes: &mut dyn FnMut(u64)) -> Result<Vec<u8>, JsValue> {
+    let mut bytes = Vec::new();
+    fetch_streamed(url, revalidate, &mut |chunk| {
+        bytes.extend_from_slice(chunk);
+        on_bytes(bytes.len() as u64);
+        Ok(())
+    })
+    .await?;
+    Ok(bytes)
+}
+
+/// GETs `url` from the network, handing the body to `on_chunk` piece by piece as it arrives (an
+/// error from `on_chunk` stops the read and is returned). Failures are `network` errors.
+pub async fn fetch_streamed(
+    url: &str,
+    revalidate: bool,
+    on_chunk: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
+) -> Result<(), JsValue> {
     let network = |what: String| coded(Code::Network, what);
     let response: web_sys::Response = JsFuture::from(global_fetch(url, revalidate)?)
         .await
@@ -106,22 +140,40 @@ pub async fn fetch_bytes(url: &str, revalidate: bool, on_bytes: &mut dyn FnMut(u
     if !response.ok() {
         return Err(network(format!("fetching {url}: HTTP {}", response.status())));
     }
-    let Some(body) = response.body() else { return Ok(Vec::new()) };
+    read_body(&response, on_chunk).await.map_err(|e| match e {
+        Chunk::Stream(e) => network(format!("reading {url}: {}", describe(&e))),
+        Chunk::Consumer(e) => e,
+    })
+}
+
+/// Why a body read stopped: the stream failed, or the consumer refused a piece.
+enum Chunk {
+    Stream(JsValue),
+    Consumer(JsValue),
+}
+
+/// Reads a response body as it arrives (so the consumer, e.g. a hash, works while the browser is
+/// still reading), copying each piece into one reused buffer in wasm memory.
+async fn read_body(
+    response: &web_sys::Response,
+    on_chunk: &mut dyn FnMut(&[u8]) -> Result<(), JsValue>,
+) -> Result<(), Chunk> {
+    let Some(body) = response.body() else { return Ok(()) };
     let reader: web_sys::ReadableStreamDefaultReader =
-        body.get_reader().dyn_into().map_err(|_| network("body reader has an unexpected type".into()))?;
-    let mut bytes = Vec::new();
+        body.get_reader().dyn_into().map_err(|_| Chunk::Stream("body reader has an unexpected type".into()))?;
+    let mut buffer = Vec::new();
     loop {
-        let chunk =
-            JsFuture::from(reader.read()).await.map_err(|e| network(format!("reading {url}: {}", describe(&e))))?;
+        let chunk = JsFuture::from(reader.read()).await.map_err(Chunk::Stream)?;
         let done = js_sys::Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true);
         if done {
-            break;
+            return Ok(());
         }
-        let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(|_| network("chunk without value".into()))?;
-        bytes.extend(js_sys::Uint8Array::new(&value).to_vec());
-        on_bytes(bytes.len() as u64);
+        let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(Chunk::Stream)?;
+        let piece = js_sys::Uint8Array::new(&value);
+        buffer.resize(piece.length() as usize, 0);
+        piece.copy_to(&mut buffer);
+        on_chunk(&buffer).map_err(Chunk::Consumer)?;
     }
-    Ok(bytes)
 }
 
 pub fn describe(e: &JsValue) -> String {

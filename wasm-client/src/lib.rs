@@ -119,6 +119,15 @@ impl NookClient {
         self.origin.from_cache
     }
 
+    /// Where this bundle's load spent its time, as `[[step, milliseconds], …]` in order: `cache
+    /// read` and `network` (each file's SHA-256 is checked as its bytes arrive, so verification
+    /// is inside these), `cache write`, `build` (parsing the files into the catalogue, tokenizer
+    /// and encoder); steps a load did not take are absent.
+    #[wasm_bindgen(js_name = loadTimings)]
+    pub fn load_timings(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.origin.timings)
+    }
+
     /// Number of items in the catalogue.
     #[wasm_bindgen(js_name = itemCount)]
     pub fn item_count(&self) -> usize {

@@ -18,7 +18,8 @@
 
 use crate::error::bundle;
 use crate::fetch::{self, Store};
-use nook_core::bundle::verify_file;
+use crate::now_ms;
+use nook_core::bundle::VerifiedFiles;
 use nook_core::{Bundle, Manifest};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -32,6 +33,8 @@ pub struct Origin {
     pub manifest_bytes: Vec<u8>,
     pub bundle_id: String,
     pub from_cache: bool,
+    /// Milliseconds spent in each step of the load that made this bundle, in order.
+    pub timings: Timings,
     /// The network's answer for the manifest, asked for when the load began (a Promise of a
     /// `Uint8Array`); taken by the first [`update`].
     pending: RefCell<Option<js_sys::Promise>>,
@@ -44,6 +47,7 @@ impl Origin {
         bundle: &Bundle,
         from_cache: bool,
         pending: Option<js_sys::Promise>,
+        timings: Timings,
     ) -> Self {
         Self {
             base_url: base_url.to_string(),
@@ -51,7 +55,29 @@ impl Origin {
             bundle_id: bundle.manifest.id.clone(),
             manifest_bytes,
             from_cache,
+            timings,
             pending: RefCell::new(pending),
+        }
+    }
+}
+
+/// Where a load's time went: `(step, milliseconds)`, summed per step, in the order first seen.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Timings(pub Vec<(&'static str, f64)>);
+
+impl Timings {
+    /// Runs `f`, adding its wall time to `step`.
+    pub fn time<T>(&mut self, step: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = now_ms();
+        let out = f();
+        self.add(step, now_ms() - start);
+        out
+    }
+
+    pub fn add(&mut self, step: &'static str, ms: f64) {
+        match self.0.iter_mut().find(|(s, _)| *s == step) {
+            Some((_, total)) => *total += ms,
+            None => self.0.push((step, ms)),
         }
     }
 }
@@ -86,17 +112,23 @@ fn parse(bytes: &[u8]) -> Result<Manifest, JsValue> {
 }
 
 pub async fn open(base_url: &str, on_progress: Option<&js_sys::Function>) -> Result<(Bundle, Origin), JsValue> {
+    let mut timings = Timings::default();
+    let start = now_ms();
     let store = Store::open().await;
     let network = ask_manifest(base_url);
-    if let Some(bytes) = store.get(&manifest_url(base_url)).await {
-        if let Some(bundle) = from_cache(&store, base_url, &bytes, on_progress).await {
-            let origin = Origin::new(base_url, bytes, &bundle, true, Some(network));
+    let cached = store.get(&manifest_url(base_url)).await;
+    timings.add("cache read", now_ms() - start);
+    if let Some(bytes) = cached {
+        if let Some(bundle) = from_cache(&store, base_url, &bytes, on_progress, &mut timings).await {
+            let origin = Origin::new(base_url, bytes, &bundle, true, Some(network), timings);
             return Ok((bundle, origin));
         }
     }
+    let start = now_ms();
     let bytes = await_bytes(network).await?;
-    let bundle = fetch_bundle(&store, base_url, &bytes, on_progress).await?;
-    let origin = Origin::new(base_url, bytes, &bundle, false, None);
+    timings.add("network", now_ms() - start);
+    let bundle = fetch_bundle(&store, base_url, &bytes, on_progress, &mut timings).await?;
+    let origin = Origin::new(base_url, bytes, &bundle, false, None, timings);
     Ok((bundle, origin))
 }
 
@@ -112,8 +144,9 @@ pub async fn update(
         return Ok(None);
     }
     let store = Store::open().await;
-    let bundle = fetch_bundle(&store, base_url, &bytes, on_progress).await?;
-    let origin = Origin::new(base_url, bytes, &bundle, false, None);
+    let mut timings = Timings::default();
+    let bundle = fetch_bundle(&store, base_url, &bytes, on_progress, &mut timings).await?;
+    let origin = Origin::new(base_url, bytes, &bundle, false, None, timings);
     Ok(Some((bundle, origin)))
 }
 
@@ -127,8 +160,9 @@ pub fn from_files(manifest: &[u8], files: &js_sys::Object) -> Result<(Bundle, Or
         }
         map.insert(name.clone(), js_sys::Uint8Array::new(&value).to_vec());
     }
-    let loaded = Bundle::load(parsed, map).map_err(bundle)?;
-    let origin = Origin::new("", manifest.to_vec(), &loaded, false, None);
+    let mut timings = Timings::default();
+    let loaded = timings.time("build", || Bundle::load(parsed, map)).map_err(bundle)?;
+    let origin = Origin::new("", manifest.to_vec(), &loaded, false, None, timings);
     Ok((loaded, origin))
 }
 
@@ -150,24 +184,21 @@ async fn from_cache(
     base_url: &str,
     manifest_bytes: &[u8],
     on_progress: Option<&js_sys::Function>,
+    timings: &mut Timings,
 ) -> Option<Bundle> {
     let manifest = Manifest::parse(manifest_bytes).ok()?;
     let total: u64 = manifest.files.values().map(|f| f.bytes).sum();
-    let mut files = HashMap::new();
+    let mut files = VerifiedFiles::new(&manifest);
     let mut done = 0;
     for (name, entry) in &manifest.files {
         let key = cache_key(base_url, name, &entry.sha256);
-        let bytes = store.get(&key).await?;
-        if verify_file(&manifest, name, &bytes).is_err() {
-            crate::console_warn(&format!("nook: cached {name} failed verification; fetching it again"));
-            store.forget(&key).await;
-            return None;
-        }
-        done += bytes.len() as u64;
+        let start = now_ms();
+        let cached = read_cached(store, &manifest, &mut files, &key, name).await;
+        timings.add("cache read", now_ms() - start);
+        done += cached?;
         report(on_progress, done, total, name);
-        files.insert(name.clone(), bytes);
     }
-    match Bundle::load(manifest, files) {
+    match timings.time("build", || Bundle::from_verified(manifest, files)) {
         Ok(b) => Some(b),
         Err(e) => {
             crate::console_warn(&format!("nook: the cached bundle does not load ({e}); fetching it again"));
@@ -184,41 +215,73 @@ async fn fetch_bundle(
     base_url: &str,
     manifest_bytes: &[u8],
     on_progress: Option<&js_sys::Function>,
+    timings: &mut Timings,
 ) -> Result<Bundle, JsValue> {
     let manifest = parse(manifest_bytes)?;
     let total: u64 = manifest.files.values().map(|f| f.bytes).sum();
-    let mut files = HashMap::new();
+    let mut files = VerifiedFiles::new(&manifest);
     let mut done = 0u64;
     for (name, entry) in &manifest.files {
         let key = cache_key(base_url, name, &entry.sha256);
-        let cached = match store.get(&key).await {
-            Some(bytes) if verify_file(&manifest, name, &bytes).is_ok() => Some(bytes),
-            Some(_) => {
-                crate::console_warn(&format!("nook: cached {name} failed verification; fetching it again"));
-                store.forget(&key).await;
-                None
-            }
-            None => None,
-        };
-        let bytes = match cached {
-            Some(bytes) => bytes,
-            None => {
-                let url = format!("{base_url}{name}");
-                let bytes =
-                    fetch::fetch_bytes(&url, false, &mut |n| report(on_progress, done + n, total, name)).await?;
-                verify_file(&manifest, name, &bytes).map_err(bundle)?;
-                store.put(&key, &bytes).await;
-                bytes
-            }
-        };
-        done += bytes.len() as u64;
+        let start = now_ms();
+        let cached = read_cached(store, &manifest, &mut files, &key, name).await;
+        timings.add("cache read", now_ms() - start);
+        if let Some(len) = cached {
+            done += len;
+            report(on_progress, done, total, name);
+            continue;
+        }
+        let url = format!("{base_url}{name}");
+        let start = now_ms();
+        let mut incoming = files.begin(&manifest, name).map_err(bundle)?;
+        fetch::fetch_streamed(&url, false, &mut |chunk| {
+            incoming.push(chunk).map_err(bundle)?;
+            report(on_progress, done + incoming.len() as u64, total, name);
+            Ok(())
+        })
+        .await?;
+        let len = incoming.len() as u64;
+        // Verified before it is cached: a bad download never reaches the cache.
+        files.finish(&manifest, incoming).map_err(bundle)?;
+        timings.add("network", now_ms() - start);
+        let start = now_ms();
+        if let Some(bytes) = files.get(name) {
+            store.put(&key, bytes).await;
+        }
+        timings.add("cache write", now_ms() - start);
+        done += len;
         report(on_progress, done, total, name);
-        files.insert(name.clone(), bytes);
     }
-    let loaded = Bundle::load(manifest, files).map_err(bundle)?;
+    let loaded = timings.time("build", || Bundle::from_verified(manifest, files)).map_err(bundle)?;
     store.put(&manifest_url(base_url), manifest_bytes).await;
     prune(store, base_url, &loaded.manifest).await;
     Ok(loaded)
+}
+
+/// Reads the cached copy of the manifest's file `name` into `files`, hashing it as the browser
+/// reads it; its length, or `None` when it is not cached or fails verification (a bad entry is
+/// dropped, for the caller to fetch again).
+async fn read_cached(
+    store: &Store,
+    manifest: &Manifest,
+    files: &mut VerifiedFiles,
+    key: &str,
+    name: &str,
+) -> Option<u64> {
+    let mut incoming = files.begin(manifest, name).ok()?;
+    let streamed = store.get_streamed(key, &mut |chunk| incoming.push(chunk).map_err(bundle)).await?;
+    let len = incoming.len() as u64;
+    match streamed
+        .map_err(|e| fetch::describe(&e))
+        .and_then(|()| files.finish(manifest, incoming).map_err(|e| e.to_string()))
+    {
+        Ok(()) => Some(len),
+        Err(why) => {
+            crate::console_warn(&format!("nook: cached {name} failed verification ({why}); fetching it again"));
+            store.forget(key).await;
+            None
+        }
+    }
 }
 
 /// Drops this address's cached files that `manifest` does not list (earlier bundles').
