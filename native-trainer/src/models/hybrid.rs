@@ -121,7 +121,7 @@ impl Hybrid {
         let base = base_scoring(als_cfg);
         let valid = EvalSet::new(split, train, Target::Valid);
         let sequences = split.train_sequences();
-        let full = build_catalog(split, als, als_cfg, text, text_dim, items.clone())?;
+        let full = build_catalog(split, als, als_cfg, text, text_dim, None, items.clone())?;
         let ndcg10 = |scorer: &HybridScorer<'_>| {
             evaluate(scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value)
         };
@@ -147,7 +147,7 @@ impl Hybrid {
             let projection = reduction.map(|k| pca::fit(text, text_dim, k));
             let catalog = match &projection {
                 None => full.clone(),
-                Some(p) => build_catalog(split, als, als_cfg, &p.apply_rows(text), p.out_dim, items.clone())?,
+                Some(p) => build_catalog(split, als, als_cfg, text, text_dim, Some(p), items.clone())?,
             };
             for &h in &HALF_LIVES {
                 let with_recency = Scoring { recency_half_life: h, ..base };
@@ -188,8 +188,7 @@ impl Hybrid {
             Some(p) => {
                 let reduction = spec.reductions.iter().flatten().find(|&&k| k == p.text_dims).copied();
                 let projection = pca::fit(text, text_dim, reduction.expect("reduced dims come from the grid"));
-                let reduced = projection.apply_rows(text);
-                let catalog = build_catalog(split, als, als_cfg, &reduced, projection.out_dim, items.clone())?;
+                let catalog = build_catalog(split, als, als_cfg, text, text_dim, Some(&projection), items.clone())?;
                 (
                     p.ndcg10,
                     Scoring { text_weight: p.text_weight, recency_half_life: p.recency_half_life, ..base },
@@ -240,10 +239,10 @@ impl Hybrid {
         text_dim: usize,
     ) -> anyhow::Result<Self> {
         let items = self.content_catalog.items.clone();
-        let content_catalog = build_catalog(split, als, als_cfg, text, text_dim, items.clone())?;
+        let content_catalog = build_catalog(split, als, als_cfg, text, text_dim, None, items.clone())?;
         let catalog = match &self.reduction {
             None => content_catalog.clone(),
-            Some(p) => build_catalog(split, als, als_cfg, &p.apply_rows(text), p.out_dim, items)?,
+            Some(p) => build_catalog(split, als, als_cfg, text, text_dim, Some(p), items)?,
         };
         let catalog = match &self.query {
             Some(q) => catalog.with_query_columns(&q.rows, q.dim, q.projection.clone())?,
@@ -270,14 +269,17 @@ pub fn base_scoring(als_cfg: &AlsConfig) -> Scoring {
 }
 
 /// Collaborative factors for every item (ALS where trained or imported, ridge-predicted from text
-/// elsewhere),
-/// the ALS gramian for fold-in, and training popularity.
+/// elsewhere), the ALS gramian for fold-in, and training popularity, beside the item text
+/// (`text`, or its `reduction`). The ridge map always reads the unreduced text: a reduction that
+/// suits scoring (fewer dimensions to ship) would only take information from the prediction.
+#[allow(clippy::too_many_arguments)]
 fn build_catalog(
     split: &Split,
     als: &Factors,
     als_cfg: &AlsConfig,
     text: &[f32],
     text_dim: usize,
+    reduction: Option<&Projection>,
     items: Vec<ItemMeta>,
 ) -> anyhow::Result<Catalog> {
     let dim = als.dim;
@@ -308,7 +310,11 @@ fn build_catalog(
     }
     let mut popularity = vec![0f32; split.n_items];
     split.train.iter().for_each(|i| popularity[i.item as usize] += 1.0);
-    Ok(Catalog::new(items, cf, dim, cf_gram, text.to_vec(), text_dim, popularity)?)
+    let (text, text_dim) = match reduction {
+        Some(p) => (p.apply_rows(text), p.out_dim),
+        None => (text.to_vec(), text_dim),
+    };
+    Ok(Catalog::new(items, cf, dim, cf_gram, text, text_dim, popularity)?)
 }
 
 /// Every user's vector from their training positives (oldest first), through nook-core's fold-in
@@ -335,5 +341,50 @@ impl Scorer for HybridScorer<'_> {
     }
     fn score(&self, user: u32, out: &mut [f32]) {
         self.catalog.score(&self.scoring, &self.users[user as usize], out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Interaction;
+    use crate::split::SplitConfig;
+
+    /// A cold item's collaborative part comes from the full text even when the catalogue keeps a
+    /// reduction of it that drops what predicts the factors.
+    #[test]
+    fn the_text_map_reads_the_unreduced_text() {
+        // 40 warm items and one cold one (40). Text column 0 is loud and says nothing; column 1
+        // is quiet and sets the one collaborative factor (10 × it). A 1-d PCA keeps column 0.
+        let n = 41;
+        let signal = |i: usize| ((i * 7 % 40) as f32 / 20.0) - 1.0;
+        let text: Vec<f32> = (0..n)
+            .flat_map(|i| [if i % 2 == 0 { 10.0 } else { -10.0 }, if i == 40 { 0.8 } else { signal(i) }])
+            .collect();
+        let cf: Vec<f32> = (0..n).map(|i| if i == 40 { 0.0 } else { 10.0 * signal(i) }).collect();
+        let split = Split {
+            config: SplitConfig::default(),
+            n_users: 1,
+            n_items: n,
+            train: (0..40).map(|i| Interaction { user: 0, item: i, rating: None, timestamp: None }).collect(),
+            valid: Vec::new(),
+            test: Vec::new(),
+            cold: Vec::new(),
+            cold_items: vec![40],
+            dropped_unseen: 0,
+        };
+        let als =
+            Factors { name: "als".into(), dim: 1, users: vec![1.0], items: cf, item_bias: None, item_known: None };
+        let items: Vec<ItemMeta> = (0..n)
+            .map(|i| ItemMeta { id: i.to_string(), title: format!("item {i}"), year: None, genres: Vec::new() })
+            .collect();
+        let reduction = pca::fit(&text, 2, 1);
+        let catalog = build_catalog(&split, &als, &AlsConfig::default(), &text, 2, Some(&reduction), items).unwrap();
+        assert_eq!(catalog.text_dim, 1, "the catalogue keeps the reduction");
+        let predicted = catalog.cf.row(40, 1)[0];
+        assert!(
+            (predicted - 8.0).abs() < 0.8,
+            "the cold item's factor {predicted}, from its text 0.8, should be near 8"
+        );
     }
 }
