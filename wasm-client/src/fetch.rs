@@ -111,13 +111,12 @@ impl Store {
     }
 }
 
-/// GETs `url` from the network and returns its body; `on_bytes(total_so_far)` after each chunk.
-/// Failures are `network` errors.
-pub async fn fetch_bytes(url: &str, revalidate: bool, on_bytes: &mut dyn FnMut(u64)) -> Result<Vec<u8>, JsValue> {
+/// GETs `url` from the network and returns its body (the manifest; bundle files stream through
+/// [`fetch_streamed`] into their verification). Failures are `network` errors.
+pub async fn fetch_bytes(url: &str, revalidate: bool) -> Result<Vec<u8>, JsValue> {
     let mut bytes = Vec::new();
     fetch_streamed(url, revalidate, &mut |chunk| {
         bytes.extend_from_slice(chunk);
-        on_bytes(bytes.len() as u64);
         Ok(())
     })
     .await?;

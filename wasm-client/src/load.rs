@@ -92,7 +92,7 @@ fn manifest_url(base_url: &str) -> String {
 fn ask_manifest(base_url: &str) -> js_sys::Promise {
     let url = manifest_url(base_url);
     wasm_bindgen_futures::future_to_promise(async move {
-        Ok(match fetch::fetch_bytes(&url, true, &mut |_| {}).await {
+        Ok(match fetch::fetch_bytes(&url, true).await {
             Ok(bytes) => js_sys::Uint8Array::from(&bytes[..]).into(),
             Err(error) => error,
         })
