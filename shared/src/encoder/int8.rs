@@ -13,7 +13,6 @@
 use super::bert::{gelu_f32, softmax_row, BertConfig};
 use super::qmatmul;
 use crate::error::{NookError, Result};
-use crate::linalg::{axpy, dot};
 use crate::quant::{decode_f32, decode_matrix, Int8Rows, Matrix, SCALE_SUFFIX};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
@@ -51,6 +50,9 @@ enum Values {
 struct Rows {
     values: Values,
     scales: Vec<f32>,
+    /// Each row's integer sum (what [`qmatmul::linear`] multiplies a token's low end by); only
+    /// for the dense layers' matrices.
+    sums: Vec<i32>,
     cols: usize,
 }
 
@@ -63,7 +65,7 @@ impl Rows {
     }
 
     fn bytes(&self) -> usize {
-        self.scales.len() * (self.cols + 4)
+        self.scales.len() * (self.cols + 4) + 4 * self.sums.len()
     }
 }
 
@@ -79,7 +81,12 @@ struct Dense {
 
 impl Dense {
     fn forward(&self, file: &[u8], x: &[f32]) -> Vec<f32> {
-        qmatmul::linear(self.weight.q(file), &self.weight.scales, self.weight.cols, &self.bias, x)
+        self.forward_acts(file, &qmatmul::Acts::new(x, self.weight.cols))
+    }
+
+    fn forward_acts(&self, file: &[u8], x: &qmatmul::Acts) -> Vec<f32> {
+        let w = &self.weight;
+        qmatmul::linear_acts(w.q(file), &w.scales, &w.sums, &self.bias, x)
     }
 
     fn bytes(&self) -> usize {
@@ -129,14 +136,14 @@ impl Weights<'_> {
                 return Err(NookError::encoder(format!("{}: {scale_name} holds a non-positive scale", self.file)));
             }
             let offset = view.data().as_ptr() as usize - self.bytes.as_ptr() as usize;
-            return Ok(Rows { values: Values::InFile(offset), scales, cols });
+            return Ok(Rows { values: Values::InFile(offset), scales, sums: Vec::new(), cols });
         }
         let q = match decode_matrix(self.st, self.file, name, &[rows, cols])? {
             Matrix::Int8(q) => q,
             // An f32/f16 encoder is quantised here the way the exporter does it.
             Matrix::F32(v) => Int8Rows::quantize(&v, cols),
         };
-        Ok(Rows { values: Values::Owned(q.q), scales: q.scales, cols })
+        Ok(Rows { values: Values::Owned(q.q), scales: q.scales, sums: Vec::new(), cols })
     }
 
     fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
@@ -151,10 +158,9 @@ impl Weights<'_> {
     }
 
     fn dense(&self, prefix: &str, out: usize, inp: usize) -> Result<Dense> {
-        Ok(Dense {
-            weight: self.rows(&format!("{prefix}.weight"), out, inp)?,
-            bias: self.vector(&format!("{prefix}.bias"), out)?,
-        })
+        let mut weight = self.rows(&format!("{prefix}.weight"), out, inp)?;
+        weight.sums = qmatmul::row_sums(weight.q(self.bytes), inp);
+        Ok(Dense { weight, bias: self.vector(&format!("{prefix}.bias"), out)? })
     }
 
     fn norm(&self, prefix: &str, h: usize, eps: f64) -> Result<Norm> {
@@ -258,7 +264,8 @@ impl Int8Bert {
 
     fn layer(&self, l: &Layer, x: Vec<f32>, t: usize) -> Vec<f32> {
         let f = &self.file;
-        let (q, k, v) = (l.query.forward(f, &x), l.key.forward(f, &x), l.value.forward(f, &x));
+        let acts = qmatmul::Acts::new(&x, self.config.hidden_size);
+        let (q, k, v) = (l.query.forward_acts(f, &acts), l.key.forward_acts(f, &acts), l.value.forward_acts(f, &acts));
         let ctx = self.attention(&q, &k, &v, t);
         let mut attn = l.attn_out.forward(f, &ctx);
         attn.iter_mut().zip(&x).for_each(|(a, r)| *a += r);
@@ -279,34 +286,131 @@ impl Int8Bert {
     }
 }
 
-/// The attention of [`Int8Bert`], per head and query row.
+/// The attention of [`Int8Bert`], one head at a time: scores `Q·Kᵀ` (queries pre-scaled), a
+/// softmax per row, then `P·V` written straight into the head's columns of the context. Both
+/// products are small matrix products on register tiles ([`tile_product`]); a head's `t x t`
+/// scores are the only buffer (64 KB at 128 tokens).
 fn attend(q: &[f32], k: &[f32], v: &[f32], t: usize, h: usize, heads: usize) -> Vec<f32> {
     let d = h / heads;
     let scale = 1.0 / (d as f32).sqrt();
+    let q: Vec<f32> = q.iter().map(|x| x * scale).collect();
     let mut ctx = vec![0f32; t * h];
-    let mut probs = vec![0f32; t];
-    let (mut kt, mut vt) = (vec![0f32; d * t], vec![0f32; d * t]);
+    let mut scores = vec![0f32; t * t];
+    let mut kt = vec![0f32; d * t];
     for head in 0..heads {
         let off = head * d;
-        // This head's keys and values transposed to `[d x t]`: a query's scores are then d
-        // long axpys over the t tokens, and each context value one long dot product, instead
-        // of 2t short ones of d values.
+        // This head's keys transposed to `[d x t]`, so both products read their right-hand
+        // side row by row.
         for j in 0..t {
             for c in 0..d {
                 kt[c * t + j] = k[j * h + off + c];
-                vt[c * t + j] = v[j * h + off + c];
             }
         }
-        for (i, out_row) in ctx.chunks_exact_mut(h).enumerate() {
-            probs.fill(0.0);
-            for (c, &qc) in q[i * h + off..][..d].iter().enumerate() {
-                axpy(qc * scale, &kt[c * t..(c + 1) * t], &mut probs);
+        tile_product(&q[off..], h, &kt, t, (t, t, d), &mut scores, t);
+        scores.chunks_exact_mut(t).for_each(softmax_row);
+        tile_product(&scores, t, &v[off..], h, (t, d, t), &mut ctx[off..], h);
+    }
+    ctx
+}
+
+/// `c[i·ldc + j] = Σ_p a[i·lda + p] · b[p·ldb + j]` for `(m, n, depth)` = (rows, columns, inner
+/// length). Tiles of 4 rows x 8 columns keep their 32 sums in registers while `p` runs; every
+/// sum, in a tile or at the edges, adds its products in order of `p`, so the result does not
+/// depend on the tiling or the SIMD width (native and wasm agree to the bit).
+fn tile_product(
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    (m, n, depth): (usize, usize, usize),
+    c: &mut [f32],
+    ldc: usize,
+) {
+    const R: usize = 4;
+    const C: usize = 8;
+    let (full_m, full_n) = (m - m % R, n - n % C);
+    for i0 in (0..full_m).step_by(R) {
+        for j0 in (0..full_n).step_by(C) {
+            let mut acc = [[0f32; C]; R];
+            for p in 0..depth {
+                let bv: &[f32; C] = b[p * ldb + j0..p * ldb + j0 + C].try_into().unwrap();
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = a[(i0 + r) * lda + p];
+                    for (s, &bx) in row.iter_mut().zip(bv) {
+                        *s += av * bx;
+                    }
+                }
             }
-            softmax_row(&mut probs);
-            for (c, out) in out_row[off..off + d].iter_mut().enumerate() {
-                *out = dot(&probs, &vt[c * t..(c + 1) * t]);
+            for (r, row) in acc.iter().enumerate() {
+                c[(i0 + r) * ldc + j0..(i0 + r) * ldc + j0 + C].copy_from_slice(row);
             }
         }
     }
-    ctx
+    // The edges: rows below the last full tile, columns right of it.
+    let edge = |i: usize, j: usize| (0..depth).fold(0f32, |s, p| s + a[i * lda + p] * b[p * ldb + j]);
+    for i in 0..m {
+        let from = if i < full_m { full_n } else { 0 };
+        for j in from..n {
+            c[i * ldc + j] = edge(i, j);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attention written out plainly: scores, softmax, weighted values, per head and row.
+    fn naive(q: &[f32], k: &[f32], v: &[f32], t: usize, h: usize, heads: usize) -> Vec<f32> {
+        let d = h / heads;
+        let mut ctx = vec![0f32; t * h];
+        for head in 0..heads {
+            let off = head * d;
+            for i in 0..t {
+                let s: Vec<f32> = (0..t)
+                    .map(|j| (0..d).map(|c| q[i * h + off + c] * k[j * h + off + c]).sum::<f32>() / (d as f32).sqrt())
+                    .collect();
+                let max = s.iter().cloned().fold(f32::MIN, f32::max);
+                let e: Vec<f32> = s.iter().map(|x| (x - max).exp()).collect();
+                let z: f32 = e.iter().sum();
+                for c in 0..d {
+                    ctx[i * h + off + c] = (0..t).map(|j| e[j] / z * v[j * h + off + c]).sum();
+                }
+            }
+        }
+        ctx
+    }
+
+    #[test]
+    fn attention_matches_the_plain_formula() {
+        // Token counts below, at and around the 4 x 8 tiles.
+        for t in [1, 3, 4, 8, 9, 13, 33] {
+            let (h, heads) = (24, 3);
+            let gen = |salt: usize| -> Vec<f32> {
+                (0..t * h).map(|i| (((i * 7919 + salt) % 211) as f32 - 105.0) * 0.02).collect()
+            };
+            let (q, k, v) = (gen(1), gen(2), gen(3));
+            let got = attend(&q, &k, &v, t, h, heads);
+            let want = naive(&q, &k, &v, t, h, heads);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "t {t}, [{i}]: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn tile_product_adds_in_order_at_every_edge() {
+        // The same sums computed tile by tile and element by element are the same bits.
+        let (m, n, depth) = (11, 19, 7);
+        let a: Vec<f32> = (0..m * depth).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).collect();
+        let b: Vec<f32> = (0..depth * n).map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.017).collect();
+        let mut c = vec![0f32; m * n];
+        tile_product(&a, depth, &b, n, (m, n, depth), &mut c, n);
+        for i in 0..m {
+            for j in 0..n {
+                let want = (0..depth).fold(0f32, |s, p| s + a[i * depth + p] * b[p * n + j]);
+                assert_eq!(c[i * n + j].to_bits(), want.to_bits(), "[{i}, {j}]");
+            }
+        }
+    }
 }
