@@ -49,13 +49,18 @@ const base = await new Promise((resolve) => server.stdout.on('data', (d) => { co
 console.log(`CPU: ${os.cpus()[0].model} (${os.cpus().length} cores); ${new Date().toISOString().slice(0, 10)}`);
 const { page, close } = await launch({ args: ['--enable-unsafe-webgpu'] });
 try {
-  const runOnce = async () => {
-    await page.goto(`${base}bench/bench.html`);
+  const runOnce = async (query = '') => {
+    await page.goto(`${base}bench/bench.html${query}`);
     await page.waitForFunction(() => window.results, null, { timeout: 600_000 });
     return page.evaluate(() => window.results);
   };
   const cold = await runOnce();
   const warm = await runOnce(); // bundle files now come from the Cache API
+  const simd128 = await runOnce('?simd=simd128&embed-only'); // the build for browsers without relaxed SIMD
+  for (const name of Object.keys(warm.vectors)) {
+    const same = warm.vectors[name].every((v, i) => v === simd128.vectors[name][i]);
+    if (!same) throw new Error(`${name}: the relaxed-SIMD and SIMD128 builds embed differently`);
+  }
   if (cold.error) throw new Error(cold.error);
   console.log(`bundle load (fetch + verify + build), cold: ${cold.loadMs.toFixed(0)} ms, warm (Cache API): ${warm.loadMs.toFixed(0)} ms`);
   await page.goto(`${peerBase}tjs.html`);
@@ -64,10 +69,12 @@ try {
   if (tjs.error) throw new Error(`Transformers.js: ${tjs.error}`);
   console.log(`\nquery embedding, median of 30 (one thread each; Transformers.js model load ${tjs.loadMs.toFixed(0)} ms)`);
   console.log('cosine: nook\'s vector against the peer\'s (≈0.97 for a bundle with the frozen encoder: the peer\'s q8 rounding; lower for a fine-tuned one)');
-  console.log(`${'query tokens'.padEnd(13)} ${'nook ms'.padStart(8)} ${'Transformers.js ms'.padStart(19)} ${'nook speed-up'.padStart(14)} ${'cosine'.padStart(7)}`);
+  console.log('nook: the relaxed-SIMD build (what this browser loads), and the SIMD128 build (browsers without relaxed SIMD; same vectors, checked)');
+  console.log(`${'query tokens'.padEnd(13)} ${'nook ms'.padStart(8)} ${'SIMD128 ms'.padStart(11)} ${'Transformers.js ms'.padStart(19)} ${'nook speed-up'.padStart(14)} ${'SIMD128 speed-up'.padStart(17)} ${'cosine'.padStart(7)}`);
   for (const name of Object.keys(warm.embed)) {
     const cos = warm.vectors[name].length === tjs.vectors[name].length ? cosine(warm.vectors[name], tjs.vectors[name]).toFixed(4) : 'n/a';
-    console.log(`${name.padEnd(13)} ${warm.embed[name].toFixed(2).padStart(8)} ${tjs.embed[name].toFixed(2).padStart(19)} ${(tjs.embed[name] / warm.embed[name]).toFixed(2).padStart(13)}x ${cos.padStart(7)}`);
+    const [nook, base128, peer] = [warm.embed[name], simd128.embed[name], tjs.embed[name]];
+    console.log(`${name.padEnd(13)} ${nook.toFixed(2).padStart(8)} ${base128.toFixed(2).padStart(11)} ${peer.toFixed(2).padStart(19)} ${(peer / nook).toFixed(2).padStart(13)}x ${(peer / base128).toFixed(2).padStart(16)}x ${cos.padStart(7)}`);
   }
   console.log(`nook wasm memory after loading the bundle: ${warm.wasmMemoryMb.toFixed(1)} MB`);
   console.log('');

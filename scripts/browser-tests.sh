@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser tests, in headless Debian Chromium:
 #  1. wasm-bindgen-test: the wasm client's rankings ("more like this" too) equal native
-#     `nook recommend` / `nook similar` (ids exact, scores within 1e-4), on the CPU and WebGPU;
+#     `nook recommend` / `nook similar` (ids exact, scores within 1e-4), on the CPU and WebGPU,
+#     with each of its two builds (SIMD128, relaxed SIMD);
 #  2. Playwright (playwright-core from npm, Debian's chromium): the page suite against `nook serve`
 #     (the headers users get) and its core checks against nginx with docs/deploy/nginx.conf; the
 #     browser package installed from its `npm pack` tarball on a plain page; a catalogue update
@@ -83,8 +84,12 @@ echo "== wasm-bindgen-test parity against $cors_url" >&2
 export CHROMEDRIVER=/usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT=600
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-NOOK_PARITY_BUNDLE_URL="${cors_url}bundle/" NOOK_PARITY_CASES="$cases" NOOK_PARITY_SIMILAR="$similar" \
-  cargo test -p nook-wasm --profile wasm --target wasm32-unknown-unknown --test parity
+# Both builds of the client: SIMD128 and relaxed SIMD (the encoder's other integer kernel).
+for features in "" "--features relaxed-simd"; do
+  # shellcheck disable=SC2086 # $features is zero or two words
+  NOOK_PARITY_BUNDLE_URL="${cors_url}bundle/" NOOK_PARITY_CASES="$cases" NOOK_PARITY_SIMILAR="$similar" \
+    cargo test -p nook-wasm --profile wasm --target wasm32-unknown-unknown --test parity $features
+done
 
 echo "== browser package: build, TypeScript types, page suite (Playwright)" >&2
 scripts/build-wasm.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the browser package `nook-client` into wasm-client/dist/ (what `npm pack` packs, or a site
-# copies as one folder): nook-wasm for wasm32 (with SIMD), wasm-bindgen's JS glue (--target web),
+# copies as one folder): nook-wasm for wasm32 (with SIMD, and a second build with relaxed SIMD),
+# wasm-bindgen's JS glue (--target web),
 # wasm-opt from npm binaryen@132 (Debian's binaryen 108 emits broken modules), and the package's
 # JavaScript and types from wasm-client/js/. Then installs it into the page as www/nook/ and
 # writes www/shell.js, the service worker's list of the page's files and their version.
@@ -11,11 +12,13 @@ cd "$(dirname "$0")/.."
 target_dir=${CARGO_TARGET_DIR:-target}
 scripts/install-deps.sh
 
-cargo build -p nook-wasm --profile wasm --target wasm32-unknown-unknown
 dist=wasm-client/dist
 rm -rf "$dist.partial"
 mkdir -p "$dist.partial"
-wasm-bindgen --target web --no-typescript --out-dir "$dist.partial/pkg" "$target_dir/wasm32-unknown-unknown/wasm/nook_wasm.wasm"
+# Two builds of the client, alike but for the encoder's integer kernel: pkg/ with SIMD128 (every
+# browser), pkg-relaxed/ with relaxed SIMD (`--features relaxed-simd`: 16 byte products per
+# instruction; a module using it fails validation where relaxed SIMD is missing). engine.js
+# picks one by feature detection. Only nook-core and nook-wasm compile twice.
 # -O1: on nook's module (4.70 MB from wasm-bindgen, 1.386 MB gzip'd) -O1 took 16 s for 4.12 MB /
 # 1.257 MB gzip'd; -O2 42 s for 4.07 MB / 1.268 MB; -O3 68 s; -O4 98 s. Query embedding and top-K
 # in Chromium ran at the same speed with -O1 and -O2 (LLVM has optimised already); this step ends
@@ -23,10 +26,21 @@ wasm-bindgen --target web --no-typescript --out-dir "$dist.partial/pkg" "$target
 # NOOK_WASM_NAMES=1 keeps function names (for profiles; bench/browser_bench.mjs prints one).
 names=()
 [ -z "${NOOK_WASM_NAMES:-}" ] || names=(-g)
-tools/node_modules/.bin/wasm-opt -O1 "${names[@]}" \
-  --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  "$dist.partial/pkg/nook_wasm_bg.wasm" -o "$dist.partial/pkg/nook_wasm_bg.wasm"
+for build in pkg pkg-relaxed; do
+  features=()
+  relaxed=()
+  if [ "$build" = pkg-relaxed ]; then
+    features=(--features relaxed-simd)
+    relaxed=(--enable-relaxed-simd)
+  fi
+  cargo build -p nook-wasm --profile wasm --target wasm32-unknown-unknown "${features[@]}"
+  wasm-bindgen --target web --no-typescript --out-dir "$dist.partial/$build" \
+    "$target_dir/wasm32-unknown-unknown/wasm/nook_wasm.wasm"
+  tools/node_modules/.bin/wasm-opt -O1 "${names[@]}" "${relaxed[@]}" \
+    --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    "$dist.partial/$build/nook_wasm_bg.wasm" -o "$dist.partial/$build/nook_wasm_bg.wasm"
+done
 cp wasm-client/js/*.js wasm-client/js/*.d.ts wasm-client/js/package.json wasm-client/js/README.md "$dist.partial/"
 rm -rf "$dist" && mv "$dist.partial" "$dist"
 
@@ -36,19 +50,26 @@ cp -r "$dist" www/nook.partial
 rm -rf www/nook && mv www/nook.partial www/nook
 
 # The service worker caches the page's files as one versioned set (never a new page with an old
-# wasm or the reverse); the version is a hash of their contents.
+# wasm or the reverse); the version is a hash of their SHA-256 listing, which shell.js carries too
+# so the worker can check each file it fetches (it fetches only the wasm build its browser runs).
 shell=(index.html app.js style.css nook/index.js nook/engine.js nook/worker.js nook/history.js
-  nook/pkg/nook_wasm.js nook/pkg/nook_wasm_bg.wasm)
-version=$(cd www && sha256sum "${shell[@]}" | sha256sum | cut -c1-16)
+  nook/pkg/nook_wasm.js nook/pkg/nook_wasm_bg.wasm nook/pkg-relaxed/nook_wasm.js nook/pkg-relaxed/nook_wasm_bg.wasm)
+listing=$(cd www && sha256sum "${shell[@]}")
+version=$(printf '%s\n' "$listing" | sha256sum | cut -c1-16)
 {
   echo "// Written by scripts/build-wasm.sh: the page's files, cached by sw.js as one set."
   printf 'self.NOOK_SHELL = { version: "%s", files: [' "$version"
   printf '"./"'
   printf ', "%s"' "${shell[@]}"
-  echo '] };'
+  printf '], sha256: {'
+  printf '%s\n' "$listing" | awk '{ printf "%s\"%s\": \"%s\"", (NR > 1 ? ", " : ""), $2, $1 }'
+  echo '} };'
 } >www/shell.js.partial
 mv www/shell.js.partial www/shell.js
 
-raw=$(stat -c %s "$dist/pkg/nook_wasm_bg.wasm")
-gz=$(gzip -9 -c "$dist/pkg/nook_wasm_bg.wasm" | wc -c)
-echo "$dist (nook-client, also www/nook/): nook_wasm_bg.wasm $raw bytes, $gz gzip'd; page version $version" >&2
+for build in pkg pkg-relaxed; do
+  raw=$(stat -c %s "$dist/$build/nook_wasm_bg.wasm")
+  gz=$(gzip -9 -c "$dist/$build/nook_wasm_bg.wasm" | wc -c)
+  echo "$dist/$build/nook_wasm_bg.wasm: $raw bytes, $gz gzip'd" >&2
+done
+echo "$dist (nook-client, also www/nook/); page version $version" >&2

@@ -36,6 +36,7 @@ if [ ${#ignored[@]} -eq 0 ]; then
 fi
 echo "== cargo clippy for wasm32 (nook-core, nook-wasm)" >&2
 cargo clippy -p nook-core -p nook-wasm --target wasm32-unknown-unknown --all-targets -- -D warnings
+cargo clippy -p nook-core -p nook-wasm --target wasm32-unknown-unknown --all-targets --features nook-wasm/relaxed-simd -- -D warnings
 echo "== browser tests" >&2
 scripts/browser-tests.sh
 echo "all checks passed" >&2

@@ -1,7 +1,8 @@
 // The page's service worker: keeps the page's files so a second visit works offline, as one
-// versioned set. shell.js (written by scripts/build-wasm.sh) lists the files and a version that
-// hashes their contents; a new version is fetched whole, checked against that hash and cached
-// beside the old one, and takes over only when no page of the old version is open (or the page
+// versioned set. shell.js (written by scripts/build-wasm.sh) lists the files, each one's SHA-256
+// and a version that hashes that listing; a new version is fetched whole (of the two wasm builds,
+// only the one this browser runs), every file checked against its hash, and cached beside the
+// old one, and takes over only when no page of the old version is open (or the page
 // asks, after the person chose to reload). So a page, its JavaScript and its wasm always come
 // from the same build, online or offline, and a failed or partial download (a full quota, a
 // dropped connection) leaves the previous version in use. Bundle files are not handled here: the
@@ -19,23 +20,40 @@ async function sha256Hex(buffer) {
 }
 
 // The version is the first 16 hex digits of the SHA-256 of `sha256sum`'s output over the files
-// (every file but "./", which is index.html again).
-async function versionOf(bodies) {
-  let listing = '';
-  for (const [file, body] of bodies) if (file !== './') listing += `${await sha256Hex(body)}  ${file}\n`;
+// (every file but "./", which is index.html again), in shell.js's order.
+async function versionOf(sha256) {
+  const listing = SHELL.files.filter((f) => f !== './').map((f) => `${sha256[f]}  ${f}\n`).join('');
   return (await sha256Hex(new TextEncoder().encode(listing))).slice(0, 16);
+}
+
+// Which wasm build this browser runs, as the package's engine.js decides it: a module with one
+// relaxed-SIMD instruction validates or not (the same bytes as engine.js's probe).
+function unusedBuild() {
+  const zeros = [0xfd, 0x0c, ...new Array(16).fill(0)];
+  const probe = new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00,
+    0x0a, 0x3d, 0x01, 0x3b, 0x00, ...zeros, ...zeros, ...zeros, 0xfd, 0x93, 0x02, 0x0b,
+  ]);
+  let relaxed = false;
+  try { relaxed = WebAssembly.validate(probe); } catch { /* no wasm at all */ }
+  return relaxed ? 'nook/pkg/' : 'nook/pkg-relaxed/';
 }
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
-    const responses = await Promise.all(SHELL.files.map(async (file) => {
+    if (await versionOf(SHELL.sha256) !== SHELL.version) throw new Error('shell.js does not match its own version');
+    const unused = unusedBuild();
+    const wanted = SHELL.files.filter((f) => !f.startsWith(unused));
+    const responses = await Promise.all(wanted.map(async (file) => {
       const response = await fetch(new Request(file, { cache: 'no-cache' }));
       if (!response.ok) throw new Error(`${file}: HTTP ${response.status}`);
       return [file, response];
     }));
-    const bodies = await Promise.all(responses.map(async ([file, r]) => [file, await r.clone().arrayBuffer()]));
-    const got = await versionOf(bodies);
-    if (got !== SHELL.version) throw new Error(`the server's files are version ${got}, shell.js says ${SHELL.version}: not caching a mixed set`);
+    for (const [file, r] of responses) {
+      const got = await sha256Hex(await r.clone().arrayBuffer());
+      const want = SHELL.sha256[file === './' ? 'index.html' : file];
+      if (got !== want) throw new Error(`${file} is not the file of version ${SHELL.version}: not caching a mixed set`);
+    }
     const cache = await caches.open(CACHE);
     try {
       for (const [file, response] of responses) await cache.put(file, response);

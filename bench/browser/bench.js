@@ -1,8 +1,12 @@
 // Browser benchmark page (driven by bench/browser_bench.mjs): query embedding with nook's wasm
 // encoder; top-10 over synthetic tables with nook WebGPU, nook wasm SIMD and a plain JavaScript
-// loop over a Float32Array. Results land in window.results.
-import init, { NookClient, RankBench } from '../nook/pkg/nook_wasm.js';
+// loop over a Float32Array. Results land in window.results. `?simd=simd128` runs the SIMD128
+// build instead of the relaxed-SIMD one.
 import { QUERIES, REPEATS, median } from './queries.js';
+
+const params = new URLSearchParams(location.search);
+const build = params.get('simd') === 'simd128' ? 'pkg' : 'pkg-relaxed';
+const { default: init, NookClient, RankBench } = await import(`../nook/${build}/nook_wasm.js`);
 
 function jsTop10(table, n, dim, query) {
   const scores = new Float32Array(n);
@@ -24,14 +28,14 @@ function jsTop10(table, n, dim, query) {
 }
 
 async function run() {
-  const results = { embed: {}, vectors: {}, rank: [] };
+  const results = { build, embed: {}, vectors: {}, rank: [] };
   const t0 = performance.now();
   const wasm = await init();
   const client = await NookClient.load(new URL('../bundle/', location.href).href, null);
   results.loadMs = performance.now() - t0;
   // The wasm instance's memory once the bundle is loaded: the encoder's weights live here.
   results.wasmMemoryMb = wasm.memory.buffer.byteLength / 1e6;
-  if (new URLSearchParams(location.search).has('profile')) {
+  if (params.has('profile')) {
     // The harness profiles this loop alone (Chrome DevTools Protocol), after loading.
     window.embedLoop = (tokens, n) => { for (let i = 0; i < n; i++) client.embed(QUERIES[tokens]); };
     window.results = results;
@@ -42,6 +46,10 @@ async function run() {
     const times = [];
     for (let i = 0; i < REPEATS; i++) { const t = performance.now(); client.embed(text); times.push(performance.now() - t); }
     results.embed[name] = median(times);
+  }
+  if (params.has('embed-only')) {
+    window.results = results;
+    return;
   }
   for (const n of [10000, 100000]) {
     const dim = 64;

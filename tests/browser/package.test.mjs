@@ -21,7 +21,7 @@ test('the npm tarball installs into a plain site and its example page works', { 
   const packed = JSON.parse(execFileSync('npm', ['pack', path.resolve(dist), '--json', '--pack-destination', root], { encoding: 'utf8' }));
   const tarball = path.join(root, packed[0].filename);
   const files = packed[0].files.map((f) => f.path);
-  for (const f of ['index.js', 'index.d.ts', 'worker.js', 'engine.js', 'history.js', 'pkg/nook_wasm.js', 'pkg/nook_wasm_bg.wasm']) {
+  for (const f of ['index.js', 'index.d.ts', 'worker.js', 'engine.js', 'history.js', 'pkg/nook_wasm.js', 'pkg/nook_wasm_bg.wasm', 'pkg-relaxed/nook_wasm.js', 'pkg-relaxed/nook_wasm_bg.wasm']) {
     assert.ok(files.includes(f), `the tarball holds ${f}: ${files}`);
   }
   const site = path.join(root, 'site');

@@ -2,11 +2,35 @@
 // operations on it. It runs inside the package's Web Worker (worker.js), or on the page's own
 // thread with `Nook.load(url, { worker: false })`. All ranking, embedding and verification is
 // nook-core's; this file only sequences loading, updates and calls.
-import init, { NookClient } from './pkg/nook_wasm.js';
 
+// The smallest module using relaxed SIMD (one `i32x4.relaxed_dot_i8x16_i7x16_add_s` on constant
+// zeros): it validates exactly where the relaxed-SIMD build can run.
+const ZEROS = [0xfd, 0x0c, ...new Array(16).fill(0)];
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00,
+  0x0a, 0x3d, 0x01, 0x3b, 0x00, ...ZEROS, ...ZEROS, ...ZEROS, 0xfd, 0x93, 0x02, 0x0b,
+]);
+
+/** Whether this browser runs wasm relaxed SIMD (the service worker asks too). */
+export function hasRelaxedSimd() {
+  try {
+    return WebAssembly.validate(RELAXED_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+// Two builds of the same client, alike but for the encoder's integer kernel: pkg-relaxed/ (relaxed
+// SIMD: 16 byte products per instruction) where the browser has it, pkg/ (SIMD128) elsewhere or
+// when the page asks for it. Both compute the same exact integer sums: they embed and rank alike.
 let ready = null;
-function wasm() {
-  ready ??= init();
+function wasm(simd) {
+  ready ??= (async () => {
+    const relaxed = simd !== 'simd128' && hasRelaxedSimd();
+    const mod = relaxed ? await import('./pkg-relaxed/nook_wasm.js') : await import('./pkg/nook_wasm.js');
+    await mod.default();
+    return { NookClient: mod.NookClient, simd: relaxed ? 'relaxed' : 'simd128' };
+  })();
   return ready;
 }
 
@@ -33,15 +57,19 @@ export class Engine {
     this.emit = emit; // (event, detail) => void
     this.client = null;
     this.prefer = 'auto';
+    this.simd = null;
     this.updating = null;
   }
 
   describe(timings = {}) {
     const c = this.client;
-    return { manifest: c.manifest(), bundleId: c.bundleId(), items: c.itemCount(), backend: c.backend(), fromCache: c.fromCache(), timings };
+    return {
+      manifest: c.manifest(), bundleId: c.bundleId(), items: c.itemCount(), backend: c.backend(), simd: this.simd,
+      fromCache: c.fromCache(), timings,
+    };
   }
 
-  async load({ url, backend = 'auto', update = true }) {
+  async load({ url, backend = 'auto', simd = 'auto', update = true }) {
     // Where the load's time goes, step by step (milliseconds), for the page and its developer.
     let mark = performance.now();
     const timings = {};
@@ -50,7 +78,8 @@ export class Engine {
       timings[name] = (timings[name] || 0) + (now - mark);
       mark = now;
     };
-    await wasm();
+    const { NookClient, simd: build } = await wasm(simd);
+    this.simd = build;
     step('wasm');
     this.prefer = backend;
     const progress = (loaded, total, file) => this.emit('progress', { loaded, total, file });

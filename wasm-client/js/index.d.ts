@@ -25,6 +25,11 @@ export interface LoadOptions {
   backend?: 'auto' | 'gpu' | 'cpu';
   /** false runs on the page's own thread instead of a Web Worker. Default true. */
   worker?: boolean;
+  /**
+   * 'auto' (default) runs the relaxed-SIMD build where the browser has it; 'simd128' the build
+   * every browser runs. Both rank identically.
+   */
+  simd?: 'auto' | 'simd128';
   /** false skips looking for a newer bundle after loading. Default true. */
   update?: boolean;
 }
@@ -109,6 +114,8 @@ export class Nook extends EventTarget {
   readonly bundleId: string;
   readonly itemCount: number;
   readonly backend: string;
+  /** The wasm build running: 'relaxed' (relaxed SIMD) or 'simd128'. */
+  readonly simd: 'relaxed' | 'simd128';
   readonly fromCache: boolean;
   /** Milliseconds per step of this bundle's load (`wasm`, `cache read`, `network` (both include
    * verifying the bytes), `cache write`, `build`, `backend`, `other`); steps the load did not take

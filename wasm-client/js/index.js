@@ -132,11 +132,14 @@ export class Nook extends EventTarget {
    * Fetches (or takes from the browser's cache), verifies and opens the bundle at `url` (a
    * directory written by `nook export`, e.g. '/bundle/'). Options: `onProgress({loaded, total,
    * file})`; `backend`: 'auto' (default: the faster of WebGPU and the CPU), 'gpu' or 'cpu';
-   * `worker`: false runs on this thread; `update`: false skips looking for a newer bundle.
+   * `worker`: false runs on this thread; `update`: false skips looking for a newer bundle;
+   * `simd`: 'auto' (default: the relaxed-SIMD build where the browser has it) or 'simd128' (the
+   * build every browser runs; the two rank identically, relaxed SIMD embeds queries faster).
    */
   static async load(url, options = {}) {
-    const { onProgress, backend = 'auto', worker = true, update = true } = options;
+    const { onProgress, backend = 'auto', simd = 'auto', worker = true, update = true } = options;
     if (!['auto', 'gpu', 'cpu'].includes(backend)) throw new RequestError(`backend must be 'auto', 'gpu' or 'cpu', got ${backend}`);
+    if (!['auto', 'simd128'].includes(simd)) throw new RequestError(`simd must be 'auto' or 'simd128', got ${simd}`);
     const base = new URL(String(url), globalThis.location?.href);
     if (!base.pathname.endsWith('/')) base.pathname += '/';
     let nook = null;
@@ -147,7 +150,7 @@ export class Nook extends EventTarget {
     };
     const channel = worker ? new WorkerChannel(onEvent) : new LocalChannel(onEvent);
     try {
-      const info = await channel.call('load', { url: base.href, backend, update });
+      const info = await channel.call('load', { url: base.href, backend, simd, update });
       nook = new Nook(channel, info);
       for (const [event, detail] of early) nook.#event(event, detail);
       return nook;
@@ -179,6 +182,11 @@ export class Nook extends EventTarget {
   get itemCount() { return this.#info.items; }
   /** The ranking backend in use, e.g. 'CPU, wasm SIMD' or 'WebGPU (…)'. */
   get backend() { return this.#info.backend; }
+  /**
+   * The wasm build running: 'relaxed' (relaxed SIMD) or 'simd128'. (Without a worker, the page's
+   * first load picks the build for every later one.)
+   */
+  get simd() { return this.#info.simd; }
   /** Whether the bundle came from the browser's cache (a second visit) rather than the network. */
   get fromCache() { return this.#info.fromCache; }
   /**

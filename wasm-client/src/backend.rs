@@ -34,11 +34,12 @@ impl Inner {
         match (*self.active.borrow(), self.gpu.borrow().as_ref()) {
             (Backend::Gpu, Some(g)) => format!("WebGPU ({})", g.adapter_name),
             _ => {
+                let cpu = if cfg!(feature = "relaxed-simd") { "CPU, wasm relaxed SIMD" } else { "CPU, wasm SIMD" };
                 let note = self.note.borrow();
                 if note.is_empty() {
-                    "CPU, wasm SIMD".into()
+                    cpu.into()
                 } else {
-                    format!("CPU, wasm SIMD; {note}")
+                    format!("{cpu}; {note}")
                 }
             }
         }
