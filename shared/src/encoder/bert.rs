@@ -144,6 +144,7 @@ pub(super) fn masked_softmax_row(row: &mut [f32], mask: &[f32], scale: f32) {
     softmax_row(row);
 }
 
+#[inline(always)]
 pub(super) fn softmax_row(row: &mut [f32]) {
     let max = lanes(row, f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
     row.iter_mut().for_each(|v| *v = exp_f32(*v - max));
@@ -173,6 +174,7 @@ fn lanes(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
 /// after normalising their weights are subnormal floats, which multiply ~100× slower on x86
 /// (fine-tuning at 64 tokens, where short texts are mostly padding, ran 7× slower). Relative
 /// error about 2e-7.
+#[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     let underflow = x < -87.0;
     let x = x.clamp(-87.0, 88.0);
@@ -370,12 +372,14 @@ fn gelu(x: &Tensor, mode: Mode) -> Result<Tensor> {
     }
 }
 
+#[inline(always)]
 pub(super) fn gelu_f32(x: f32) -> f32 {
     0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// erf for f32 as a ratio of odd and even polynomials on [-4, 4] (erf is ±1 to f32 precision
 /// beyond): the approximation Eigen and XLA use for f32, absolute error below 1e-6.
+#[inline(always)]
 pub fn erf_f32(x: f32) -> f32 {
     const ALPHA: [f32; 7] = [
         -2.726_142_3e-10,

@@ -25,6 +25,7 @@ struct Norm {
 
 impl Norm {
     /// LayerNorm of each row of `x` in place.
+    #[inline(always)]
     fn apply(&self, x: &mut [f32]) {
         let h = self.weight.len();
         for row in x.chunks_exact_mut(h) {
@@ -230,6 +231,25 @@ impl Int8Bert {
 
     /// The unit-length sentence vector of one tokenised text (`[CLS] … [SEP]`).
     pub fn embed(&self, ids: &[u32], pooling: super::Pooling) -> Result<Vec<f32>> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { self.embed_avx2(ids, pooling) };
+        }
+        self.embed_body(ids, pooling)
+    }
+
+    /// The same code compiled for AVX2 (the native build's baseline is SSE2), with the layer's
+    /// element-wise work (LayerNorm, GELU, residuals, softmax) inlined into it. Without FMA every
+    /// product and sum is rounded one by one as in the browser, so the wider vectors change no bit.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn embed_avx2(&self, ids: &[u32], pooling: super::Pooling) -> Result<Vec<f32>> {
+        self.embed_body(ids, pooling)
+    }
+
+    #[inline(always)]
+    fn embed_body(&self, ids: &[u32], pooling: super::Pooling) -> Result<Vec<f32>> {
         let h = self.config.hidden_size;
         let t = ids.len();
         if t == 0 {
@@ -262,6 +282,7 @@ impl Int8Bert {
         Ok(pooling.pool_rows(&x, h))
     }
 
+    #[inline(always)]
     fn layer(&self, l: &Layer, x: Vec<f32>, t: usize) -> Vec<f32> {
         let f = &self.file;
         let acts = qmatmul::Acts::new(&x, self.config.hidden_size);
@@ -280,6 +301,7 @@ impl Int8Bert {
 
     /// Self-attention over one unpadded sequence: queries, keys and values `[t x h]` in, the
     /// context `[t x h]` out.
+    #[inline(always)]
     fn attention(&self, q: &[f32], k: &[f32], v: &[f32], t: usize) -> Vec<f32> {
         let (h, heads) = (self.config.hidden_size, self.config.num_attention_heads);
         attend(q, k, v, t, h, heads)
@@ -290,6 +312,7 @@ impl Int8Bert {
 /// softmax per row, then `P·V` written straight into the head's columns of the context. Both
 /// products are small matrix products on register tiles ([`tile_product`]); a head's `t x t`
 /// scores are the only buffer (64 KB at 128 tokens).
+#[inline(always)]
 fn attend(q: &[f32], k: &[f32], v: &[f32], t: usize, h: usize, heads: usize) -> Vec<f32> {
     let d = h / heads;
     let scale = 1.0 / (d as f32).sqrt();
@@ -317,7 +340,33 @@ fn attend(q: &[f32], k: &[f32], v: &[f32], t: usize, h: usize, heads: usize) -> 
 /// length). Tiles of 4 rows x 8 columns keep their 32 sums in registers while `p` runs; every
 /// sum, in a tile or at the edges, adds its products in order of `p`, so the result does not
 /// depend on the tiling or the SIMD width (native and wasm agree to the bit).
-fn tile_product(
+fn tile_product(a: &[f32], lda: usize, b: &[f32], ldb: usize, dims: (usize, usize, usize), c: &mut [f32], ldc: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { tile_product_avx2(a, lda, b, ldb, dims, c, ldc) };
+    }
+    tile_product_body(a, lda, b, ldb, dims, c, ldc)
+}
+
+/// The same code compiled for AVX2 (the native build's baseline is SSE2). Without FMA: products
+/// and sums are rounded one by one as everywhere else, so the wider vectors change no bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn tile_product_avx2(
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    dims: (usize, usize, usize),
+    c: &mut [f32],
+    ldc: usize,
+) {
+    tile_product_body(a, lda, b, ldb, dims, c, ldc)
+}
+
+#[inline(always)]
+fn tile_product_body(
     a: &[f32],
     lda: usize,
     b: &[f32],

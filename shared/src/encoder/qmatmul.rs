@@ -37,6 +37,24 @@ pub struct QuantActs {
 
 /// Quantises each row of a row-major `rows x cols` matrix over the row's own range.
 pub fn quantize_acts(x: &[f32], cols: usize) -> QuantActs {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { quantize_acts_avx2(x, cols) };
+    }
+    quantize_rows(x, cols)
+}
+
+/// The same code compiled for AVX2 (the native build's baseline is SSE2): min/max and the
+/// conversion to codes are exact, so the wider vectors change no bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_acts_avx2(x: &[f32], cols: usize) -> QuantActs {
+    quantize_rows(x, cols)
+}
+
+#[inline(always)]
+fn quantize_rows(x: &[f32], cols: usize) -> QuantActs {
     let rows = x.len() / cols.max(1);
     let mut q = vec![0u8; x.len()];
     let (mut steps, mut lows) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
@@ -52,36 +70,52 @@ pub fn quantize_acts(x: &[f32], cols: usize) -> QuantActs {
     QuantActs { q, steps, lows, cols }
 }
 
-/// The lowest and highest value of `row`, in eight independent lanes (a sequential min/max
-/// cannot be vectorised; this maps onto SIMD compare-and-select).
+/// The lowest and highest value of `row` (a NaN is passed over). A sequential min/max does not
+/// vectorise, so the SIMD targets take explicit compare-and-select instructions.
 #[inline(always)]
 fn range(row: &[f32]) -> (f32, f32) {
-    let (mut lo, mut hi) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
-    let chunks = row.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for k in 0..8 {
-            lo[k] = if c[k] < lo[k] { c[k] } else { lo[k] };
-            hi[k] = if c[k] > hi[k] { c[k] } else { hi[k] };
-        }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports AVX (checked just above).
+        return unsafe { x86::range_avx(row) };
     }
-    for (k, &v) in tail.iter().enumerate() {
-        lo[k] = if v < lo[k] { v } else { lo[k] };
-        hi[k] = if v > hi[k] { v } else { hi[k] };
-    }
-    (lo.iter().fold(f32::INFINITY, |a, &v| a.min(v)), hi.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v)))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return wasm::range_simd128(row);
+    #[allow(unreachable_code)]
+    range_portable(row)
+}
+
+fn range_portable(row: &[f32]) -> (f32, f32) {
+    row.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+        (if v < lo { v } else { lo }, if v > hi { v } else { hi })
+    })
+}
+
+/// Folds the lanes of the SIMD kernels' running minima and maxima with the tail's.
+fn fold_range(lows: &[f32], highs: &[f32], tail: (f32, f32)) -> (f32, f32) {
+    let lo = lows.iter().fold(tail.0, |a, &v| if v < a { v } else { a });
+    (lo, highs.iter().fold(tail.1, |a, &v| if v > a { v } else { a }))
 }
 
 /// Codes `round((v - lo) · inv)` clamped to 0..=127. `+ 0.5` then truncation rounds half up
-/// (codes are never negative) without `f32::round`'s libm call; the clamp is done on floats and
-/// the conversion goes through i32, both of which vectorise (a saturating cast to u8 does not).
+/// (codes are never negative) without `f32::round`'s libm call. The clamp is done on floats (a
+/// NaN fails `c > 0` and becomes 0), so every conversion below gives the same code; each target
+/// takes the one that vectorises there.
 #[inline(always)]
 fn encode(row: &[f32], lo: f32, inv: f32, out: &mut [u8]) {
     for (d, &v) in out.iter_mut().zip(row) {
         let c = (v - lo) * inv + 0.5;
         let c = if c > CODE_MAX { CODE_MAX } else { c };
         let c = if c > 0.0 { c } else { 0.0 };
-        *d = c as i32 as u8;
+        // wasm: the saturating `as` is `i32x4.trunc_sat_f32x4_s`.
+        #[cfg(target_arch = "wasm32")]
+        let code = c as i32;
+        // x86: the saturating `as` adds a NaN and overflow fix-up per value; the plain truncation
+        // (`cvttps2dq`) vectorises.
+        // SAFETY: c is finite and within 0..=127 (the two selects above), so it fits an i32.
+        #[cfg(not(target_arch = "wasm32"))]
+        let code = unsafe { c.to_int_unchecked::<i32>() };
+        *d = code as u8;
     }
 }
 
@@ -255,6 +289,27 @@ mod x86 {
     use super::tiles;
     use std::arch::x86_64::*;
 
+    /// [`super::range`], eight lanes at a time. `vminps a, b` is `a < b ? a : b`: with the new
+    /// value first, a NaN loses to the running value, as in the portable code.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn range_avx(row: &[f32]) -> (f32, f32) {
+        let body = row.len() - row.len() % 8;
+        let (mut lo, mut hi) = (_mm256_set1_ps(f32::INFINITY), _mm256_set1_ps(f32::NEG_INFINITY));
+        for k in (0..body).step_by(8) {
+            // SAFETY: k + 8 <= body <= row.len().
+            let v = unsafe { _mm256_loadu_ps(row.as_ptr().add(k)) };
+            lo = _mm256_min_ps(v, lo);
+            hi = _mm256_max_ps(v, hi);
+        }
+        let (mut l, mut h) = ([0f32; 8], [0f32; 8]);
+        // SAFETY: both arrays hold eight f32.
+        unsafe {
+            _mm256_storeu_ps(l.as_mut_ptr(), lo);
+            _mm256_storeu_ps(h.as_mut_ptr(), hi);
+        }
+        super::fold_range(&l, &h, super::range_portable(&row[body..]))
+    }
+
     /// AVX2: `vpmaddubsw` (unsigned code × signed weight, adjacent pairs summed to i16: at most
     /// 2 · 127 · 127, so never saturating) then `vpmaddwd` by ones to i32, 32 columns per step.
     #[target_feature(enable = "avx2")]
@@ -331,6 +386,28 @@ mod x86 {
 mod wasm {
     use super::tiles;
     use core::arch::wasm32::*;
+
+    /// [`super::range`], four lanes at a time. `f32x4.pmin(a, b)` is `b < a ? b : a`: with the
+    /// running value first, a NaN loses to it, as in the portable code.
+    pub fn range_simd128(row: &[f32]) -> (f32, f32) {
+        let body = row.len() - row.len() % 4;
+        let (mut lo, mut hi) = (f32x4_splat(f32::INFINITY), f32x4_splat(f32::NEG_INFINITY));
+        for k in (0..body).step_by(4) {
+            // SAFETY: k + 4 <= body <= row.len(); wasm loads need no alignment.
+            let v = unsafe { v128_load(row.as_ptr().add(k).cast()) };
+            lo = f32x4_pmin(lo, v);
+            hi = f32x4_pmax(hi, v);
+        }
+        let lanes = |v: v128| {
+            [
+                f32x4_extract_lane::<0>(v),
+                f32x4_extract_lane::<1>(v),
+                f32x4_extract_lane::<2>(v),
+                f32x4_extract_lane::<3>(v),
+            ]
+        };
+        super::fold_range(&lanes(lo), &lanes(hi), super::range_portable(&row[body..]))
+    }
 
     /// Weights widened as they load (`i16x8.load8x8_s`), codes already i16: eight columns per
     /// step.
@@ -449,6 +526,16 @@ mod tests {
                     assert_eq!(got, want, "VNNI: out {out}, cols {cols}, tokens {tokens}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_range_kernel_agrees_with_the_portable_one() {
+        for len in [1, 3, 4, 7, 8, 9, 16, 31, 384, 1537] {
+            let mut row: Vec<f32> = (0..len).map(|i| ((i * 7919 % 1009) as f32 - 504.0) * 0.37).collect();
+            assert_eq!(range(&row), range_portable(&row), "{len} values");
+            row[len / 2] = f32::NAN;
+            assert_eq!(range(&row), range_portable(&row), "{len} values, one NaN");
         }
     }
 
