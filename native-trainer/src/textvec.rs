@@ -16,6 +16,27 @@ pub const DEFAULT_ENCODER: &str = "assets/models/all-MiniLM-L6-v2";
 /// Texts per forward pass. Texts are sorted by length first, so batches pad little.
 const BATCH: usize = 32;
 
+/// Which engine embeds item texts in the trainer (queries in an int8 bundle always use int8).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextEngine {
+    /// candle's f32 BERT (the weights fine-tuning trains).
+    #[default]
+    F32,
+    /// The int8 engine an int8 bundle embeds queries with: weights quantised per row, 7-bit
+    /// activations, exact integer products (faster; vectors within cosine ~0.997 of f32).
+    Int8,
+}
+
+impl TextEngine {
+    /// What the engine adds to a text-vector cache key (nothing for f32: earlier caches stay valid).
+    pub fn key_suffix(self) -> &'static str {
+        match self {
+            TextEngine::F32 => "",
+            TextEngine::Int8 => "|engine=int8",
+        }
+    }
+}
+
 /// A local encoder directory (`config.json`, `tokenizer.json`, `model.safetensors`).
 #[derive(Clone, Debug)]
 pub struct EncoderSource {
@@ -121,8 +142,18 @@ pub fn embed_all(encoder: &TextEncoder, texts: &[String], label: &str) -> Result
 
 /// [`embed_all`] through a cache keyed by the encoder fingerprint and the texts, so re-runs skip
 /// the encoding. The cache lives in `cache_dir` (one safetensors file per key).
-pub fn embed_cached(source: &EncoderSource, device: &Device, texts: &[String], cache_dir: &Path) -> Result<Vec<f32>> {
-    embed_cached_with(&source.fingerprint()?, texts, cache_dir, || source.load(device))
+pub fn embed_cached(
+    source: &EncoderSource,
+    engine: TextEngine,
+    device: &Device,
+    texts: &[String],
+    cache_dir: &Path,
+) -> Result<Vec<f32>> {
+    let key = format!("{}{}", source.fingerprint()?, engine.key_suffix());
+    embed_cached_with(&key, texts, cache_dir, || match engine {
+        TextEngine::F32 => source.load(device),
+        TextEngine::Int8 => source.load_int8(),
+    })
 }
 
 /// Like [`embed_cached`] for any encoder: `fingerprint` must identify it (weights and settings).

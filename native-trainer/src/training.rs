@@ -16,7 +16,7 @@ use crate::models::family::{EncoderOrigin, TextFamily};
 use crate::models::hybrid::{Hybrid, HybridSpec, QueryColumns, FINETUNED, FROZEN};
 use crate::models::{als, pca, AlsConfig, BprConfig, Factors, Fitted, ModelEntry};
 use crate::split::Split;
-use crate::textvec::{self, EncoderSource};
+use crate::textvec::{self, EncoderSource, TextEngine};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use nook_core::{Expansion, ItemMeta, Scoring};
@@ -45,6 +45,8 @@ pub struct TrainInputs<'a> {
     pub split: &'a Split,
     /// The text encoder; needed by the text models.
     pub encoder: Option<EncoderSource>,
+    /// The engine that embeds item texts (fine-tuning always trains the f32 weights).
+    pub text_engine: TextEngine,
     /// Where item text vectors are cached between runs.
     pub cache_dir: PathBuf,
     pub device: Device,
@@ -223,8 +225,9 @@ impl<'a> Trainer<'a> {
         }
         let source = self.encoder()?;
         let (inputs, texts) = (self.inputs, self.texts());
-        let vectors =
-            self.timed("text", |_| textvec::embed_cached(source, &inputs.device, &texts, &inputs.cache_dir))?;
+        let vectors = self.timed("text", |_| {
+            textvec::embed_cached(source, inputs.text_engine, &inputs.device, &texts, &inputs.cache_dir)
+        })?;
         let vectors = Arc::new(vectors);
         self.frozen_vectors = Some(vectors.clone());
         Ok(vectors)
@@ -264,10 +267,11 @@ impl<'a> Trainer<'a> {
                 inputs.resume,
             )
         })?;
-        let key = format!("{}|{}", ft.fingerprint, source.max_tokens);
+        let key = format!("{}|{}{}", ft.fingerprint, source.max_tokens, inputs.text_engine.key_suffix());
         let vectors = self.timed("text-ft", |_| {
-            textvec::embed_cached_with(&key, &texts, &inputs.cache_dir, || {
-                ft.encoder(source.max_tokens, &inputs.device)
+            textvec::embed_cached_with(&key, &texts, &inputs.cache_dir, || match inputs.text_engine {
+                TextEngine::F32 => ft.encoder(source.max_tokens, &inputs.device),
+                TextEngine::Int8 => ft.encoder_int8(source.max_tokens),
             })
         })?;
         // Fine-tuning on co-consumption reshapes the space to taste and loses what words mean

@@ -82,6 +82,16 @@ fn saved_weights_give_the_training_graphs_vectors_in_the_inference_path() {
     let training = in_memory.forward(&in_memory.batch(&ids).unwrap(), Mode::Training).unwrap();
     let diff = max_diff(&inference, &training);
     assert!(diff < 1e-4, "inference path differs from the training graph by {diff}");
+
+    // `--text-engine int8`: the int8 engine over the same fine-tuned weights tracks them.
+    let int8 = ft.encoder_int8(64).unwrap();
+    assert_eq!(int8.engine(), "int8");
+    let (exact, fast) = (in_memory.embed(&texts).unwrap(), int8.embed(&texts).unwrap());
+    let dim = in_memory.dim();
+    for (i, (a, b)) in exact.chunks_exact(dim).zip(fast.chunks_exact(dim)).enumerate() {
+        let cos = nook_test_support::cosine(a, b);
+        assert!(cos >= 0.99, "text {i}: int8 vs f32 cosine {cos}");
+    }
 }
 
 #[test]

@@ -52,6 +52,7 @@ fn every_registered_model_fits_scores_excludes_history_is_seeded_and_round_trips
         data: &data,
         split: &split,
         encoder: Some(EncoderSource { dir: encoder_dir(), max_tokens: 32 }),
+        text_engine: Default::default(),
         cache_dir: tmp.path().join("cache"),
         device: candle_core::Device::Cpu,
         checkpoint_dir: tmp.path().join("checkpoints"),

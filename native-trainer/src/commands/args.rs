@@ -6,7 +6,7 @@ use crate::data::{self, Dataset, Format, Source, TextField};
 use crate::finetune::FinetuneConfig;
 use crate::models::{self, AlsConfig, BprConfig, ModelEntry};
 use crate::split::{Protocol, Split, SplitConfig};
-use crate::textvec::{EncoderSource, DEFAULT_ENCODER};
+use crate::textvec::{EncoderSource, TextEngine, DEFAULT_ENCODER};
 use crate::training::{ModelConfig, TrainInputs};
 use anyhow::{Context, Result};
 use candle_core::Device;
@@ -274,6 +274,11 @@ pub struct EncoderArgs {
     /// `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Engine for embedding item texts: `f32` (candle), or `int8` (the engine int8 bundles embed
+    /// queries with: 2-3x faster on CPU, movielens-small's NDCG@10 within about 1% of f32; see the
+    /// README). Fine-tuning always trains f32 weights.
+    #[arg(long, value_enum, default_value_t = TextEngine::F32)]
+    pub text_engine: TextEngine,
 }
 
 impl Default for EncoderArgs {
@@ -285,6 +290,7 @@ impl Default for EncoderArgs {
             checkpoint_dir: "out/checkpoints".into(),
             resume: false,
             device: "cpu".into(),
+            text_engine: TextEngine::F32,
         }
     }
 }
@@ -330,6 +336,7 @@ impl TrainingArgs {
             data,
             split,
             encoder,
+            text_engine: self.encoder.text_engine,
             cache_dir: self.encoder.cache_dir.clone(),
             device: parse_device(&self.encoder.device)?,
             checkpoint_dir: self.encoder.checkpoint_dir.clone(),

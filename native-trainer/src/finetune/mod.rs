@@ -103,6 +103,23 @@ impl FineTuned {
         Ok(TextEncoder::new(&self.config_json, &self.tokenizer_json, vb, max_tokens)?.with_pooling(self.pooling))
     }
 
+    /// The int8 engine over the fine-tuned weights, quantised as an int8 bundle stores them
+    /// (inference only: the trainer's embedding passes with `--text-engine int8`).
+    pub fn encoder_int8(&self, max_tokens: usize) -> Result<TextEncoder> {
+        let mut names: Vec<&String> = self.weights.keys().collect();
+        names.sort();
+        let tensors = names
+            .into_iter()
+            .map(|n| {
+                let t = &self.weights[n];
+                Ok(encode_f32(n, t.dims(), &t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let bytes = nook_core::quant::serialize(&tensors)?;
+        let encoder = TextEncoder::new_int8(&self.config_json, &self.tokenizer_json, bytes, max_tokens)?;
+        Ok(encoder.with_pooling(self.pooling))
+    }
+
     /// Writes a Hugging Face layout directory (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn save_dir(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
