@@ -13,12 +13,13 @@ export const CHROMIUM_ARGS = [
   '--no-first-run', '--disable-quic',
 ];
 
-export async function launch({ args = [] } = {}) {
+export async function launch({ args = [], serviceWorkers = 'allow' } = {}) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'nook-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: [...CHROMIUM_ARGS, ...args],
+    serviceWorkers,
   });
   const page = context.pages()[0] || await context.newPage();
   const errors = [];

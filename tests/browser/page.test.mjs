@@ -46,6 +46,19 @@ async function waitForRecs(page, predicate, arg) {
   await page.waitForFunction(predicate, arg, { timeout: 30_000 });
 }
 
+// The list once it has stopped changing: a like re-ranks, and the list from the like before can
+// already satisfy a condition while the latest ranking is still on its way.
+async function settledIds(page) {
+  let last = await shownIds(page);
+  for (let i = 0; i < 40; i++) {
+    await page.waitForTimeout(250);
+    const now = await shownIds(page);
+    if (JSON.stringify(now) === JSON.stringify(last)) return now;
+    last = now;
+  }
+  return last;
+}
+
 test('loads, says ready, and three likes give ten recommendations, none liked', { skip }, async () => {
   const { page, errors, close } = await launch();
   try {
@@ -104,7 +117,7 @@ test('with three likes a typed mood fills at least half the list, and "how much 
     for (const title of ['Star Wars', 'Toy Story', 'Fargo']) await likeByTitle(page, title);
     await waitForRecs(page, () => document.querySelectorAll('#recs .reason').length === 10
       && [...document.querySelectorAll('#recs .reason')].every((r) => r.textContent.startsWith('because')));
-    const historyOnly = await shownIds(page);
+    const historyOnly = await settledIds(page);
     const horror = () => page.$$eval('#recs li .meta', (m) => m.filter((e) => /\bHorror\b/.test(e.textContent)).length);
     assert.ok(await horror() < 5, 'the likes alone are not horror films');
 
@@ -371,6 +384,30 @@ test('the relaxed-SIMD and SIMD128 builds embed and rank identically, and the pa
     assert.ok(cached.some((p) => p.endsWith('/nook/pkg-relaxed/nook_wasm_bg.wasm')), `cached: ${cached}`);
     assert.ok(!cached.some((p) => p.includes('/nook/pkg/')), `the unused build is not cached: ${cached}`);
     assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('a site without the relaxed-SIMD build falls back to the plain one and still ranks', { skip }, async () => {
+  // No service worker: its fetches would pass the route below by.
+  const { context, page, close } = await launch({ serviceWorkers: 'block' });
+  try {
+    const warnings = [];
+    page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+    // As if the site had not deployed pkg-relaxed/.
+    await context.route('**/nook/pkg-relaxed/**', (route) => route.fulfill({ status: 404, body: 'not here' }));
+    await ready(page);
+    const got = await page.evaluate(async () => {
+      const { Nook } = await import('./nook/index.js');
+      const nook = await Nook.load('bundle/', { update: false, worker: false });
+      const recs = await nook.recommend({ likes: ['50'], query: 'space adventure', k: 5 });
+      const out = { simd: nook.simd, n: recs.items.length };
+      nook.dispose();
+      return out;
+    });
+    assert.deepEqual(got, { simd: 'simd128', n: 5 });
+    assert.ok(warnings.some((w) => w.includes('relaxed-SIMD build did not start')), `warnings: ${warnings}`);
   } finally {
     await close();
   }

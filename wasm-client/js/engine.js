@@ -26,10 +26,20 @@ export function hasRelaxedSimd() {
 let ready = null;
 function wasm(simd) {
   ready ??= (async () => {
-    const relaxed = simd !== 'simd128' && hasRelaxedSimd();
-    const mod = relaxed ? await import('./pkg-relaxed/nook_wasm.js') : await import('./pkg/nook_wasm.js');
+    if (simd !== 'simd128' && hasRelaxedSimd()) {
+      try {
+        const mod = await import('./pkg-relaxed/nook_wasm.js');
+        await mod.default();
+        return { NookClient: mod.NookClient, simd: 'relaxed' };
+      } catch (err) {
+        // A build that validates the probe but will not start (a site that did not deploy
+        // pkg-relaxed/, a browser bug): the plain build ranks identically.
+        console.warn(`nook: the relaxed-SIMD build did not start (${err.message || err}); using SIMD128`);
+      }
+    }
+    const mod = await import('./pkg/nook_wasm.js');
     await mod.default();
-    return { NookClient: mod.NookClient, simd: relaxed ? 'relaxed' : 'simd128' };
+    return { NookClient: mod.NookClient, simd: 'simd128' };
   })();
   return ready;
 }
