@@ -306,7 +306,9 @@ fn int8_bundle_is_a_quarter_of_f32_and_embeds_and_ranks_alike() {
     for text in ["a space opera with rebels", "zombies", "romantic comedy in paris", "Toy Story (1995)"] {
         let (a, b) = (full.embed(text).unwrap(), small.embed(text).unwrap());
         let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!(cos >= 0.999, "{text:?}: int8 encoder cosine {cos}");
+        // int8 weights and 7-bit activations (nook-core's int8 engine): the bar of
+        // shared/tests/encoder_int8.rs, where the benchmark texts average 0.997.
+        assert!(cos >= 0.995, "{text:?}: int8 encoder cosine {cos}");
     }
     let req = nook_core::bundle::IdRequest {
         likes: vec!["1".into(), "50".into(), "181".into()],
