@@ -17,7 +17,9 @@ it on validation. Prints one line per fit: `fit reg=R alpha=A seconds=S users=U 
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 
@@ -94,9 +96,21 @@ def main():
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(max(2, args.threads)))
+        # ALS's iterations chain RDD lineage; serialising a long chain recursed past the
+        # default thread stack (StackOverflowError in task serialisation, seen on CI at 15
+        # iterations). Checkpoints cut the chain; a larger stack is the margin.
+        .config("spark.driver.extraJavaOptions", "-Xss16m")
+        .config("spark.executor.extraJavaOptions", "-Xss16m")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
+    # A checkpoint directory of our own (removed afterwards): a cluster run points
+    # spark.checkpoint.dir at shared storage instead, and that one is left alone.
+    own_checkpoints = None
+    if not spark.sparkContext.getCheckpointDir():
+        if spark.sparkContext.master.startswith("local"):
+            own_checkpoints = tempfile.mkdtemp(prefix="nook-spark-checkpoints-")
+            spark.sparkContext.setCheckpointDir(own_checkpoints)
     try:
         data = load(spark, args.interactions).cache()
         n = data.count()
@@ -114,6 +128,7 @@ def main():
                 itemCol="item_id",
                 ratingCol="rating",
                 seed=args.seed,
+                checkpointInterval=5,
             )
             if args.blocks:
                 als = als.setNumUserBlocks(args.blocks).setNumItemBlocks(args.blocks)
@@ -126,6 +141,8 @@ def main():
             print(f"fit reg={reg:g} alpha={alpha:g} seconds={seconds:.2f} users={users} items={items} out={out}", flush=True)
     finally:
         spark.stop()
+        if own_checkpoints:
+            shutil.rmtree(own_checkpoints, ignore_errors=True)
 
 
 if __name__ == "__main__":
