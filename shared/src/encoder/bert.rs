@@ -149,6 +149,7 @@ fn for_each_chunk(v: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Syn
 }
 
 /// `softmax(row · scale + mask)` in place: one attention row.
+#[inline(always)]
 pub(super) fn masked_softmax_row(row: &mut [f32], mask: &[f32], scale: f32) {
     row.iter_mut().zip(mask).for_each(|(x, m)| *x = *x * scale + m);
     softmax_row(row);
@@ -307,7 +308,11 @@ impl Bert {
     /// the top layers costs little more than inference.
     pub fn forward_from(&self, ids: &Tensor, mask: &Tensor, first_trained: usize) -> Result<Tensor> {
         // The frozen blocks' weights are plain tensors, so they build no graph.
-        self.forward_modes(ids, mask, |position| if position >= first_trained { Mode::Training } else { Mode::Inference })
+        self.forward_modes(
+            ids,
+            mask,
+            |position| if position >= first_trained { Mode::Training } else { Mode::Inference },
+        )
     }
 
     /// The forward pass with block `position`'s kernels chosen by `mode_at(position)`.
@@ -342,7 +347,14 @@ impl Bert {
             let ctx = train_ops::attention(&q, &k, &v, bias, self.heads, scale)?;
             // Linear layers without their bias: the LayerNorm and GELU kernels add it.
             let attn = l.attn_norm.forward(&project(&l.attn_out, &ctx)?, x, l.attn_out.bias(), mode)?;
-            let inner = train_ops::bias_gelu(&project(&l.intermediate, &attn)?, linear_bias(&l.intermediate)?)?;
+            let (inner, bias) = (project(&l.intermediate, &attn)?, linear_bias(&l.intermediate)?);
+            let inner = if mode == Mode::Inference {
+                // No gradient: the fresh product is rewritten in place.
+                train_ops::bias_gelu_in_place(&inner, bias)?;
+                inner
+            } else {
+                train_ops::bias_gelu(&inner, bias)?
+            };
             return l.out_norm.forward(&project(&l.output, &inner)?, &attn, l.output.bias(), mode);
         }
         let q = split(dense(&l.query)?)?;

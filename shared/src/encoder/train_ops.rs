@@ -15,8 +15,38 @@
 //! generic ops ([`super::Mode::Composed`]) elsewhere (GPU, f64): those are the reference the
 //! tests compare these kernels against.
 
-use super::bert::{erf_f32, exp_f32, masked_softmax_row};
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use super::bert::{erf_f32, exp_f32, gelu_f32, masked_softmax_row};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, InplaceOp2, Layout, Result, Shape, Tensor};
+
+/// Defines a row kernel, `fn name(args) -> ret`, with a second copy of its body compiled for
+/// AVX2 and run where the CPU has it: the element-wise loops then run 8 floats wide instead of
+/// the SSE2 baseline's 4 (the build targets every x86-64). No FMA is enabled and the compiler may
+/// not reorder float operations, so both copies do the same operations in the same order: the
+/// same bits. Loops inside use `for`, not `for_each` with a large closure: a closure the inliner
+/// leaves alone is compiled without AVX2.
+macro_rules! row_kernel {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn portable($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(clippy::too_many_arguments)]
+            fn avx2($($arg: $ty),*) $(-> $ret)? {
+                portable($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                return unsafe { avx2($($arg),*) };
+            }
+            portable($($arg),*)
+        }
+    };
+}
 
 /// `LayerNorm(a + r + shift)` over the last dimension, times `gamma` plus `beta`: a residual
 /// block's output. `params` is `[3, h]`: gamma, beta and `shift` (the bias of the linear layer
@@ -34,6 +64,15 @@ pub fn masked_softmax(scores: &Tensor, scale: f64, bias: &Tensor) -> Result<Tens
 /// `gelu(x + bias)` (exact-erf GELU) with `bias` broadcast over the last dimension of `x`.
 pub fn bias_gelu(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2(&bias.contiguous()?, BiasGelu)
+}
+
+/// [`bias_gelu`] in place on `x`, for inference (no gradient): a linear layer's fresh output is
+/// rewritten where it lies instead of copied (at 128 tokens this pass is bound by memory).
+pub fn bias_gelu_in_place(x: &Tensor, bias: &Tensor) -> Result<()> {
+    if !x.is_contiguous() {
+        candle_core::bail!("bias-gelu in place: x must be contiguous");
+    }
+    x.inplace_op2(&bias.contiguous()?, &BiasGelu)
 }
 
 /// Rows per block in cross-row reductions (a block's partial sums are added in block order).
@@ -84,11 +123,57 @@ fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
 }
 
 /// Mean and 1/standard deviation of a row.
+#[inline(always)]
 fn moments(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
     (mean, 1.0 / (var + eps).sqrt())
+}
+
+row_kernel! {
+    /// One row of [`add_layer_norm`]: `y = LayerNorm(a + r + shift) · gamma + beta`.
+    fn add_norm_row(y: &mut [f32], a: &[f32], r: &[f32], shift: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
+        y.iter_mut().zip(a).zip(r).zip(shift).for_each(|(((y, a), r), s)| *y = a + r + s);
+        let (mean, rstd) = moments(y, eps);
+        y.iter_mut().zip(gamma).zip(beta).for_each(|((y, g), b)| *y = (*y - mean) * rstd * g + b);
+    }
+}
+
+row_kernel! {
+    /// One row of LayerNorm's backward pass: `dx` from `dy`, and the row's d gamma, d beta added
+    /// to `part` (`[2, h]`); `xhat` is scratch.
+    fn add_norm_grad_row(
+        dx: &mut [f32],
+        xhat: &mut [f32],
+        part: &mut [f32],
+        a: &[f32],
+        r: &[f32],
+        dy: &[f32],
+        shift: &[f32],
+        gamma: &[f32],
+        eps: f32,
+    ) {
+        let h = dx.len();
+        xhat.iter_mut().zip(a).zip(r).zip(shift).for_each(|(((x, a), r), s)| *x = a + r + s);
+        let (mean, rstd) = moments(xhat, eps);
+        xhat.iter_mut().for_each(|x| *x = (*x - mean) * rstd);
+        // dx = rstd · (g - mean(g) - x̂ · mean(g · x̂)), g = dy · gamma.
+        let (mut mg, mut mgx) = (0f32, 0f32);
+        for ((d, g), x) in dy.iter().zip(gamma).zip(&*xhat) {
+            mg += d * g;
+            mgx += d * g * x;
+        }
+        let (mg, mgx) = (mg / h as f32, mgx / h as f32);
+        for (((dx, d), g), x) in dx.iter_mut().zip(dy).zip(gamma).zip(&*xhat) {
+            *dx = rstd * (d * g - mg - x * mgx);
+        }
+        let (dgamma, dbeta) = part.split_at_mut(h);
+        for (((dg, db), d), x) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(dy).zip(&*xhat) {
+            *dg += d * x;
+            *db += d;
+        }
+    }
 }
 
 struct AddLayerNorm {
@@ -120,13 +205,7 @@ impl CustomOp3 for AddLayerNorm {
             let first = block * BLOCK_ROWS * h;
             for (i, y) in rows.chunks_mut(h).enumerate() {
                 let at = first + i * h;
-                y.iter_mut()
-                    .zip(&a[at..at + h])
-                    .zip(&r[at..at + h])
-                    .zip(shift)
-                    .for_each(|(((y, a), r), s)| *y = a + r + s);
-                let (mean, rstd) = moments(y, self.eps);
-                y.iter_mut().zip(gamma).zip(beta).for_each(|((y, g), b)| *y = (*y - mean) * rstd * g + b);
+                add_norm_row(y, &a[at..at + h], &r[at..at + h], shift, gamma, beta, self.eps);
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -182,29 +261,8 @@ impl CustomOp3 for AddLayerNormBackward {
             let first = block * BLOCK_ROWS * h;
             for (i, dx) in rows.chunks_mut(h).enumerate() {
                 let at = first + i * h;
-                xhat.iter_mut()
-                    .zip(&a[at..at + h])
-                    .zip(&r[at..at + h])
-                    .zip(shift)
-                    .for_each(|(((x, a), r), s)| *x = a + r + s);
-                let (mean, rstd) = moments(&xhat, self.eps);
-                xhat.iter_mut().for_each(|x| *x = (*x - mean) * rstd);
-                let dy = &dy[at..at + h];
-                // dx = rstd · (g - mean(g) - x̂ · mean(g · x̂)), g = dy · gamma.
-                let (mut mg, mut mgx) = (0f32, 0f32);
-                for ((d, g), x) in dy.iter().zip(gamma).zip(&xhat) {
-                    mg += d * g;
-                    mgx += d * g * x;
-                }
-                let (mg, mgx) = (mg / h as f32, mgx / h as f32);
-                for (((dx, d), g), x) in dx.iter_mut().zip(dy).zip(gamma).zip(&xhat) {
-                    *dx = rstd * (d * g - mg - x * mgx);
-                }
-                let (dgamma, dbeta) = part.split_at_mut(h);
-                for (((dg, db), d), x) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(dy).zip(&xhat) {
-                    *dg += d * x;
-                    *db += d;
-                }
+                let (a, r, dy) = (&a[at..at + h], &r[at..at + h], &dy[at..at + h]);
+                add_norm_grad_row(dx, &mut xhat, &mut part, a, r, dy, shift, gamma, self.eps);
             }
             part
         });
@@ -249,7 +307,7 @@ impl CustomOp2 for MaskedSoftmax {
         map_blocks(&mut out, s, |block, rows| {
             for (i, row) in rows.chunks_mut(s).enumerate() {
                 let batch = (block * BLOCK_ROWS + i) / per_batch;
-                masked_softmax_row(row, &bias[batch * s..][..s], self.scale);
+                softmax_rows(row, &bias[batch * s..][..s], self.scale);
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -277,20 +335,31 @@ impl CustomOp2 for MaskedSoftmaxBackward {
         let mut out = g.to_vec();
         map_blocks(&mut out, s, |block, rows| {
             let first = block * BLOCK_ROWS * s;
-            for (i, d) in rows.chunks_mut(s).enumerate() {
-                let at = first + i * s;
-                softmax_backward_row(d, &p[at..at + s], self.scale);
-            }
+            softmax_backward_rows(rows, &p[first..first + rows.len()], s, self.scale);
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
-/// The gradient of a row of `softmax(scores · scale + mask)` in place: `g` (the gradient of the
-/// weights `p`) becomes `scale · p · (g - Σ g·p)`.
-fn softmax_backward_row(g: &mut [f32], p: &[f32], scale: f32) {
-    let dot: f32 = g.iter().zip(p).map(|(g, p)| g * p).sum();
-    g.iter_mut().zip(p).for_each(|(g, p)| *g = scale * p * (*g - dot));
+row_kernel! {
+    /// `softmax(row · scale + mask)` in place, for each `mask.len()`-long row of `rows`.
+    fn softmax_rows(rows: &mut [f32], mask: &[f32], scale: f32) {
+        // A loop, not `for_each`: the closure would be compiled apart, without AVX2.
+        for row in rows.chunks_mut(mask.len()) {
+            masked_softmax_row(row, mask, scale);
+        }
+    }
+}
+
+row_kernel! {
+    /// The gradient of each row of `softmax(scores · scale + mask)` in place: a row of `g` (the
+    /// gradient of the weights `p`) becomes `scale · p · (g - Σ g·p)`.
+    fn softmax_backward_rows(g: &mut [f32], p: &[f32], width: usize, scale: f32) {
+        for (g, p) in g.chunks_mut(width).zip(p.chunks(width)) {
+            let dot: f32 = g.iter().zip(p).map(|(g, p)| g * p).sum();
+            g.iter_mut().zip(p).for_each(|(g, p)| *g = scale * p * (*g - dot));
+        }
+    }
 }
 
 struct BiasGelu;
@@ -307,11 +376,7 @@ impl CustomOp2 for BiasGelu {
             candle_core::bail!("bias-gelu: bias {:?} for x {:?}", l2.dims(), l1.dims());
         }
         let mut out = x.to_vec();
-        map_blocks(&mut out, n, |_, rows| {
-            for row in rows.chunks_mut(n) {
-                row.iter_mut().zip(bias).for_each(|(v, b)| *v = super::bert::gelu_f32(*v + b));
-            }
-        });
+        map_blocks(&mut out, n, |_, rows| bias_gelu_rows(rows, bias));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -347,13 +412,8 @@ impl CustomOp3 for BiasGeluBackward {
         let len = x.len();
         let mut out = vec![0f32; len + n];
         map_blocks(&mut out[..len], n, |block, rows| {
-            let first = block * BLOCK_ROWS * n;
-            for (i, d) in rows.chunks_mut(n).enumerate() {
-                let at = first + i * n;
-                for (((d, x), b), g) in d.iter_mut().zip(&x[at..at + n]).zip(bias).zip(&g[at..at + n]) {
-                    *d = g * gelu_grad(x + b);
-                }
-            }
+            let at = block * BLOCK_ROWS * n;
+            bias_gelu_grad_rows(rows, &x[at..at + rows.len()], bias, &g[at..at + rows.len()]);
         });
         let dbias = column_sums(&out[..len], n);
         out[len..].copy_from_slice(&dbias);
@@ -361,6 +421,47 @@ impl CustomOp3 for BiasGeluBackward {
     }
 }
 
+row_kernel! {
+    /// `gelu(x + bias)` in place for each `bias.len()`-long row of `rows`.
+    fn bias_gelu_rows(rows: &mut [f32], bias: &[f32]) {
+        for row in rows.chunks_mut(bias.len()) {
+            row.iter_mut().zip(bias).for_each(|(v, b)| *v = gelu_f32(*v + b));
+        }
+    }
+}
+
+impl InplaceOp2 for BiasGelu {
+    fn name(&self) -> &'static str {
+        "bias-gelu-in-place"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+        let bias = slice(s2, l2, "bias")?;
+        let n = last_dim(l1);
+        let (Some((start, end)), CpuStorage::F32(x)) = (l1.contiguous_offsets(), s1) else {
+            candle_core::bail!("bias-gelu in place: x must be contiguous f32");
+        };
+        if bias.len() != n {
+            candle_core::bail!("bias-gelu: bias {:?} for x {:?}", l2.dims(), l1.dims());
+        }
+        map_blocks(&mut x[start..end], n, |_, rows| bias_gelu_rows(rows, bias));
+        Ok(())
+    }
+}
+
+row_kernel! {
+    /// `d = g · gelu'(x + bias)` for each `bias.len()`-long row.
+    fn bias_gelu_grad_rows(d: &mut [f32], x: &[f32], bias: &[f32], g: &[f32]) {
+        let n = bias.len();
+        for ((d, x), g) in d.chunks_mut(n).zip(x.chunks(n)).zip(g.chunks(n)) {
+            for (((d, x), b), g) in d.iter_mut().zip(x).zip(bias).zip(g) {
+                *d = g * gelu_grad(x + b);
+            }
+        }
+    }
+}
+
+#[inline(always)]
 fn gelu_grad(u: f32) -> f32 {
     const INV_SQRT_2PI: f32 = 0.398_942_3;
     let cdf = 0.5 * (1.0 + erf_f32(u * std::f32::consts::FRAC_1_SQRT_2));
@@ -688,8 +789,7 @@ impl Attention {
                 gemm::Parallelism::None,
             );
         }
-        let mask = &self.mask[batch * t..][..t];
-        p.chunks_mut(t).for_each(|row| masked_softmax_row(row, mask, self.scale));
+        softmax_rows(p, &self.mask[batch * t..][..t], self.scale);
     }
 }
 
@@ -820,9 +920,7 @@ impl CustomOp3 for AttentionBackward {
                         (h, 1),
                         none,
                     );
-                    for (dp_row, p_row) in dp.chunks_mut(t).zip(p.chunks(t)) {
-                        softmax_backward_row(dp_row, p_row, self.forward.scale);
-                    }
+                    softmax_backward_rows(dp, p, t, self.forward.scale);
                     // dQ = dS · K; dK = dSᵀ · Q.
                     gemm_strided(dq, h, (t, d, t), dp.as_ptr(), (1, t), k[at..].as_ptr(), (1, h), none);
                     gemm_strided(dk, h, (t, d, t), dp.as_ptr(), (t, 1), q[at..].as_ptr(), (1, h), none);
