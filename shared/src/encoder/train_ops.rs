@@ -370,13 +370,8 @@ impl CustomOp2 for BiasGelu {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, bias) = (slice(s1, l1, "x")?, slice(s2, l2, "bias")?);
-        let n = last_dim(l1);
-        if bias.len() != n {
-            candle_core::bail!("bias-gelu: bias {:?} for x {:?}", l2.dims(), l1.dims());
-        }
-        let mut out = x.to_vec();
-        map_blocks(&mut out, n, |_, rows| bias_gelu_rows(rows, bias));
+        let mut out = slice(s1, l1, "x")?.to_vec();
+        bias_gelu_over(&mut out, l1, slice(s2, l2, "bias")?, l2)?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -436,17 +431,22 @@ impl InplaceOp2 for BiasGelu {
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
-        let bias = slice(s2, l2, "bias")?;
-        let n = last_dim(l1);
         let (Some((start, end)), CpuStorage::F32(x)) = (l1.contiguous_offsets(), s1) else {
             candle_core::bail!("bias-gelu in place: x must be contiguous f32");
         };
-        if bias.len() != n {
-            candle_core::bail!("bias-gelu: bias {:?} for x {:?}", l2.dims(), l1.dims());
-        }
-        map_blocks(&mut x[start..end], n, |_, rows| bias_gelu_rows(rows, bias));
-        Ok(())
+        bias_gelu_over(&mut x[start..end], l1, slice(s2, l2, "bias")?, l2)
     }
+}
+
+/// `gelu(x + bias)` in place over `x` (laid out as `l1`), `bias` (`l2`) along its last dimension:
+/// the copying op and the in-place one share it.
+fn bias_gelu_over(x: &mut [f32], l1: &Layout, bias: &[f32], l2: &Layout) -> Result<()> {
+    let n = last_dim(l1);
+    if bias.len() != n {
+        candle_core::bail!("bias-gelu: bias {:?} for x {:?}", l2.dims(), l1.dims());
+    }
+    map_blocks(x, n, |_, rows| bias_gelu_rows(rows, bias));
+    Ok(())
 }
 
 row_kernel! {
