@@ -76,8 +76,6 @@ pub struct EvalSize {
 
 impl<'a> EvalSet<'a> {
     pub fn new(split: &Split, train: &'a Csr, target: Target) -> Self {
-        let mut tie_order: Vec<u32> = (0..split.n_items as u32).collect();
-        Rng::stream(split.config.seed, "eval-ties").shuffle(&mut tie_order);
         let (held_out, candidates): (&[Interaction], Vec<bool>) = match target {
             Target::Warm => (&split.test, split.train_items()),
             Target::Valid => (&split.valid, split.train_items()),
@@ -87,6 +85,20 @@ impl<'a> EvalSet<'a> {
                 (&split.cold, c)
             }
         };
+        Self::from_parts(split, train, target, candidates, held_out)
+    }
+
+    /// An evaluation of `held_out`'s positives on `candidates`, for users with a row in `train`
+    /// (whose positives are excluded from their rankings).
+    pub fn from_parts(
+        split: &Split,
+        train: &'a Csr,
+        target: Target,
+        candidates: Vec<bool>,
+        held_out: &[Interaction],
+    ) -> Self {
+        let mut tie_order: Vec<u32> = (0..split.n_items as u32).collect();
+        Rng::stream(split.config.seed, "eval-ties").shuffle(&mut tie_order);
         let mut per_user: Vec<Vec<u32>> = vec![Vec::new(); split.n_users];
         for i in held_out {
             if candidates[i.item as usize] && train.row_len(i.user as usize) > 0 {

@@ -12,7 +12,7 @@
 //! MODEL_DIR/finetune.json               fine-tuning settings and loss by step (fused-ft family)
 //! ```
 
-use super::hybrid::{user_vectors, Hybrid, HybridInfo, HybridScorer, HybridSpec, FINETUNED, FROZEN};
+use super::hybrid::{user_vectors, ColdProfile, Hybrid, HybridInfo, HybridScorer, HybridSpec, FINETUNED, FROZEN};
 use super::{Fitted, ModelEntry, QueryEncoder, Scorer, TextModel};
 use crate::finetune::FineTuned;
 use crate::store::{read_json, read_tensors, write_tensors, ENCODER_FILES};
@@ -116,7 +116,7 @@ impl Fitted for FamilyModel {
         let best = h.validation.iter().max_by(|a, b| a.ndcg10.total_cmp(&b.ndcg10))?;
         (self.part == Part::Fused).then(|| {
             format!(
-                "- `{}`: {} text dimensions, text weight {}, recency half-life {} likes (validation NDCG@10 {:.4}; {} settings tried); \"more like this\" text weight {}\n",
+                "- `{}`: {} text dimensions, text weight {}, recency half-life {} likes (validation NDCG@10 {:.4}; {} settings tried); \"more like this\" text weight {}{}\n",
                 h.spec.name,
                 best.text_dims,
                 best.text_weight,
@@ -124,6 +124,7 @@ impl Fitted for FamilyModel {
                 best.ndcg10,
                 h.validation.len(),
                 h.scoring.similar_text_weight.map_or("as the history's".into(), |w| w.to_string()),
+                cold_profile_note(&h.cold_profile),
             )
         })
     }
@@ -158,6 +159,17 @@ impl Fitted for FamilyModel {
                 query_validation: &h.query_validation,
             },
         })
+    }
+}
+
+/// How a cold item's profile text was weighed, for the report (nothing when it was not chosen).
+fn cold_profile_note(c: &ColdProfile) -> String {
+    let tried: Vec<String> = c.validation.iter().map(|(s, n)| format!("× {s}: {n:.4}")).collect();
+    match tried.is_empty() {
+        true => String::new(),
+        false => {
+            format!("; cold items' profile text × {} (pseudo-cold validation NDCG@10 {})", c.scale, tried.join(", "))
+        }
     }
 }
 
@@ -252,6 +264,7 @@ impl TextFamily {
             validation: info.validation,
             query_validation: info.query_validation,
             reduction: None,
+            cold_profile: info.cold_profile,
             query: None,
         };
         let own = dir.join(encoder_dir_name(spec));

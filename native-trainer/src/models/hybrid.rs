@@ -5,9 +5,11 @@
 
 use super::ridge::RidgeMap;
 use super::{pca, AlsConfig, Factors, Scorer};
+use crate::data::Interaction;
 use crate::eval::query::QueryScores;
 use crate::eval::{evaluate, EvalSet, Target};
 use crate::matrix::Csr;
+use crate::rng::Rng;
 use crate::split::Split;
 use nook_core::recommend::UserVector;
 use nook_core::{gramian, Catalog, Expansion, ItemMeta, Projection, Scoring};
@@ -23,6 +25,12 @@ const PARSIMONY: f64 = 0.015;
 pub(crate) const HALF_LIVES: [f32; 4] = [0.0, 10.0, 25.0, 60.0];
 /// Ridge penalties tried for the text → cf map.
 const RIDGE_GRID: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
+/// Scales tried for a cold item's profile text in the fused vectors. Its collaborative part is
+/// already the ridge map's prediction from that same text, so the history's text term counts the
+/// text twice, and its noisier half; scaling it down lets the prediction lead. Chosen on items
+/// made cold for validation ([`choose_cold_profile`]); the query columns are not scaled. Not 0:
+/// a new item someone likes should still shape their text profile.
+pub const COLD_PROFILE: [f32; 4] = [1.0, 0.5, 0.25, 0.1];
 
 /// Names and choices of one hybrid family.
 #[derive(Clone, Copy, Debug)]
@@ -33,13 +41,21 @@ pub struct HybridSpec {
     pub content_name: &'static str,
     /// Text dimensions tried for the fused vectors (`None`: unreduced; `Some(k)`: PCA to k).
     pub reductions: &'static [Option<usize>],
+    /// Scales tried for the profile text of items without interactions (see [`COLD_PROFILE`]);
+    /// `[1.0]` keeps it as it is (the frozen family, whose typed queries read the same columns).
+    pub cold_profiles: &'static [f32],
 }
 
 /// Frozen encoder: concatenate and weight.
-pub const FROZEN: HybridSpec = HybridSpec { name: "hybrid", content_name: "content", reductions: &[None] };
+pub const FROZEN: HybridSpec =
+    HybridSpec { name: "hybrid", content_name: "content", reductions: &[None], cold_profiles: &[1.0] };
 /// Fine-tuned encoder: concatenate, weight and reduce.
-pub const FINETUNED: HybridSpec =
-    HybridSpec { name: "fused-ft", content_name: "content-ft", reductions: &[None, Some(128), Some(64)] };
+pub const FINETUNED: HybridSpec = HybridSpec {
+    name: "fused-ft",
+    content_name: "content-ft",
+    reductions: &[None, Some(128), Some(64)],
+    cold_profiles: &COLD_PROFILE,
+};
 
 /// A typed query's weight before the query benchmark has chosen one (a run without a held-out
 /// query field, e.g. MovieLens 100k): the weight validation chose on movielens-small.
@@ -64,6 +80,8 @@ pub struct Hybrid {
     pub query_validation: Vec<(f32, QueryScores)>,
     /// The reduction of the profile text that was chosen (to refit with; not saved).
     pub reduction: Option<Projection>,
+    /// The scale of a cold item's profile text, and how it was chosen.
+    pub cold_profile: ColdProfile,
     /// The query columns added beside the profile text (to refit with; not saved).
     pub query: Option<QueryColumns>,
 }
@@ -93,6 +111,23 @@ pub struct HybridInfo {
     pub validation: Vec<ValidationPoint>,
     #[serde(default)]
     pub query_validation: Vec<(f32, QueryScores)>,
+    #[serde(default)]
+    pub cold_profile: ColdProfile,
+}
+
+/// How a fused catalogue weighs the profile text of items without interactions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ColdProfile {
+    /// 1: as a warm item's.
+    pub scale: f32,
+    /// `(scale, pseudo-cold validation ndcg@10)` for each scale tried (empty when not chosen).
+    pub validation: Vec<(f32, f64)>,
+}
+
+impl Default for ColdProfile {
+    fn default() -> Self {
+        Self { scale: 1.0, validation: Vec::new() }
+    }
 }
 
 impl Hybrid {
@@ -102,6 +137,7 @@ impl Hybrid {
             content: self.content,
             validation: self.validation.clone(),
             query_validation: self.query_validation.clone(),
+            cold_profile: self.cold_profile.clone(),
         }
     }
 
@@ -121,7 +157,7 @@ impl Hybrid {
         let base = base_scoring(als_cfg);
         let valid = EvalSet::new(split, train, Target::Valid);
         let sequences = split.train_sequences();
-        let full = build_catalog(split, als, als_cfg, text, text_dim, None, items.clone())?;
+        let full = build_catalog(split, als, als_cfg, text, text_dim, None, 1.0, items.clone())?;
         let ndcg10 = |scorer: &HybridScorer<'_>| {
             evaluate(scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value)
         };
@@ -147,7 +183,7 @@ impl Hybrid {
             let projection = reduction.map(|k| pca::fit(text, text_dim, k));
             let catalog = match &projection {
                 None => full.clone(),
-                Some(p) => build_catalog(split, als, als_cfg, text, text_dim, Some(p), items.clone())?,
+                Some(p) => build_catalog(split, als, als_cfg, text, text_dim, Some(p), 1.0, items.clone())?,
             };
             for &h in &HALF_LIVES {
                 let with_recency = Scoring { recency_half_life: h, ..base };
@@ -188,7 +224,8 @@ impl Hybrid {
             Some(p) => {
                 let reduction = spec.reductions.iter().flatten().find(|&&k| k == p.text_dims).copied();
                 let projection = pca::fit(text, text_dim, reduction.expect("reduced dims come from the grid"));
-                let catalog = build_catalog(split, als, als_cfg, text, text_dim, Some(&projection), items.clone())?;
+                let catalog =
+                    build_catalog(split, als, als_cfg, text, text_dim, Some(&projection), 1.0, items.clone())?;
                 (
                     p.ndcg10,
                     Scoring { text_weight: p.text_weight, recency_half_life: p.recency_half_life, ..base },
@@ -205,6 +242,21 @@ impl Hybrid {
             chosen.text_weight,
             chosen.recency_half_life
         );
+        let cold_profile =
+            choose_cold_profile(spec, split, als, als_cfg, text, text_dim, reduction.as_ref(), &chosen, &items)?;
+        let catalog = match cold_profile.scale == 1.0 {
+            true => catalog,
+            false => build_catalog(
+                split,
+                als,
+                als_cfg,
+                text,
+                text_dim,
+                reduction.as_ref(),
+                cold_profile.scale,
+                items.clone(),
+            )?,
+        };
         let scoring = Scoring { query_weight: DEFAULT_QUERY_WEIGHT, expansion: DEFAULT_EXPANSION, ..chosen };
         let content = Scoring { query_weight: DEFAULT_QUERY_WEIGHT, ..content };
         let query_validation = Vec::new();
@@ -217,6 +269,7 @@ impl Hybrid {
             validation,
             query_validation,
             reduction,
+            cold_profile,
             query: None,
         })
     }
@@ -239,10 +292,11 @@ impl Hybrid {
         text_dim: usize,
     ) -> anyhow::Result<Self> {
         let items = self.content_catalog.items.clone();
-        let content_catalog = build_catalog(split, als, als_cfg, text, text_dim, None, items.clone())?;
-        let catalog = match &self.reduction {
-            None => content_catalog.clone(),
-            Some(p) => build_catalog(split, als, als_cfg, text, text_dim, Some(p), items)?,
+        let content_catalog = build_catalog(split, als, als_cfg, text, text_dim, None, 1.0, items.clone())?;
+        let scale = self.cold_profile.scale;
+        let catalog = match (&self.reduction, scale == 1.0) {
+            (None, true) => content_catalog.clone(),
+            (reduction, _) => build_catalog(split, als, als_cfg, text, text_dim, reduction.as_ref(), scale, items)?,
         };
         let catalog = match &self.query {
             Some(q) => catalog.with_query_columns(&q.rows, q.dim, q.projection.clone())?,
@@ -270,8 +324,9 @@ pub fn base_scoring(als_cfg: &AlsConfig) -> Scoring {
 
 /// Collaborative factors for every item (ALS where trained or imported, ridge-predicted from text
 /// elsewhere), the ALS gramian for fold-in, and training popularity, beside the item text
-/// (`text`, or its `reduction`). The ridge map always reads the unreduced text: a reduction that
-/// suits scoring (fewer dimensions to ship) would only take information from the prediction.
+/// (`text`, or its `reduction`; a cold item's profile text times `cold_profile`). The ridge map
+/// always reads the unreduced text: a reduction that suits scoring (fewer dimensions to ship)
+/// would only take information from the prediction.
 #[allow(clippy::too_many_arguments)]
 fn build_catalog(
     split: &Split,
@@ -280,14 +335,36 @@ fn build_catalog(
     text: &[f32],
     text_dim: usize,
     reduction: Option<&Projection>,
+    cold_profile: f32,
     items: Vec<ItemMeta>,
 ) -> anyhow::Result<Catalog> {
-    let dim = als.dim;
+    let trained = trained_items(split, als);
+    let cf = fill_cold_factors(&trained, als, als_cfg, text, text_dim)?;
+    let parts = CatalogParts { split, als, als_cfg, text, text_dim, reduction };
+    parts.assemble(&trained, cf, cold_profile, items)
+}
+
+/// Items with collaborative factors of their own: a training positive, or (imported factors) a
+/// row in the factor file.
+fn trained_items(split: &Split, als: &Factors) -> Vec<bool> {
     let mut trained = split.train_items();
     if let Some(known) = &als.item_known {
         trained.iter_mut().zip(known).for_each(|(t, &k)| *t |= k);
     }
-    let warm: Vec<usize> = (0..split.n_items).filter(|&i| trained[i]).collect();
+    trained
+}
+
+/// ALS's item factors where `trained`, elsewhere the prediction of a ridge map from the unreduced
+/// text, fitted on the trained items.
+fn fill_cold_factors(
+    trained: &[bool],
+    als: &Factors,
+    als_cfg: &AlsConfig,
+    text: &[f32],
+    text_dim: usize,
+) -> anyhow::Result<Vec<f32>> {
+    let dim = als.dim;
+    let warm: Vec<usize> = (0..trained.len()).filter(|&i| trained[i]).collect();
     anyhow::ensure!(warm.len() > 1, "too few items with training interactions to fit the text map");
     let gather = |m: &[f32], d: usize, rows: &[usize]| -> Vec<f32> {
         rows.iter().flat_map(|&r| m[r * d..(r + 1) * d].iter().copied()).collect()
@@ -300,21 +377,108 @@ fn build_catalog(
         &RIDGE_GRID,
         als_cfg.seed,
     );
-    // Fold-in uses the gramian of the factors ALS trained with (cold rows are zero there).
-    let cf_gram = gramian(&als.items, dim, als_cfg.regularization);
     let mut cf = als.items.clone();
-    let cold: Vec<usize> = (0..split.n_items).filter(|&i| !trained[i]).collect();
+    let cold: Vec<usize> = (0..trained.len()).filter(|&i| !trained[i]).collect();
     let predicted = map.apply(&gather(text, text_dim, &cold));
     for (k, &i) in cold.iter().enumerate() {
         cf[i * dim..(i + 1) * dim].copy_from_slice(&predicted[k * dim..(k + 1) * dim]);
     }
-    let mut popularity = vec![0f32; split.n_items];
-    split.train.iter().for_each(|i| popularity[i.item as usize] += 1.0);
-    let (text, text_dim) = match reduction {
-        Some(p) => (p.apply_rows(text), p.out_dim),
-        None => (text.to_vec(), text_dim),
-    };
-    Ok(Catalog::new(items, cf, dim, cf_gram, text, text_dim, popularity)?)
+    Ok(cf)
+}
+
+/// What a catalogue is built from besides its collaborative rows.
+struct CatalogParts<'a> {
+    split: &'a Split,
+    als: &'a Factors,
+    als_cfg: &'a AlsConfig,
+    text: &'a [f32],
+    text_dim: usize,
+    reduction: Option<&'a Projection>,
+}
+
+impl CatalogParts<'_> {
+    fn assemble(
+        &self,
+        trained: &[bool],
+        cf: Vec<f32>,
+        cold_profile: f32,
+        items: Vec<ItemMeta>,
+    ) -> anyhow::Result<Catalog> {
+        let dim = self.als.dim;
+        // Fold-in uses the gramian of the factors ALS trained with (cold rows are zero there).
+        let cf_gram = gramian(&self.als.items, dim, self.als_cfg.regularization);
+        let mut popularity = vec![0f32; self.split.n_items];
+        self.split.train.iter().for_each(|i| popularity[i.item as usize] += 1.0);
+        let (mut text, text_dim) = match self.reduction {
+            Some(p) => (p.apply_rows(self.text), p.out_dim),
+            None => (self.text.to_vec(), self.text_dim),
+        };
+        if cold_profile != 1.0 {
+            for (row, _) in text.chunks_exact_mut(text_dim).zip(trained).filter(|(_, &t)| !t) {
+                row.iter_mut().for_each(|v| *v *= cold_profile);
+            }
+        }
+        Ok(Catalog::new(items, cf, dim, cf_gram, text, text_dim, popularity)?)
+    }
+}
+
+/// Chooses the scale of a cold item's profile text ([`COLD_PROFILE`]) the way the cold split
+/// measures it, on validation: a seeded share of the warm items (the split's cold fraction) is
+/// made cold (its factors predicted by a ridge map fitted without it, its positives taken out of
+/// every history), and each person's training and validation positives on it are ranked among it.
+#[allow(clippy::too_many_arguments)]
+fn choose_cold_profile(
+    spec: HybridSpec,
+    split: &Split,
+    als: &Factors,
+    als_cfg: &AlsConfig,
+    text: &[f32],
+    text_dim: usize,
+    reduction: Option<&Projection>,
+    scoring: &Scoring,
+    items: &[ItemMeta],
+) -> anyhow::Result<ColdProfile> {
+    let mut trained = trained_items(split, als);
+    let mut warm: Vec<usize> = (0..split.n_items).filter(|&i| trained[i]).collect();
+    let n_pseudo = (warm.len() as f64 * split.config.cold_fraction).round() as usize;
+    if spec.cold_profiles.len() < 2 || scoring.text_weight == 0.0 || n_pseudo == 0 || n_pseudo + 2 > warm.len() {
+        return Ok(ColdProfile::default());
+    }
+    Rng::stream(als_cfg.seed, "pseudo-cold").shuffle(&mut warm);
+    let mut pseudo = vec![false; split.n_items];
+    for &i in &warm[..n_pseudo] {
+        pseudo[i] = true;
+        trained[i] = false;
+    }
+    let cf = fill_cold_factors(&trained, als, als_cfg, text, text_dim)?;
+    let kept = |i: &&Interaction| !pseudo[i.item as usize];
+    let history =
+        Csr::from_triples(split.n_users, split.n_items, split.train.iter().filter(kept).map(|i| (i.user, i.item, 1.0)));
+    let mut sequences = vec![Vec::new(); split.n_users];
+    split.train.iter().filter(kept).for_each(|i| sequences[i.user as usize].push(i.item));
+    let held_out: Vec<Interaction> =
+        split.train.iter().chain(&split.valid).filter(|i| pseudo[i.item as usize]).cloned().collect();
+    let set = EvalSet::from_parts(split, &history, Target::Cold, pseudo, &held_out);
+    let parts = CatalogParts { split, als, als_cfg, text, text_dim, reduction };
+    let mut validation = Vec::new();
+    for &scale in spec.cold_profiles {
+        let catalog = parts.assemble(&trained, cf.clone(), scale, items.to_vec())?;
+        let users = user_vectors(&catalog, scoring, &sequences);
+        let scorer = HybridScorer { name: spec.name, catalog: &catalog, scoring: *scoring, users: Cow::Owned(users) };
+        let ndcg = evaluate(&scorer, &set, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value);
+        tracing::debug!("{}: cold profile text × {scale}: pseudo-cold validation ndcg@10 {ndcg:.4}", spec.name);
+        validation.push((scale, ndcg));
+    }
+    // The first scale (1: unchanged) unless another is strictly better.
+    let best = validation.iter().fold(validation[0], |b, &p| if p.1 > b.1 { p } else { b });
+    tracing::info!(
+        "{}: cold items' profile text × {} (chosen on {n_pseudo} items made cold: validation ndcg@10 {:.4}, × 1 {:.4})",
+        spec.name,
+        best.0,
+        best.1,
+        validation[0].1
+    );
+    Ok(ColdProfile { scale: best.0, validation })
 }
 
 /// Every user's vector from their training positives (oldest first), through nook-core's fold-in
@@ -379,7 +543,8 @@ mod tests {
             .map(|i| ItemMeta { id: i.to_string(), title: format!("item {i}"), year: None, genres: Vec::new() })
             .collect();
         let reduction = pca::fit(&text, 2, 1);
-        let catalog = build_catalog(&split, &als, &AlsConfig::default(), &text, 2, Some(&reduction), items).unwrap();
+        let catalog =
+            build_catalog(&split, &als, &AlsConfig::default(), &text, 2, Some(&reduction), 1.0, items).unwrap();
         assert_eq!(catalog.text_dim, 1, "the catalogue keeps the reduction");
         let predicted = catalog.cf.row(40, 1)[0];
         assert!(
