@@ -110,6 +110,32 @@ fn check_finite_differences(inputs: &[Tensor], differentiable: &[bool], op: impl
 }
 
 // 2 x 70 rows: more than one block of rows (64), with a remainder.
+/// An input no gradient flows back to (the first trained block's, from frozen layers) gets none
+/// computed, by the linear layer or the residual LayerNorm, and the weights' gradients are the
+/// same as when it is tracked.
+#[test]
+fn an_untracked_input_gets_no_gradient_and_the_weights_the_same() {
+    let check = |inputs: Vec<Tensor>, untracked: usize, op: &dyn Fn(&[Tensor]) -> Tensor, what: &str| {
+        let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+        let tracked: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let mut constant = tracked.clone();
+        constant[untracked] = inputs[untracked].clone();
+        let y = op(&tracked);
+        let w = random(y.dims(), 99, 1.0);
+        let backward = |y: Tensor| (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let (g_ref, g) = (backward(y), backward(op(&constant)));
+        assert!(g_ref.get(&tracked[untracked]).is_some(), "{what}: a tracked input gets a gradient");
+        assert!(g.get(&constant[untracked]).is_none(), "{what}: the untracked input gets none");
+        for (i, t) in constant.iter().enumerate().filter(|&(i, _)| i != untracked) {
+            let (got, want) = (values(g.get(t).expect("gradient")), values(g_ref.get(t).expect("gradient")));
+            assert_eq!(got, want, "{what}: gradient of input {i}");
+        }
+    };
+    check(linear_inputs(), 0, &|t| linear(&t[0], &t[1], Some(&t[2])).unwrap(), "linear");
+    check(linear_inputs()[..2].to_vec(), 0, &|t| linear(&t[0], &t[1], None).unwrap(), "linear without bias");
+    check(layer_norm_inputs(), 1, &|t| add_layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap(), "layer norm residual");
+}
+
 fn layer_norm_inputs() -> Vec<Tensor> {
     let params =
         Tensor::stack(&[&(random(&[24], 3, 0.2) + 1.0).unwrap(), &random(&[24], 4, 0.3), &random(&[24], 5, 0.5)], 0);

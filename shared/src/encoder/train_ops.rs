@@ -226,7 +226,9 @@ impl CustomOp3 for AddLayerNorm {
         let n = a.elem_count();
         let dx = packed.narrow(0, 0, n)?.reshape(a.shape())?;
         let dparams = packed.narrow(0, n, 3 * h)?.reshape((3, h))?;
-        Ok((Some(dx.clone()), Some(dx), Some(dparams)))
+        // An untracked residual (the first trained block's input, from frozen layers) needs none.
+        let dr = r.track_op().then(|| dx.clone());
+        Ok((Some(dx), dr, Some(dparams)))
     }
 }
 
@@ -582,12 +584,15 @@ impl Dense {
         Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 
-    /// Gradients `(dx, dw, d bias)` from the saved input and weight.
-    fn backward(x: &Tensor, w: &Tensor, grad: &Tensor, bias: bool) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    /// Gradients `(dx, dw, d bias)` from the saved input and weight; no `dx` for an input no
+    /// gradient flows back to (the first trained block's, computed by frozen layers): at two
+    /// trained blocks its three products are 2.5% of a step's arithmetic.
+    fn backward(x: &Tensor, w: &Tensor, grad: &Tensor, bias: bool) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let (out_f, in_f) = w.dims2()?;
-        let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &DenseBackward { bias })?;
-        let n = x.elem_count();
-        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        let input_grad = x.track_op();
+        let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &DenseBackward { bias, input_grad })?;
+        let n = if input_grad { x.elem_count() } else { 0 };
+        let dx = if input_grad { Some(packed.narrow(0, 0, n)?.reshape(x.shape())?) } else { None };
         let dw = packed.narrow(0, n, out_f * in_f)?.reshape((out_f, in_f))?;
         let db = if bias { Some(packed.narrow(0, n + out_f * in_f, out_f)?) } else { None };
         Ok((dx, dw, db))
@@ -606,7 +611,7 @@ impl CustomOp2 for Dense {
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, _) = Dense::backward(x, w, grad, false)?;
-        Ok((Some(dx), Some(dw)))
+        Ok((dx, Some(dw)))
     }
 }
 
@@ -637,13 +642,15 @@ impl CustomOp3 for Dense {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, db) = Dense::backward(x, w, grad, true)?;
-        Ok((Some(dx), Some(dw), db))
+        Ok((dx, Some(dw), db))
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 struct DenseBackward {
     bias: bool,
+    /// Whether to compute dx.
+    input_grad: bool,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -652,7 +659,8 @@ impl CustomOp3 for DenseBackward {
         "linear-backward"
     }
 
-    /// One tensor: dx (rows × in), dw (out × in), then d bias (out) when there is a bias.
+    /// One tensor: dx (rows × in, when asked for), dw (out × in), then d bias (out) when there
+    /// is a bias.
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -669,17 +677,20 @@ impl CustomOp3 for DenseBackward {
             candle_core::bail!("linear-backward: grad {:?} for x {:?}", l3.dims(), l1.dims());
         }
         let db = if self.bias { column_sums(dy, out_f) } else { Vec::new() };
-        let total = rows * in_f + out_f * in_f + db.len();
+        let n = if self.input_grad { rows * in_f } else { 0 };
+        let total = n + out_f * in_f + db.len();
         let mut out: Vec<f32> = Vec::with_capacity(total);
         let p = out.as_mut_ptr();
-        // SAFETY: out has room for `total` values: dx fills the first rows × in_f, dw the next
-        // out_f × in_f (both written by gemm), d bias the rest; set_len only after all three.
+        // SAFETY: out has room for `total` values: dx fills the first n (rows × in_f, or none),
+        // dw the next out_f × in_f (both written by gemm), d bias the rest; set_len only after.
         unsafe {
-            // dx = dy · w: dy rows × out_f, w out_f × in_f, both row-major.
-            gemm_into(p, (rows, in_f, out_f), dy.as_ptr(), (1, out_f), w.as_ptr(), (1, in_f));
+            if self.input_grad {
+                // dx = dy · w: dy rows × out_f, w out_f × in_f, both row-major.
+                gemm_into(p, (rows, in_f, out_f), dy.as_ptr(), (1, out_f), w.as_ptr(), (1, in_f));
+            }
             // dw = dyᵀ · x: dyᵀ is out_f × rows (column stride out_f, row stride 1).
-            gemm_into(p.add(rows * in_f), (out_f, in_f, rows), dy.as_ptr(), (out_f, 1), x.as_ptr(), (1, in_f));
-            std::ptr::copy_nonoverlapping(db.as_ptr(), p.add(rows * in_f + out_f * in_f), db.len());
+            gemm_into(p.add(n), (out_f, in_f, rows), dy.as_ptr(), (out_f, 1), x.as_ptr(), (1, in_f));
+            std::ptr::copy_nonoverlapping(db.as_ptr(), p.add(n + out_f * in_f), db.len());
             out.set_len(total);
         }
         Ok((CpuStorage::F32(out), Shape::from(total)))
