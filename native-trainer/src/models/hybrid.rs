@@ -157,7 +157,8 @@ impl Hybrid {
         let base = base_scoring(als_cfg);
         let valid = EvalSet::new(split, train, Target::Valid);
         let sequences = split.train_sequences();
-        let full = build_catalog(split, als, als_cfg, text, text_dim, None, 1.0, items.clone())?;
+        let parts = CatalogParts { split, als, als_cfg, text, text_dim, reduction: None };
+        let full = parts.build(1.0, items.clone())?;
         let ndcg10 = |scorer: &HybridScorer<'_>| {
             evaluate(scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value)
         };
@@ -183,7 +184,7 @@ impl Hybrid {
             let projection = reduction.map(|k| pca::fit(text, text_dim, k));
             let catalog = match &projection {
                 None => full.clone(),
-                Some(p) => build_catalog(split, als, als_cfg, text, text_dim, Some(p), 1.0, items.clone())?,
+                Some(p) => CatalogParts { reduction: Some(p), ..parts }.build(1.0, items.clone())?,
             };
             for &h in &HALF_LIVES {
                 let with_recency = Scoring { recency_half_life: h, ..base };
@@ -224,8 +225,7 @@ impl Hybrid {
             Some(p) => {
                 let reduction = spec.reductions.iter().flatten().find(|&&k| k == p.text_dims).copied();
                 let projection = pca::fit(text, text_dim, reduction.expect("reduced dims come from the grid"));
-                let catalog =
-                    build_catalog(split, als, als_cfg, text, text_dim, Some(&projection), 1.0, items.clone())?;
+                let catalog = CatalogParts { reduction: Some(&projection), ..parts }.build(1.0, items.clone())?;
                 (
                     p.ndcg10,
                     Scoring { text_weight: p.text_weight, recency_half_life: p.recency_half_life, ..base },
@@ -242,20 +242,11 @@ impl Hybrid {
             chosen.text_weight,
             chosen.recency_half_life
         );
-        let cold_profile =
-            choose_cold_profile(spec, split, als, als_cfg, text, text_dim, reduction.as_ref(), &chosen, &items)?;
+        let chosen_parts = CatalogParts { reduction: reduction.as_ref(), ..parts };
+        let cold_profile = choose_cold_profile(spec, &chosen_parts, &chosen, &items)?;
         let catalog = match cold_profile.scale == 1.0 {
             true => catalog,
-            false => build_catalog(
-                split,
-                als,
-                als_cfg,
-                text,
-                text_dim,
-                reduction.as_ref(),
-                cold_profile.scale,
-                items.clone(),
-            )?,
+            false => chosen_parts.build(cold_profile.scale, items.clone())?,
         };
         let scoring = Scoring { query_weight: DEFAULT_QUERY_WEIGHT, expansion: DEFAULT_EXPANSION, ..chosen };
         let content = Scoring { query_weight: DEFAULT_QUERY_WEIGHT, ..content };
@@ -292,11 +283,12 @@ impl Hybrid {
         text_dim: usize,
     ) -> anyhow::Result<Self> {
         let items = self.content_catalog.items.clone();
-        let content_catalog = build_catalog(split, als, als_cfg, text, text_dim, None, 1.0, items.clone())?;
+        let parts = CatalogParts { split, als, als_cfg, text, text_dim, reduction: None };
+        let content_catalog = parts.build(1.0, items.clone())?;
         let scale = self.cold_profile.scale;
         let catalog = match (&self.reduction, scale == 1.0) {
             (None, true) => content_catalog.clone(),
-            (reduction, _) => build_catalog(split, als, als_cfg, text, text_dim, reduction.as_ref(), scale, items)?,
+            (reduction, _) => CatalogParts { reduction: reduction.as_ref(), ..parts }.build(scale, items)?,
         };
         let catalog = match &self.query {
             Some(q) => catalog.with_query_columns(&q.rows, q.dim, q.projection.clone())?,
@@ -320,28 +312,6 @@ pub fn base_scoring(als_cfg: &AlsConfig) -> Scoring {
         expansion: Expansion::OFF,
         similar_text_weight: None,
     }
-}
-
-/// Collaborative factors for every item (ALS where trained or imported, ridge-predicted from text
-/// elsewhere), the ALS gramian for fold-in, and training popularity, beside the item text
-/// (`text`, or its `reduction`; a cold item's profile text times `cold_profile`). The ridge map
-/// always reads the unreduced text: a reduction that suits scoring (fewer dimensions to ship)
-/// would only take information from the prediction.
-#[allow(clippy::too_many_arguments)]
-fn build_catalog(
-    split: &Split,
-    als: &Factors,
-    als_cfg: &AlsConfig,
-    text: &[f32],
-    text_dim: usize,
-    reduction: Option<&Projection>,
-    cold_profile: f32,
-    items: Vec<ItemMeta>,
-) -> anyhow::Result<Catalog> {
-    let trained = trained_items(split, als);
-    let cf = fill_cold_factors(&trained, als, als_cfg, text, text_dim)?;
-    let parts = CatalogParts { split, als, als_cfg, text, text_dim, reduction };
-    parts.assemble(&trained, cf, cold_profile, items)
 }
 
 /// Items with collaborative factors of their own: a training positive, or (imported factors) a
@@ -386,7 +356,9 @@ fn fill_cold_factors(
     Ok(cf)
 }
 
-/// What a catalogue is built from besides its collaborative rows.
+/// What a catalogue is built from: ALS factors and the item text (the ridge map always reads
+/// the unreduced text; the catalogue keeps it or its `reduction`).
+#[derive(Clone, Copy)]
 struct CatalogParts<'a> {
     split: &'a Split,
     als: &'a Factors,
@@ -397,6 +369,17 @@ struct CatalogParts<'a> {
 }
 
 impl CatalogParts<'_> {
+    /// Collaborative factors for every item (ALS where trained or imported, ridge-predicted from
+    /// text elsewhere), the ALS gramian for fold-in, and training popularity, beside the item
+    /// text (a cold item's profile text times `cold_profile`). The ridge map reads the unreduced
+    /// text: a reduction that suits scoring (fewer dimensions to ship) would only take
+    /// information from the prediction.
+    fn build(&self, cold_profile: f32, items: Vec<ItemMeta>) -> anyhow::Result<Catalog> {
+        let trained = trained_items(self.split, self.als);
+        let cf = fill_cold_factors(&trained, self.als, self.als_cfg, self.text, self.text_dim)?;
+        self.assemble(&trained, cf, cold_profile, items)
+    }
+
     fn assemble(
         &self,
         trained: &[bool],
@@ -426,18 +409,13 @@ impl CatalogParts<'_> {
 /// measures it, on validation: a seeded share of the warm items (the split's cold fraction) is
 /// made cold (its factors predicted by a ridge map fitted without it, its positives taken out of
 /// every history), and each person's training and validation positives on it are ranked among it.
-#[allow(clippy::too_many_arguments)]
 fn choose_cold_profile(
     spec: HybridSpec,
-    split: &Split,
-    als: &Factors,
-    als_cfg: &AlsConfig,
-    text: &[f32],
-    text_dim: usize,
-    reduction: Option<&Projection>,
+    parts: &CatalogParts,
     scoring: &Scoring,
     items: &[ItemMeta],
 ) -> anyhow::Result<ColdProfile> {
+    let CatalogParts { split, als, als_cfg, text, text_dim, .. } = *parts;
     let mut trained = trained_items(split, als);
     let mut warm: Vec<usize> = (0..split.n_items).filter(|&i| trained[i]).collect();
     let n_pseudo = (warm.len() as f64 * split.config.cold_fraction).round() as usize;
@@ -459,7 +437,6 @@ fn choose_cold_profile(
     let held_out: Vec<Interaction> =
         split.train.iter().chain(&split.valid).filter(|i| pseudo[i.item as usize]).cloned().collect();
     let set = EvalSet::from_parts(split, &history, Target::Cold, pseudo, &held_out);
-    let parts = CatalogParts { split, als, als_cfg, text, text_dim, reduction };
     let mut validation = Vec::new();
     for &scale in spec.cold_profiles {
         let catalog = parts.assemble(&trained, cf.clone(), scale, items.to_vec())?;
@@ -543,8 +520,16 @@ mod tests {
             .map(|i| ItemMeta { id: i.to_string(), title: format!("item {i}"), year: None, genres: Vec::new() })
             .collect();
         let reduction = pca::fit(&text, 2, 1);
-        let catalog =
-            build_catalog(&split, &als, &AlsConfig::default(), &text, 2, Some(&reduction), 1.0, items).unwrap();
+        let cfg = AlsConfig::default();
+        let parts = CatalogParts {
+            split: &split,
+            als: &als,
+            als_cfg: &cfg,
+            text: &text,
+            text_dim: 2,
+            reduction: Some(&reduction),
+        };
+        let catalog = parts.build(1.0, items).unwrap();
         assert_eq!(catalog.text_dim, 1, "the catalogue keeps the reduction");
         let predicted = catalog.cf.row(40, 1)[0];
         assert!(
