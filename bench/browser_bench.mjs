@@ -34,7 +34,11 @@ const peer = http.createServer((req, res) => {
   const file = path.join(peerRoot, decodeURIComponent(new URL(req.url, 'http://x').pathname));
   if (process.env.NOOK_BENCH_DEBUG) console.error(req.method, req.url);
   if (!file.startsWith(peerRoot) || !fs.existsSync(file) || !fs.statSync(file).isFile()) { res.writeHead(404); res.end(); return; }
-  res.writeHead(200, { 'Content-Type': types[path.extname(file)] || 'application/octet-stream' });
+  // Cross-origin isolated, as nook's page is under `nook serve`: onnxruntime-web needs it for threads.
+  res.writeHead(200, {
+    'Content-Type': types[path.extname(file)] || 'application/octet-stream',
+    'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp',
+  });
   fs.createReadStream(file).pipe(res);
 });
 await new Promise((resolve) => peer.listen(0, '127.0.0.1', resolve));
@@ -77,6 +81,26 @@ try {
     console.log(`${name.padEnd(13)} ${nook.toFixed(2).padStart(8)} ${base128.toFixed(2).padStart(11)} ${peer.toFixed(2).padStart(19)} ${(peer / nook).toFixed(2).padStart(13)}x ${(peer / base128).toFixed(2).padStart(16)}x ${cos.padStart(7)}`);
   }
   console.log(`nook wasm memory after loading the bundle: ${warm.wasmMemoryMb.toFixed(1)} MB`);
+
+  // Both on several threads: nook's threaded build (what a cross-origin isolated page loads) and
+  // onnxruntime-web's workers; 2 (this machine's cores, if it has 2) and 4.
+  for (const n of [...new Set([Math.min(os.cpus().length, 4), 4])].filter((k) => k > 1)) {
+    const threaded = await runOnce(`?threads=${n}`);
+    if (threaded.error) throw new Error(threaded.error);
+    for (const name of Object.keys(warm.vectors)) {
+      if (!warm.vectors[name].every((v, i) => v === threaded.vectors[name][i])) throw new Error(`${name}: the threaded build embeds differently`);
+    }
+    await page.goto(`${peerBase}tjs.html?threads=${n}`);
+    await page.waitForFunction(() => window.results, null, { timeout: 600_000 });
+    const peerN = await page.evaluate(() => window.results);
+    if (peerN.error) throw new Error(`Transformers.js: ${peerN.error}`);
+    console.log(`\n${n} threads each (nook: ${threaded.threads} workers, in a worker as the package runs, same vectors as one thread: checked, wasm memory ${threaded.wasmMemoryMb.toFixed(1)} MB; Transformers.js cross-origin isolated: ${peerN.isolated}; this machine: ${os.cpus().length} cores)`);
+    console.log(`${'query tokens'.padEnd(13)} ${'nook ms'.padStart(8)} ${'Transformers.js ms'.padStart(19)} ${'nook speed-up'.padStart(14)} ${'nook vs 1 thread'.padStart(17)}`);
+    for (const name of Object.keys(threaded.embed)) {
+      const [nook, peer] = [threaded.embed[name], peerN.embed[name]];
+      console.log(`${name.padEnd(13)} ${nook.toFixed(2).padStart(8)} ${peer.toFixed(2).padStart(19)} ${(peer / nook).toFixed(2).padStart(13)}x ${(warm.embed[name] / nook).toFixed(2).padStart(16)}x`);
+    }
+  }
   console.log('');
 
   // Where nook's query-embedding time goes: a CPU profile of 50 embeddings of 64 tokens, self time by function.

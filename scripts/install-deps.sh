@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks for nook's build and tests, skipping what is there:
-# the wasm32 target, rustfmt/clippy, Debian's chromium + chromium-driver (browser tests),
+# the wasm32 target, rustfmt/clippy, a pinned nightly with rust-src (the threaded wasm build), Debian's chromium + chromium-driver (browser tests),
 # mesa-vulkan-drivers (lavapipe: the GPU tests on the CPU), fonts-dejavu-core (report plots),
 # nginx (the deploy guide's server, tested by the browser suite),
 # wasm-bindgen-cli at the crate's version, and the npm tools (binaryen, playwright-core).
@@ -28,6 +28,13 @@ apt_install() {
 
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target list --installed | grep -q wasm32-unknown-unknown
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The browser's threaded build needs a std compiled with atomics (`-Z build-std`): a pinned nightly
+# with its source, from rustup's dist server (~10 s; reused once there). See scripts/build-wasm.sh.
+nightly=$(cat scripts/nightly-toolchain)
+if [ "${NOOK_WASM_THREADS:-1}" != 0 ] && { ! rustup run "$nightly" rustc -V >/dev/null 2>&1 || [ ! -d "$(rustup run "$nightly" rustc --print sysroot)/lib/rustlib/src/rust/library" ]; }; then
+  echo "installing the Rust toolchain $nightly with rust-src (the threaded wasm build)" >&2
+  rustup toolchain install "$nightly" --profile minimal --component rust-src
+fi
 
 if $browser; then
   missing=()

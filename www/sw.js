@@ -1,7 +1,7 @@
 // The page's service worker: keeps the page's files so a second visit works offline, as one
 // versioned set. shell.js (written by scripts/build-wasm.sh) lists the files, each one's SHA-256
-// and a version that hashes that listing; a new version is fetched whole (of the two wasm builds,
-// only the one this browser runs), every file checked against its hash, and cached beside the
+// and a version that hashes that listing; a new version is fetched whole (of the wasm builds,
+// only those this browser runs), every file checked against its hash, and cached beside the
 // old one, and takes over only when no page of the old version is open (or the page
 // asks, after the person chose to reload). So a page, its JavaScript and its wasm always come
 // from the same build, online or offline, and a failed or partial download (a full quota, a
@@ -26,9 +26,11 @@ async function versionOf(sha256) {
   return (await sha256Hex(new TextEncoder().encode(listing))).slice(0, 16);
 }
 
-// Which wasm build this browser runs, as the package's engine.js decides it: a module with one
-// relaxed-SIMD instruction validates or not (the same bytes as engine.js's probe).
-function unusedBuild() {
+// Which wasm builds this browser never runs, as the package's engine.js decides: a module with one
+// relaxed-SIMD instruction validates or not (the same bytes as engine.js's probe). Where it does,
+// both relaxed builds are kept (the threaded one where the page is cross-origin isolated, the
+// single-thread one for pages that are not or that run without a worker).
+function unusedBuilds() {
   const zeros = [0xfd, 0x0c, ...new Array(16).fill(0)];
   const probe = new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00,
@@ -36,14 +38,14 @@ function unusedBuild() {
   ]);
   let relaxed = false;
   try { relaxed = WebAssembly.validate(probe); } catch { /* no wasm at all */ }
-  return relaxed ? 'nook/pkg/' : 'nook/pkg-relaxed/';
+  return relaxed ? ['nook/pkg/'] : ['nook/pkg-relaxed/', 'nook/pkg-threads/'];
 }
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
     if (await versionOf(SHELL.sha256) !== SHELL.version) throw new Error('shell.js does not match its own version');
-    const unused = unusedBuild();
-    const wanted = SHELL.files.filter((f) => !f.startsWith(unused));
+    const unused = unusedBuilds();
+    const wanted = SHELL.files.filter((f) => !unused.some((prefix) => f.startsWith(prefix)));
     const responses = await Promise.all(wanted.map(async (file) => {
       const response = await fetch(new Request(file, { cache: 'no-cache' }));
       if (!response.ok) throw new Error(`${file}: HTTP ${response.status}`);

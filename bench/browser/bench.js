@@ -1,12 +1,21 @@
 // Browser benchmark page (driven by bench/browser_bench.mjs): query embedding with nook's wasm
 // encoder; top-10 over synthetic tables with nook WebGPU, nook wasm SIMD and a plain JavaScript
 // loop over a Float32Array. Results land in window.results. `?simd=simd128` runs the SIMD128
-// build instead of the relaxed-SIMD one.
+// build instead of the relaxed-SIMD one; `?threads=N` only embeds, with the threaded build on N
+// Web Workers (the page is cross-origin isolated under `nook serve`).
 import { QUERIES, REPEATS, median } from './queries.js';
 
 const params = new URLSearchParams(location.search);
+const threads = Number(params.get('threads') || 1);
 const build = params.get('simd') === 'simd128' ? 'pkg' : 'pkg-relaxed';
 const { default: init, NookClient, RankBench } = await import(`../nook/${build}/nook_wasm.js`);
+
+// The threaded build embeds in a worker (embed_worker.js), as the package runs it.
+function threaded() {
+  const worker = new Worker(new URL('./embed_worker.js', import.meta.url), { type: 'module' });
+  worker.postMessage({ threads, bundle: new URL('../bundle/', location.href).href });
+  return new Promise((resolve) => { worker.onmessage = ({ data }) => resolve(data); });
+}
 
 function jsTop10(table, n, dim, query) {
   const scores = new Float32Array(n);
@@ -68,4 +77,5 @@ async function run() {
   document.getElementById('out').textContent = JSON.stringify(results, null, 2);
 }
 
-run().catch((e) => { window.results = { error: String(e) }; });
+if (threads > 1) threaded().then((r) => { window.results = r; });
+else run().catch((e) => { window.results = { error: String(e) }; });

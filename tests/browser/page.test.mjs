@@ -349,30 +349,43 @@ test('second visit works offline from the caches, and a corrupted cache entry is
   }
 });
 
-test('the relaxed-SIMD and SIMD128 builds embed and rank identically, and the page runs the faster one', { skip }, async () => {
+test('the threaded, relaxed-SIMD and SIMD128 builds embed and rank identically, and the page runs the fastest', { skip }, async () => {
   const { page, errors, close } = await launch();
   try {
     await ready(page);
     const got = await page.evaluate(async () => {
       const { Nook } = await import('./nook/index.js');
-      const out = {};
-      for (const simd of ['auto', 'simd128']) {
-        const nook = await Nook.load('bundle/', { simd, update: false });
-        out[simd] = {
+      const out = { isolated: globalThis.crossOriginIsolated, cores: navigator.hardwareConcurrency };
+      const runs = { auto: {}, relaxed: { threads: 1 }, simd128: { simd: 'simd128' } };
+      for (const [name, options] of Object.entries(runs)) {
+        const nook = await Nook.load('bundle/', { ...options, update: false });
+        out[name] = {
           simd: nook.simd,
+          threads: nook.threads,
           backend: nook.backend,
-          vectors: await Promise.all(['a scary horror movie', 'romantic comedy in paris', 'x'].map((q) => nook.embed(q).then(Array.from))),
+          // Long enough (~60 tokens) that the threaded build splits the products and the heads.
+          vectors: await Promise.all([
+            'a scary horror movie', 'romantic comedy in paris', 'x',
+            'a slow, quiet film about two estranged brothers who drive across the country to bury their father, '
+              + 'arguing about the past, meeting strangers in diners and motels, and learning to forgive',
+          ].map((q) => nook.embed(q).then(Array.from))),
           recs: await nook.recommend({ likes: ['50', '1', '181'], query: 'space adventure with robots', k: 20 }),
         };
         nook.dispose();
       }
       return out;
     });
+    assert.ok(got.isolated, 'nook serve makes the page cross-origin isolated (COOP/COEP)');
     assert.equal(got.auto.simd, 'relaxed', 'Chromium has relaxed SIMD: the page runs that build');
+    assert.equal(got.auto.threads, Math.min(got.cores, 4), `the threaded build on the device's cores (${got.cores})`);
+    assert.ok(got.auto.threads > 1, 'this machine has more than one core');
     assert.match(got.auto.backend, /relaxed SIMD|WebGPU/);
-    assert.equal(got.simd128.simd, 'simd128');
-    assert.deepEqual(got.auto.vectors, got.simd128.vectors, 'the same query vectors to the bit');
-    assert.deepEqual(got.auto.recs.items, got.simd128.recs.items, 'the same recommendations and scores');
+    assert.deepEqual([got.relaxed.simd, got.relaxed.threads], ['relaxed', 1]);
+    assert.deepEqual([got.simd128.simd, got.simd128.threads], ['simd128', 1]);
+    for (const other of ['relaxed', 'simd128']) {
+      assert.deepEqual(got.auto.vectors, got[other].vectors, `the same query vectors to the bit (threads vs ${other})`);
+      assert.deepEqual(got.auto.recs.items, got[other].recs.items, `the same recommendations and scores (threads vs ${other})`);
+    }
     assert.equal(got.auto.vectors[0].length > 0, true);
     // The service worker keeps only the build this browser runs.
     await page.evaluate(() => navigator.serviceWorker.ready.then(() => undefined));
@@ -382,8 +395,34 @@ test('the relaxed-SIMD and SIMD128 builds embed and rank identically, and the pa
       return (await (await caches.open(name)).keys()).map((r) => new URL(r.url).pathname);
     });
     assert.ok(cached.some((p) => p.endsWith('/nook/pkg-relaxed/nook_wasm_bg.wasm')), `cached: ${cached}`);
+    assert.ok(cached.some((p) => p.endsWith('/nook/pkg-threads/nook_wasm_bg.wasm')), `cached: ${cached}`);
+    assert.ok(cached.some((p) => p.endsWith('/workerHelpers.js')), `the threads' worker script is cached: ${cached}`);
     assert.ok(!cached.some((p) => p.includes('/nook/pkg/')), `the unused build is not cached: ${cached}`);
     assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('a site without the threaded build falls back to one thread and still ranks', { skip }, async () => {
+  // No service worker: its fetches would pass the route below by.
+  const { context, page, close } = await launch({ serviceWorkers: 'block' });
+  try {
+    const warnings = [];
+    page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+    // As if the site had not deployed pkg-threads/ (the package's worker asks for it).
+    await context.route('**/nook/pkg-threads/**', (route) => route.fulfill({ status: 404, body: 'not here' }));
+    await ready(page);
+    const got = await page.evaluate(async () => {
+      const { Nook } = await import('./nook/index.js');
+      const nook = await Nook.load('bundle/', { update: false });
+      const recs = await nook.recommend({ likes: ['50'], query: 'space adventure', k: 5 });
+      const out = { simd: nook.simd, threads: nook.threads, n: recs.items.length };
+      nook.dispose();
+      return out;
+    });
+    assert.deepEqual(got, { simd: 'relaxed', threads: 1, n: 5 });
+    assert.ok(warnings.some((w) => w.includes('threaded build did not start')), `warnings: ${warnings}`);
   } finally {
     await close();
   }

@@ -25,7 +25,11 @@ async function site(): Promise<void> {
   await nook.recommend({ likes: [1] });
   // @ts-expect-error: no such backend
   await Nook.load('/b/', { backend: 'tpu' });
-  console.log(first, skipped, more.items.length, vector.length, year, nook.itemCount, nook.manifest.n_items);
+  const threaded = await Nook.load('/b/', { threads: 2, simd: 'auto' });
+  const threads: number = threaded.threads;
+  // @ts-expect-error: threads is 'auto' or a number
+  await Nook.load('/b/', { threads: 'many' });
+  console.log(first, skipped, more.items.length, vector.length, year, nook.itemCount, nook.manifest.n_items, threads);
   nook.dispose();
 }
 

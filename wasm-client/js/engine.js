@@ -20,17 +20,43 @@ export function hasRelaxedSimd() {
   }
 }
 
-// Two builds of the same client, alike but for the encoder's integer kernel: pkg-relaxed/ (relaxed
-// SIMD: 16 byte products per instruction) where the browser has it, pkg/ (SIMD128) elsewhere or
-// when the page asks for it. Both compute the same exact integer sums: they embed and rank alike.
+// How many Web Workers the threaded build should start, or 0 for a single-thread build. Workers
+// sharing wasm memory need a cross-origin isolated page (COOP/COEP; `nook serve` sends both) and
+// a caller that may block (the engine's own worker: the page's main thread may not wait on a
+// lock). 'auto' takes the device's cores, at most 4: one query's products are too small to share
+// further.
+function threadsFor(simd, threads) {
+  if (simd === 'simd128' || threads === 1) return 0;
+  const inWorker = typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope;
+  if (!globalThis.crossOriginIsolated || !inWorker || !hasRelaxedSimd()) return 0;
+  const n = threads === 'auto' ? Math.min(navigator.hardwareConcurrency || 1, 4) : threads;
+  return n > 1 ? n : 0;
+}
+
+// Three builds of the same client, alike but for the encoder's integer kernel and threads:
+// pkg-threads/ (relaxed SIMD on a pool of workers) where the page is cross-origin isolated,
+// pkg-relaxed/ (relaxed SIMD: 16 byte products per instruction) where the browser has it, pkg/
+// (SIMD128) elsewhere or when the page asks for it. All compute the same exact integer sums and
+// the same float sums in the same order: they embed and rank alike, to the bit.
 let ready = null;
-function wasm(simd) {
+function wasm(simd, threads) {
   ready ??= (async () => {
+    const pool = threadsFor(simd, threads);
+    if (pool > 0) {
+      try {
+        const mod = await import('./pkg-threads/nook_wasm.js');
+        await mod.default();
+        await mod.initThreadPool(pool);
+        return { NookClient: mod.NookClient, simd: 'relaxed', threads: mod.threadCount() };
+      } catch (err) {
+        console.warn(`nook: the threaded build did not start (${err.message || err}); using one thread`);
+      }
+    }
     if (simd !== 'simd128' && hasRelaxedSimd()) {
       try {
         const mod = await import('./pkg-relaxed/nook_wasm.js');
         await mod.default();
-        return { NookClient: mod.NookClient, simd: 'relaxed' };
+        return { NookClient: mod.NookClient, simd: 'relaxed', threads: 1 };
       } catch (err) {
         // A build that validates the probe but will not start (a site that did not deploy
         // pkg-relaxed/, a browser bug): the plain build ranks identically.
@@ -39,7 +65,7 @@ function wasm(simd) {
     }
     const mod = await import('./pkg/nook_wasm.js');
     await mod.default();
-    return { NookClient: mod.NookClient, simd: 'simd128' };
+    return { NookClient: mod.NookClient, simd: 'simd128', threads: 1 };
   })();
   return ready;
 }
@@ -68,6 +94,7 @@ export class Engine {
     this.client = null;
     this.prefer = 'auto';
     this.simd = null;
+    this.threads = 1;
     this.updating = null;
   }
 
@@ -75,11 +102,12 @@ export class Engine {
     const c = this.client;
     return {
       manifest: c.manifest(), bundleId: c.bundleId(), items: c.itemCount(), backend: c.backend(), simd: this.simd,
+      threads: this.threads,
       fromCache: c.fromCache(), timings,
     };
   }
 
-  async load({ url, backend = 'auto', simd = 'auto', update = true }) {
+  async load({ url, backend = 'auto', simd = 'auto', threads = 'auto', update = true }) {
     // Where the load's time goes, step by step (milliseconds), for the page and its developer.
     let mark = performance.now();
     const timings = {};
@@ -88,8 +116,9 @@ export class Engine {
       timings[name] = (timings[name] || 0) + (now - mark);
       mark = now;
     };
-    const { NookClient, simd: build } = await wasm(simd);
+    const { NookClient, simd: build, threads: pool } = await wasm(simd, threads);
     this.simd = build;
+    this.threads = pool;
     step('wasm');
     this.prefer = backend;
     const progress = (loaded, total, file) => this.emit('progress', { loaded, total, file });

@@ -30,6 +30,12 @@ export interface LoadOptions {
    * every browser runs. Both rank identically.
    */
   simd?: 'auto' | 'simd128';
+  /**
+   * 'auto' (default): where the page is cross-origin isolated (COOP/COEP) and runs relaxed SIMD,
+   * the threaded build on up to 4 of the device's cores; a number asks for that many (1: one
+   * thread). Every build ranks identically.
+   */
+  threads?: 'auto' | number;
   /** false skips looking for a newer bundle after loading. Default true. */
   update?: boolean;
 }
@@ -116,6 +122,8 @@ export class Nook extends EventTarget {
   readonly backend: string;
   /** The wasm build running: 'relaxed' (relaxed SIMD) or 'simd128'. */
   readonly simd: 'relaxed' | 'simd128';
+  /** How many threads embed a query (1 unless the threaded build runs). */
+  readonly threads: number;
   readonly fromCache: boolean;
   /** Milliseconds per step of this bundle's load (`wasm`, `cache read`, `network` (both include
    * verifying the bytes), `cache write`, `build`, `backend`, `other`); steps the load did not take

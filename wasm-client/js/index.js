@@ -134,12 +134,17 @@ export class Nook extends EventTarget {
    * file})`; `backend`: 'auto' (default: the faster of WebGPU and the CPU), 'gpu' or 'cpu';
    * `worker`: false runs on this thread; `update`: false skips looking for a newer bundle;
    * `simd`: 'auto' (default: the relaxed-SIMD build where the browser has it) or 'simd128' (the
-   * build every browser runs; the two rank identically, relaxed SIMD embeds queries faster).
+   * build every browser runs; the two rank identically, relaxed SIMD embeds queries faster);
+   * `threads`: 'auto' (default: where the page is cross-origin isolated, the threaded build on up
+   * to 4 of the device's cores) or a number (1: one thread). Every build ranks identically.
    */
   static async load(url, options = {}) {
-    const { onProgress, backend = 'auto', simd = 'auto', worker = true, update = true } = options;
+    const { onProgress, backend = 'auto', simd = 'auto', threads = 'auto', worker = true, update = true } = options;
     if (!['auto', 'gpu', 'cpu'].includes(backend)) throw new RequestError(`backend must be 'auto', 'gpu' or 'cpu', got ${backend}`);
     if (!['auto', 'simd128'].includes(simd)) throw new RequestError(`simd must be 'auto' or 'simd128', got ${simd}`);
+    if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) {
+      throw new RequestError(`threads must be 'auto' or a whole number from 1 to 64, got ${threads}`);
+    }
     const base = new URL(String(url), globalThis.location?.href);
     if (!base.pathname.endsWith('/')) base.pathname += '/';
     let nook = null;
@@ -150,7 +155,7 @@ export class Nook extends EventTarget {
     };
     const channel = worker ? new WorkerChannel(onEvent) : new LocalChannel(onEvent);
     try {
-      const info = await channel.call('load', { url: base.href, backend, simd, update });
+      const info = await channel.call('load', { url: base.href, backend, simd, threads, update });
       nook = new Nook(channel, info);
       for (const [event, detail] of early) nook.#event(event, detail);
       return nook;
@@ -187,6 +192,11 @@ export class Nook extends EventTarget {
    * first load picks the build for every later one.)
    */
   get simd() { return this.#info.simd; }
+  /**
+   * How many threads embed a query: more than 1 where the page is cross-origin isolated and the
+   * threaded build started, else 1.
+   */
+  get threads() { return this.#info.threads; }
   /** Whether the bundle came from the browser's cache (a second visit) rather than the network. */
   get fromCache() { return this.#info.fromCache; }
   /**

@@ -27,6 +27,21 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
+/// The threaded build's pool: `initThreadPool(n)` starts `n` Web Workers sharing this module's
+/// memory, on which the encoder's products and attention heads run (the package's engine calls it
+/// once, before loading a bundle).
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// How many threads embed a query: the pool's size in the threaded build, else 1.
+#[wasm_bindgen(js_name = threadCount)]
+pub fn thread_count() -> usize {
+    #[cfg(feature = "threads")]
+    return rayon::current_num_threads();
+    #[cfg(not(feature = "threads"))]
+    1
+}
+
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();

@@ -90,6 +90,11 @@ impl Dense {
         qmatmul::linear_acts(w.q(file), &w.scales, &w.sums, &self.bias, x)
     }
 
+    fn weights<'a>(&'a self, file: &'a [u8]) -> qmatmul::Weights<'a> {
+        let w = &self.weight;
+        qmatmul::Weights { w: w.q(file), scales: &w.scales, sums: &w.sums, bias: &self.bias }
+    }
+
     fn bytes(&self) -> usize {
         self.weight.bytes() + 4 * self.bias.len()
     }
@@ -286,8 +291,10 @@ impl Int8Bert {
     fn layer(&self, l: &Layer, x: Vec<f32>, t: usize) -> Vec<f32> {
         let f = &self.file;
         let acts = qmatmul::Acts::new(&x, self.config.hidden_size);
-        let (q, k, v) = (l.query.forward_acts(f, &acts), l.key.forward_acts(f, &acts), l.value.forward_acts(f, &acts));
-        let ctx = self.attention(&q, &k, &v, t);
+        // Query, key and value in one pass over the threads (each exactly its own product).
+        let qkv = qmatmul::linear_many(&[l.query.weights(f), l.key.weights(f), l.value.weights(f)], &acts);
+        let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
+        let ctx = self.attention(q, k, v, t);
         let mut attn = l.attn_out.forward(f, &ctx);
         attn.iter_mut().zip(&x).for_each(|(a, r)| *a += r);
         l.attn_norm.apply(&mut attn);
@@ -311,29 +318,66 @@ impl Int8Bert {
 /// The attention of [`Int8Bert`], one head at a time: scores `Q·Kᵀ` (queries pre-scaled), a
 /// softmax per row, then `P·V` written straight into the head's columns of the context. Both
 /// products are small matrix products on register tiles ([`tile_product`]); a head's `t x t`
-/// scores are the only buffer (64 KB at 128 tokens).
+/// scores are the only buffer (64 KB at 128 tokens). The browser's threaded build gives each
+/// thread whole heads of a long input, each into its own `[t x d]` block: the same sums in the
+/// same order, so every build gives the same bits.
 #[inline(always)]
 fn attend(q: &[f32], k: &[f32], v: &[f32], t: usize, h: usize, heads: usize) -> Vec<f32> {
     let d = h / heads;
     let scale = 1.0 / (d as f32).sqrt();
     let q: Vec<f32> = q.iter().map(|x| x * scale).collect();
     let mut ctx = vec![0f32; t * h];
+    #[cfg(all(target_arch = "wasm32", feature = "threads"))]
+    if t * t * h >= 1 << 21 {
+        use rayon::prelude::*;
+        let blocks: Vec<Vec<f32>> = (0..heads)
+            .into_par_iter()
+            .map(|head| {
+                let (mut scores, mut kt, mut out) = (vec![0f32; t * t], vec![0f32; d * t], vec![0f32; t * d]);
+                attend_head(&q, k, v, (t, h, head * d, d), &mut scores, &mut kt, &mut out, d);
+                out
+            })
+            .collect();
+        for (head, block) in blocks.iter().enumerate() {
+            for (row, src) in ctx.chunks_exact_mut(h).zip(block.chunks_exact(d)) {
+                row[head * d..(head + 1) * d].copy_from_slice(src);
+            }
+        }
+        return ctx;
+    }
     let mut scores = vec![0f32; t * t];
     let mut kt = vec![0f32; d * t];
     for head in 0..heads {
         let off = head * d;
-        // This head's keys transposed to `[d x t]`, so both products read their right-hand
-        // side row by row.
-        for j in 0..t {
-            for c in 0..d {
-                kt[c * t + j] = k[j * h + off + c];
-            }
-        }
-        tile_product(&q[off..], h, &kt, t, (t, t, d), &mut scores, t);
-        scores.chunks_exact_mut(t).for_each(softmax_row);
-        tile_product(&scores, t, &v[off..], h, (t, d, t), &mut ctx[off..], h);
+        attend_head(&q, k, v, (t, h, off, d), &mut scores, &mut kt, &mut ctx[off..], h);
     }
     ctx
+}
+
+/// One head of [`attend`]: its `d` columns from `off` of `q`, `k`, `v` (rows of `h`), its context
+/// into `out` (rows `ldo` apart).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attend_head(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    (t, h, off, d): (usize, usize, usize, usize),
+    scores: &mut [f32],
+    kt: &mut [f32],
+    out: &mut [f32],
+    ldo: usize,
+) {
+    // This head's keys transposed to `[d x t]`, so both products read their right-hand side row
+    // by row.
+    for j in 0..t {
+        for c in 0..d {
+            kt[c * t + j] = k[j * h + off + c];
+        }
+    }
+    tile_product(&q[off..], h, kt, t, (t, t, d), scores, t);
+    scores.chunks_exact_mut(t).for_each(softmax_row);
+    tile_product(scores, t, &v[off..], h, (t, d, t), out, ldo);
 }
 
 /// `c[i·ldc + j] = Σ_p a[i·lda + p] · b[p·ldb + j]` for `(m, n, depth)` = (rows, columns, inner

@@ -141,6 +141,13 @@ pub fn row_sums(w: &[i8], cols: usize) -> Vec<i32> {
     w.chunks_exact(cols).map(|r| r.iter().map(|&v| v as i32).sum()).collect()
 }
 
+/// The smallest product (multiply-adds) split over threads: below it, the hand-off costs more
+/// than it saves. Waking a browser worker costs far more than a native thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) const PARALLEL_MIN: usize = 1 << 20;
+#[cfg(all(target_arch = "wasm32", feature = "threads"))]
+pub(crate) const PARALLEL_MIN: usize = 1 << 23;
+
 /// `y = x · wᵀ + bias` for `x` `[tokens x cols]` and int8 rows `w` `[out x cols]` (row `o`
 /// scaled by `scales[o]`, its values summing to `sums[o]`): `[tokens x out]`.
 pub fn linear(w: &[i8], scales: &[f32], sums: &[i32], cols: usize, bias: &[f32], x: &[f32]) -> Vec<f32> {
@@ -149,36 +156,65 @@ pub fn linear(w: &[i8], scales: &[f32], sums: &[i32], cols: usize, bias: &[f32],
 
 /// [`linear`] on activations already quantised.
 pub fn linear_acts(w: &[i8], scales: &[f32], sums: &[i32], bias: &[f32], acts: &Acts) -> Vec<f32> {
-    let (out, cols) = (scales.len(), acts.cols);
-    assert_eq!(w.len(), out * cols, "weights are not {out} rows of {cols}");
-    assert_eq!(bias.len(), out, "one bias per output");
-    assert_eq!(sums.len(), out, "one weight sum per output");
+    let mut ys = linear_many(&[Weights { w, scales, sums, bias }], acts);
+    ys.pop().unwrap_or_default()
+}
+
+/// One int8 product's weights for [`linear_many`]: rows `w` (row `o` scaled by `scales[o]`, its
+/// values summing to `sums[o]`) and one bias per row.
+pub struct Weights<'a> {
+    pub w: &'a [i8],
+    pub scales: &'a [f32],
+    pub sums: &'a [i32],
+    pub bias: &'a [f32],
+}
+
+/// Several products of the same activations at once (a layer's query, key and value): one
+/// `[tokens x out]` result per entry of `layers`, each exactly what [`linear_acts`] gives, but
+/// their output blocks share one hand-off to the threads instead of one each.
+pub fn linear_many(layers: &[Weights], acts: &Acts) -> Vec<Vec<f32>> {
+    let cols = acts.cols;
+    for l in layers {
+        let out = l.scales.len();
+        assert_eq!(l.w.len(), out * cols, "weights are not {out} rows of {cols}");
+        assert_eq!(l.bias.len(), out, "one bias per output");
+        assert_eq!(l.sums.len(), out, "one weight sum per output");
+    }
     let codes = &acts.codes;
     let tokens = acts.steps.len();
-    let mut y = vec![0f32; tokens * out];
     // Outputs in blocks whose weights stay in cache while every token passes over them.
     const BLOCK: usize = 32;
-    let blocks: Vec<std::ops::Range<usize>> = (0..out).step_by(BLOCK).map(|s| s..(s + BLOCK).min(out)).collect();
-    let run = |range: &std::ops::Range<usize>| -> Vec<i32> {
+    let blocks: Vec<(usize, std::ops::Range<usize>)> = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| {
+            let out = l.scales.len();
+            (0..out).step_by(BLOCK).map(move |s| (i, s..(s + BLOCK).min(out)))
+        })
+        .collect();
+    let run = |(layer, range): &(usize, std::ops::Range<usize>)| -> Vec<i32> {
         let mut acc = vec![0i32; range.len() * tokens];
-        dots(&w[range.start * cols..range.end * cols], codes, cols, &mut acc);
+        dots(&layers[*layer].w[range.start * cols..range.end * cols], codes, cols, &mut acc);
         acc
     };
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
     let partial: Vec<Vec<i32>> = {
         use rayon::prelude::*;
-        // Small products (a short query) are not worth the threads' hand-offs.
-        if tokens * out * cols >= 1 << 20 {
+        let outs: usize = layers.iter().map(|l| l.scales.len()).sum();
+        if tokens * outs * cols >= PARALLEL_MIN {
             blocks.par_iter().map(run).collect()
         } else {
             blocks.iter().map(run).collect()
         }
     };
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
     let partial: Vec<Vec<i32>> = blocks.iter().map(run).collect();
+    let mut ys: Vec<Vec<f32>> = layers.iter().map(|l| vec![0f32; tokens * l.scales.len()]).collect();
     // Token-major sums: each token's outputs are written in one contiguous run.
-    for (range, acc) in blocks.iter().zip(&partial) {
-        let (ws, bs, ss) = (&scales[range.clone()], &bias[range.clone()], &sums[range.clone()]);
+    for ((layer, range), acc) in blocks.iter().zip(&partial) {
+        let l = &layers[*layer];
+        let (out, y) = (l.scales.len(), &mut ys[*layer]);
+        let (ws, bs, ss) = (&l.scales[range.clone()], &l.bias[range.clone()], &l.sums[range.clone()]);
         for (t, dots) in acc.chunks_exact(range.len()).enumerate() {
             let (step, lo) = (acts.steps[t], acts.lows[t]);
             let row = &mut y[t * out + range.start..t * out + range.end];
@@ -187,7 +223,7 @@ pub fn linear_acts(w: &[i8], scales: &[f32], sums: &[i32], bias: &[f32], acts: &
             }
         }
     }
-    y
+    ys
 }
 
 /// `acc[t * rows + o] = Σ_k w[o][k] · x[t][k]` for every weight row `o` of `w` (rows of `cols`)
@@ -581,5 +617,27 @@ mod tests {
         }
         let zeros = linear(&w.q, &w.scales, &sums, cols, &bias, &vec![0.0; cols]);
         assert_eq!(zeros, bias, "a zero token gives the bias");
+    }
+
+    #[test]
+    fn several_products_at_once_give_each_one_to_the_bit() {
+        // Big enough (70 tokens x 264 outputs x 384) to be split over threads natively; output
+        // counts that leave part-blocks.
+        let (cols, tokens) = (384, 70);
+        let shapes = [40, 200, 24];
+        let ws: Vec<Int8Rows> = shapes.iter().map(|&out| weights(out, cols)).collect();
+        let sums: Vec<Vec<i32>> = ws.iter().map(|w| row_sums(&w.q, cols)).collect();
+        let biases: Vec<Vec<f32>> = shapes.iter().map(|&out| (0..out).map(|o| o as f32 * -0.02).collect()).collect();
+        let x: Vec<f32> = (0..tokens * cols).map(|i| ((i * 53 % 101) as f32 - 50.0) * 0.04).collect();
+        let acts = Acts::new(&x, cols);
+        let layers: Vec<Weights> = (0..shapes.len())
+            .map(|i| Weights { w: &ws[i].q, scales: &ws[i].scales, sums: &sums[i], bias: &biases[i] })
+            .collect();
+        let together = linear_many(&layers, &acts);
+        assert_eq!(together.len(), shapes.len());
+        for (i, y) in together.iter().enumerate() {
+            let alone = linear(&ws[i].q, &ws[i].scales, &sums[i], cols, &biases[i], &x);
+            assert_eq!(y, &alone, "product {i}");
+        }
     }
 }
