@@ -94,7 +94,7 @@ try {
     await page.waitForFunction(() => window.results, null, { timeout: 600_000 });
     const peerN = await page.evaluate(() => window.results);
     if (peerN.error) throw new Error(`Transformers.js: ${peerN.error}`);
-    console.log(`\n${n} threads each (nook: ${threaded.threads} workers, in a worker as the package runs, same vectors as one thread: checked, wasm memory ${threaded.wasmMemoryMb.toFixed(1)} MB; Transformers.js cross-origin isolated: ${peerN.isolated}; this machine: ${os.cpus().length} cores)`);
+    console.log(`\n${n} threads asked of each (nook: ${threaded.threads} workers, never more than cores, in a worker as the package runs, same vectors as one thread: checked, wasm memory ${threaded.wasmMemoryMb.toFixed(1)} MB; Transformers.js cross-origin isolated: ${peerN.isolated}; this machine: ${os.cpus().length} cores)`);
     console.log(`${'query tokens'.padEnd(13)} ${'nook ms'.padStart(8)} ${'Transformers.js ms'.padStart(19)} ${'nook speed-up'.padStart(14)} ${'nook vs 1 thread'.padStart(17)}`);
     for (const name of Object.keys(threaded.embed)) {
       const [nook, peer] = [threaded.embed[name], peerN.embed[name]];

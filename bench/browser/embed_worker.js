@@ -7,7 +7,8 @@ self.onmessage = async ({ data: { threads, bundle } }) => {
   try {
     const mod = await import('../nook/pkg-threads/nook_wasm.js');
     const wasm = await mod.default();
-    await mod.initThreadPool(threads);
+    // As the package does: never more threads than cores (its pool spins between products).
+    await mod.initThreadPool(Math.min(threads, navigator.hardwareConcurrency || 1));
     const client = await mod.NookClient.load(bundle, null);
     const results = { build: 'pkg-threads', threads: mod.threadCount(), embed: {}, vectors: {} };
     // Shared by the pool's workers: one copy of the weights however many threads run.

@@ -24,12 +24,14 @@ export function hasRelaxedSimd() {
 // sharing wasm memory need a cross-origin isolated page (COOP/COEP; `nook serve` sends both) and
 // a caller that may block (the engine's own worker: the page's main thread may not wait on a
 // lock). 'auto' takes the device's cores, at most 4: one query's products are too small to share
-// further.
+// further. Never more threads than cores: the pool's threads spin between a query's products, so
+// a thread without a core of its own only takes time from the others.
 function threadsFor(simd, threads) {
   if (simd === 'simd128' || threads === 1) return 0;
   const inWorker = typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope;
   if (!globalThis.crossOriginIsolated || !inWorker || !hasRelaxedSimd()) return 0;
-  const n = threads === 'auto' ? Math.min(navigator.hardwareConcurrency || 1, 4) : threads;
+  const cores = navigator.hardwareConcurrency || 1;
+  const n = Math.min(threads === 'auto' ? 4 : threads, cores);
   return n > 1 ? n : 0;
 }
 

@@ -32,8 +32,8 @@ export interface LoadOptions {
   simd?: 'auto' | 'simd128';
   /**
    * 'auto' (default): where the page is cross-origin isolated (COOP/COEP) and runs relaxed SIMD,
-   * the threaded build on up to 4 of the device's cores; a number asks for that many (1: one
-   * thread). Every build ranks identically.
+   * the threaded build on up to 4 of the device's cores; a number asks for at most that many,
+   * never more than the device's cores (1: one thread). Every build ranks identically.
    */
   threads?: 'auto' | number;
   /** false skips looking for a newer bundle after loading. Default true. */

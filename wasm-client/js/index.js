@@ -136,7 +136,8 @@ export class Nook extends EventTarget {
    * `simd`: 'auto' (default: the relaxed-SIMD build where the browser has it) or 'simd128' (the
    * build every browser runs; the two rank identically, relaxed SIMD embeds queries faster);
    * `threads`: 'auto' (default: where the page is cross-origin isolated, the threaded build on up
-   * to 4 of the device's cores) or a number (1: one thread). Every build ranks identically.
+   * to 4 of the device's cores) or a number (at most that many, never more than the device's
+   * cores; 1: one thread). Every build ranks identically.
    */
   static async load(url, options = {}) {
     const { onProgress, backend = 'auto', simd = 'auto', threads = 'auto', worker = true, update = true } = options;

@@ -327,17 +327,12 @@ fn attend(q: &[f32], k: &[f32], v: &[f32], t: usize, h: usize, heads: usize) -> 
     let scale = 1.0 / (d as f32).sqrt();
     let q: Vec<f32> = q.iter().map(|x| x * scale).collect();
     let mut ctx = vec![0f32; t * h];
-    #[cfg(all(target_arch = "wasm32", feature = "threads"))]
-    if t * t * h >= 1 << 21 {
-        use rayon::prelude::*;
-        let blocks: Vec<Vec<f32>> = (0..heads)
-            .into_par_iter()
-            .map(|head| {
-                let (mut scores, mut kt, mut out) = (vec![0f32; t * t], vec![0f32; d * t], vec![0f32; t * d]);
-                attend_head(&q, k, v, (t, h, head * d, d), &mut scores, &mut kt, &mut out, d);
-                out
-            })
-            .collect();
+    if cfg!(all(target_arch = "wasm32", feature = "threads")) && t * t * h >= 1 << 21 {
+        let blocks = super::par::map(heads, true, |head| {
+            let (mut scores, mut kt, mut out) = (vec![0f32; t * t], vec![0f32; d * t], vec![0f32; t * d]);
+            attend_head(&q, k, v, (t, h, head * d, d), &mut scores, &mut kt, &mut out, d);
+            out
+        });
         for (head, block) in blocks.iter().enumerate() {
             for (row, src) in ctx.chunks_exact_mut(h).zip(block.chunks_exact(d)) {
                 row[head * d..(head + 1) * d].copy_from_slice(src);

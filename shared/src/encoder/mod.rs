@@ -3,6 +3,7 @@
 
 pub mod bert;
 pub mod int8;
+mod par;
 pub mod pooling;
 pub mod qmatmul;
 pub mod train_ops;
@@ -188,32 +189,15 @@ impl TextEncoder {
     }
 }
 
-/// Each text on its own (no padding), in parallel natively and in the browser's threaded build.
+/// Each text on its own (no padding): natively the texts in parallel; in the browser's threaded
+/// build one after another, each text's products split over the query's team ([`par`]).
 fn embed_each(bert: &Int8Bert, ids: &[Vec<u32>], pooling: Pooling) -> Result<Vec<f32>> {
-    #[cfg(not(target_arch = "wasm32"))]
-    let vectors: Vec<Vec<f32>> = {
-        use rayon::prelude::*;
-        ids.par_iter().map(|seq| bert.embed(seq, pooling)).collect::<Result<_>>()?
-    };
-    // A query long enough to split runs wholly on the pool: the caller (the package's worker)
-    // sleeps meanwhile instead of competing for a core with the pool's threads, and one pool
-    // thread runs the serial parts while the others wait for the next product. A short one stays
-    // on the caller: none of its products would be split, and the hand-off would only cost.
-    #[cfg(all(target_arch = "wasm32", feature = "threads"))]
-    let vectors: Vec<Vec<f32>> = {
-        use rayon::prelude::*;
-        let each = || ids.par_iter().map(|seq| bert.embed(seq, pooling)).collect::<Result<Vec<_>>>();
-        let tokens: usize = ids.iter().map(Vec::len).sum();
-        let biggest = tokens * bert.config.intermediate_size * bert.config.hidden_size;
-        if ids.len() > 1 || biggest >= qmatmul::PARALLEL_MIN {
-            rayon::scope(|_| each())?
-        } else {
-            each()?
-        }
-    };
-    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-    let vectors: Vec<Vec<f32>> = ids.iter().map(|seq| bert.embed(seq, pooling)).collect::<Result<_>>()?;
-    Ok(vectors.concat())
+    let tokens: usize = ids.iter().map(Vec::len).sum();
+    // Whether any product will be split: the biggest is the feed-forward one.
+    let split = tokens * bert.config.intermediate_size * bert.config.hidden_size >= par::PARALLEL_MIN;
+    let across_texts = cfg!(not(target_arch = "wasm32")) && ids.len() > 1;
+    let vectors = par::query(split, || par::map(ids.len(), across_texts, |i| bert.embed(&ids[i], pooling)));
+    Ok(vectors.into_iter().collect::<Result<Vec<_>>>()?.concat())
 }
 
 /// Loads `tokenizer.json`, replacing its padding and truncation: the shipped file pads every input

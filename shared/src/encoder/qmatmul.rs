@@ -141,13 +141,6 @@ pub fn row_sums(w: &[i8], cols: usize) -> Vec<i32> {
     w.chunks_exact(cols).map(|r| r.iter().map(|&v| v as i32).sum()).collect()
 }
 
-/// The smallest product (multiply-adds) split over threads: below it, the hand-off costs more
-/// than it saves. Waking a browser worker costs far more than a native thread.
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) const PARALLEL_MIN: usize = 1 << 20;
-#[cfg(all(target_arch = "wasm32", feature = "threads"))]
-pub(crate) const PARALLEL_MIN: usize = 1 << 23;
-
 /// `y = x · wᵀ + bias` for `x` `[tokens x cols]` and int8 rows `w` `[out x cols]` (row `o`
 /// scaled by `scales[o]`, its values summing to `sums[o]`): `[tokens x out]`.
 pub fn linear(w: &[i8], scales: &[f32], sums: &[i32], cols: usize, bias: &[f32], x: &[f32]) -> Vec<f32> {
@@ -197,18 +190,8 @@ pub fn linear_many(layers: &[Weights], acts: &Acts) -> Vec<Vec<f32>> {
         dots(&layers[*layer].w[range.start * cols..range.end * cols], codes, cols, &mut acc);
         acc
     };
-    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-    let partial: Vec<Vec<i32>> = {
-        use rayon::prelude::*;
-        let outs: usize = layers.iter().map(|l| l.scales.len()).sum();
-        if tokens * outs * cols >= PARALLEL_MIN {
-            blocks.par_iter().map(run).collect()
-        } else {
-            blocks.iter().map(run).collect()
-        }
-    };
-    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-    let partial: Vec<Vec<i32>> = blocks.iter().map(run).collect();
+    let outs: usize = layers.iter().map(|l| l.scales.len()).sum();
+    let partial = super::par::map(blocks.len(), tokens * outs * cols >= super::par::PARALLEL_MIN, |i| run(&blocks[i]));
     let mut ys: Vec<Vec<f32>> = layers.iter().map(|l| vec![0f32; tokens * l.scales.len()]).collect();
     // Token-major sums: each token's outputs are written in one contiguous run.
     for ((layer, range), acc) in blocks.iter().zip(&partial) {
