@@ -295,14 +295,23 @@ impl Int8Bert {
         let qkv = qmatmul::linear_many(&[l.query.weights(f), l.key.weights(f), l.value.weights(f)], &acts);
         let (q, k, v) = (&qkv[0], &qkv[1], &qkv[2]);
         let ctx = self.attention(q, k, v, t);
+        // The element-wise steps by rows: over the team in the browser's threaded build (when the
+        // query is split at all), at once elsewhere.
+        let h = self.config.hidden_size;
+        let split = t * self.config.intermediate_size * h >= super::par::PARALLEL_MIN;
         let mut attn = l.attn_out.forward(f, &ctx);
-        attn.iter_mut().zip(&x).for_each(|(a, r)| *a += r);
-        l.attn_norm.apply(&mut attn);
+        super::par::rows_mut(&mut attn, h, split, |first, rows| {
+            rows.iter_mut().zip(&x[first * h..]).for_each(|(a, r)| *a += r);
+            l.attn_norm.apply(rows);
+        });
         let mut inner = l.intermediate.forward(f, &attn);
-        inner.iter_mut().for_each(|v| *v = gelu_f32(*v));
+        let inter = self.config.intermediate_size;
+        super::par::rows_mut(&mut inner, inter, split, |_, rows| rows.iter_mut().for_each(|v| *v = gelu_f32(*v)));
         let mut out = l.output.forward(f, &inner);
-        out.iter_mut().zip(&attn).for_each(|(o, r)| *o += r);
-        l.out_norm.apply(&mut out);
+        super::par::rows_mut(&mut out, h, split, |first, rows| {
+            rows.iter_mut().zip(&attn[first * h..]).for_each(|(o, r)| *o += r);
+            l.out_norm.apply(rows);
+        });
         out
     }
 

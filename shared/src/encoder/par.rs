@@ -34,6 +34,25 @@ pub(crate) fn map<R: Send + Sync>(tasks: usize, parallel: bool, f: impl Fn(usize
     (0..tasks).map(f).collect()
 }
 
+/// Runs `f(first_row, rows)` over `x` in runs of whole rows (`row` values each): in the browser's
+/// threaded build over the query's team when `parallel` (a row's result never depends on another
+/// row, so the split changes no bit); elsewhere once, on all of `x`.
+pub(crate) fn rows_mut(x: &mut [f32], row: usize, parallel: bool, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    #[cfg(all(target_arch = "wasm32", feature = "threads"))]
+    if parallel && row > 0 {
+        // About 16 runs: enough for a team of 4 to share evenly, few enough to stay cheap.
+        let per = (x.len() / row).div_ceil(16).max(1);
+        let runs: Vec<std::sync::Mutex<&mut [f32]>> = x.chunks_mut(per * row).map(std::sync::Mutex::new).collect();
+        map(runs.len(), true, |i| {
+            let mut run = runs[i].lock().unwrap_or_else(|e| e.into_inner());
+            f(i * per, &mut run)
+        });
+        return;
+    }
+    let _ = (row, parallel);
+    f(0, x)
+}
+
 /// Runs one query: in the threaded build, on rayon's pool with a team of every pool thread (the
 /// caller, the package's worker, sleeps meanwhile instead of competing for a core); elsewhere
 /// simply `body()`. `parallel`: whether any of the query's work will be split.
