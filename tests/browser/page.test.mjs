@@ -404,52 +404,41 @@ test('the threaded, relaxed-SIMD and SIMD128 builds embed and rank identically, 
   }
 });
 
-test('a site without the threaded build falls back to one thread and still ranks', { skip }, async () => {
+// Loads the package on a site that did not deploy one of its builds (`folder` answers 404) and
+// ranks: which build ran, how many threads, how many results, and the console's warnings.
+async function withoutBuild(folder, options) {
   // No service worker: its fetches would pass the route below by.
   const { context, page, close } = await launch({ serviceWorkers: 'block' });
   try {
     const warnings = [];
     page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
-    // As if the site had not deployed pkg-threads/ (the package's worker asks for it).
-    await context.route('**/nook/pkg-threads/**', (route) => route.fulfill({ status: 404, body: 'not here' }));
+    await context.route(`**/nook/${folder}/**`, (route) => route.fulfill({ status: 404, body: 'not here' }));
     await ready(page);
-    const got = await page.evaluate(async () => {
+    const got = await page.evaluate(async (opts) => {
       const { Nook } = await import('./nook/index.js');
-      const nook = await Nook.load('bundle/', { update: false });
+      const nook = await Nook.load('bundle/', { update: false, ...opts });
       const recs = await nook.recommend({ likes: ['50'], query: 'space adventure', k: 5 });
       const out = { simd: nook.simd, threads: nook.threads, n: recs.items.length };
       nook.dispose();
       return out;
-    });
-    assert.deepEqual(got, { simd: 'relaxed', threads: 1, n: 5 });
-    assert.ok(warnings.some((w) => w.includes('threaded build did not start')), `warnings: ${warnings}`);
+    }, options);
+    return { got, warnings };
   } finally {
     await close();
   }
+}
+
+test('a site without the threaded build falls back to one thread and still ranks', { skip }, async () => {
+  // The package's worker asks for pkg-threads/ (the page is cross-origin isolated).
+  const { got, warnings } = await withoutBuild('pkg-threads', {});
+  assert.deepEqual(got, { simd: 'relaxed', threads: 1, n: 5 });
+  assert.ok(warnings.some((w) => w.includes('threaded build did not start')), `warnings: ${warnings}`);
 });
 
 test('a site without the relaxed-SIMD build falls back to the plain one and still ranks', { skip }, async () => {
-  // No service worker: its fetches would pass the route below by.
-  const { context, page, close } = await launch({ serviceWorkers: 'block' });
-  try {
-    const warnings = [];
-    page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
-    // As if the site had not deployed pkg-relaxed/.
-    await context.route('**/nook/pkg-relaxed/**', (route) => route.fulfill({ status: 404, body: 'not here' }));
-    await ready(page);
-    const got = await page.evaluate(async () => {
-      const { Nook } = await import('./nook/index.js');
-      const nook = await Nook.load('bundle/', { update: false, worker: false });
-      const recs = await nook.recommend({ likes: ['50'], query: 'space adventure', k: 5 });
-      const out = { simd: nook.simd, n: recs.items.length };
-      nook.dispose();
-      return out;
-    });
-    assert.deepEqual(got, { simd: 'simd128', n: 5 });
-    assert.ok(warnings.some((w) => w.includes('relaxed-SIMD build did not start')), `warnings: ${warnings}`);
-  } finally {
-    await close();
-  }
+  const { got, warnings } = await withoutBuild('pkg-relaxed', { worker: false });
+  assert.deepEqual(got, { simd: 'simd128', threads: 1, n: 5 });
+  assert.ok(warnings.some((w) => w.includes('relaxed-SIMD build did not start')), `warnings: ${warnings}`);
 });
 
 test('with storage full, the page works from the network and keeps no partial set of its files', { skip }, async () => {
