@@ -28,7 +28,15 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
     let model = tmp.path().join("model");
     let json = tmp.path().join("eval.json");
     nook_ok(&["train", "--data", path_str(&data), "--out", path_str(&model), "--ft-steps", "4", "--ft-batch", "8"]);
-    for f in ["model.json", "ids.json", "pop.safetensors", "als.safetensors", "bpr.safetensors", "finetune.json"] {
+    for f in [
+        "model.json",
+        "ids.json",
+        "pop.safetensors",
+        "als.safetensors",
+        "bpr.safetensors",
+        "finetune.json",
+        "sr.safetensors",
+    ] {
         assert!(model.join(f).is_file(), "{f} written");
     }
     let table = nook_ok(&["eval", "--data", path_str(&data), "--model", path_str(&model), "--json", path_str(&json)]);
@@ -49,7 +57,20 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
     for f in ["report.md", "finetune_loss.png", "recall_at_k.png", "ndcg_at_k.png", "warm_vs_cold.png"] {
         assert!(model.join("report").join(f).is_file(), "report/{f} written");
     }
-    for model in ["pop", "als", "bpr", "ease", "rp3b", "als-recency", "content", "hybrid", "content-ft", "fused-ft"] {
+    for model in [
+        "pop",
+        "als",
+        "bpr",
+        "ease",
+        "rp3b",
+        "als-recency",
+        "sr",
+        "content",
+        "hybrid",
+        "content-ft",
+        "fused-ft",
+        "fused-sr",
+    ] {
         for split in ["warm", "cold"] {
             for metric in ["recall@10", "precision@10", "ndcg@10", "map@10", "hit@10", "ndcg@20", "auc", "coverage@10"]
             {
@@ -74,6 +95,8 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
         ("fused-ft", "ease", "warm", "ndcg@10"),
         ("fused-ft", "als-recency", "warm", "ndcg@10"),
         ("als-recency", "als", "warm", "recall@20"),
+        ("fused-sr", "fused-ft", "warm", "ndcg@10"),
+        ("fused-sr", "sr", "warm", "ndcg@10"),
         ("content-ft", "content", "cold", "auc"),
     ] {
         let d = find(model, baseline, split, metric);

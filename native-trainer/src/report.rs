@@ -124,7 +124,7 @@ fn markdown(report: &EvalReport, losses: Option<&[f32]>, notes: &str, plots: &[(
         let _ = writeln!(
             md,
             "Each model against `ease` and against its ablation (`als-recency` is the fused models without text; \
-             `content` is `content-ft` before fine-tuning): the mean per-user difference and its 95% paired-bootstrap \
+             `content` is `content-ft` before fine-tuning; `fused-sr` is `fused-ft` plus the order of likes, `sr`): the mean per-user difference and its 95% paired-bootstrap \
              interval ({} resamples of the test users). **Bold**: the interval excludes zero.\n",
             report.differences[0].resamples
         );

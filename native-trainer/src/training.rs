@@ -14,12 +14,13 @@ use crate::finetune::{self, FinetuneConfig};
 use crate::matrix::Csr;
 use crate::models::family::{EncoderOrigin, TextFamily};
 use crate::models::hybrid::{Hybrid, HybridSpec, QueryColumns, FINETUNED, FROZEN};
+use crate::models::seq_rules::{self, SeqRules};
 use crate::models::{als, pca, AlsConfig, BprConfig, Factors, Fitted, ModelEntry};
 use crate::split::Split;
 use crate::textvec::{self, EncoderSource, TextEngine};
 use anyhow::{Context, Result};
 use candle_core::Device;
-use nook_core::{Expansion, ItemMeta, Scoring};
+use nook_core::{Catalog, Expansion, ItemMeta, Scoring};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -111,6 +112,7 @@ pub struct Trainer<'a> {
     frozen_vectors: Option<Arc<Vec<f32>>>,
     frozen: Option<Arc<TextFamily>>,
     finetuned: Option<Arc<TextFamily>>,
+    seq_rules: Option<Arc<SeqRules>>,
     /// The validation part's query cases and their queries through the frozen encoder.
     query_bench: Option<Arc<EmbeddedBench>>,
     fit_seconds: BTreeMap<String, f64>,
@@ -131,6 +133,7 @@ impl<'a> Trainer<'a> {
             frozen_vectors: None,
             frozen: None,
             finetuned: None,
+            seq_rules: None,
             query_bench: None,
             fit_seconds: BTreeMap::new(),
             peak_rss_mb: BTreeMap::new(),
@@ -241,9 +244,10 @@ impl<'a> Trainer<'a> {
         }
         let source = self.encoder()?;
         let vectors = self.frozen_vectors()?;
-        let hybrid = self.timed("hybrid", |t| t.fit_family(FROZEN, &vectors, None))?;
+        let (hybrid, selection) = self.timed("hybrid", |t| t.fit_family(FROZEN, &vectors, None))?;
         let encoder = EncoderOrigin::Dir(source.dir.clone());
-        let family = Arc::new(TextFamily { hybrid, encoder, query_encoder: source.dir.clone() });
+        let family =
+            Arc::new(TextFamily { hybrid, encoder, query_encoder: source.dir.clone(), selection: Some(selection) });
         self.frozen = Some(family.clone());
         Ok(family)
     }
@@ -277,9 +281,10 @@ impl<'a> Trainer<'a> {
         // Fine-tuning on co-consumption reshapes the space to taste and loses what words mean
         // (README, "Words that steer"): typed queries match the frozen encoder's vectors instead.
         let frozen = self.frozen_vectors()?;
-        let hybrid = self.timed("fused-ft", |t| t.fit_family(FINETUNED, &vectors, Some(&frozen)))?;
+        let (hybrid, selection) = self.timed("fused-ft", |t| t.fit_family(FINETUNED, &vectors, Some(&frozen)))?;
         let encoder = EncoderOrigin::FineTuned(Box::new(ft));
-        let family = Arc::new(TextFamily { hybrid, encoder, query_encoder: source.dir.clone() });
+        let family =
+            Arc::new(TextFamily { hybrid, encoder, query_encoder: source.dir.clone(), selection: Some(selection) });
         self.finetuned = Some(family.clone());
         Ok(family)
     }
@@ -287,7 +292,13 @@ impl<'a> Trainer<'a> {
     /// Chooses a family's settings against the selection ALS (with `query_vectors` as query
     /// columns beside its text, and the query weight on the query benchmark), then (with refit)
     /// rebuilds its catalogues on the final ALS.
-    fn fit_family(&mut self, spec: HybridSpec, vectors: &[f32], query_vectors: Option<&[f32]>) -> Result<Hybrid> {
+    /// Also returns the fused catalogue as validation measured it (before the refit).
+    fn fit_family(
+        &mut self,
+        spec: HybridSpec,
+        vectors: &[f32],
+        query_vectors: Option<&[f32]>,
+    ) -> Result<(Hybrid, Catalog)> {
         let final_als = self.final_als();
         let als = self.selection_als();
         let split = self.inputs.split;
@@ -302,10 +313,23 @@ impl<'a> Trainer<'a> {
             h = choose_query_weight(h, split, &train, &bench)?;
         }
         h = choose_similar_weight(h, split, &train);
-        match split.config.refit {
-            true => h.refit(&self.final_split, &final_als, &self.cfg.als, vectors, dim),
-            false => Ok(h),
+        let selection = h.catalog.clone();
+        let h = match split.config.refit {
+            true => h.refit(&self.final_split, &final_als, &self.cfg.als, vectors, dim)?,
+            false => h,
+        };
+        Ok((h, selection))
+    }
+
+    /// Sequential rules, their setting chosen on validation, fitted on the final fit.
+    pub fn seq_rules(&mut self) -> Result<Arc<SeqRules>> {
+        if let Some(r) = &self.seq_rules {
+            return Ok(r.clone());
         }
+        let sequences = self.final_split.train_sequences();
+        let rules = Arc::new(self.timed(seq_rules::ID, |t| seq_rules::fit_chosen(t.inputs.split, &sequences)));
+        self.seq_rules = Some(rules.clone());
+        Ok(rules)
     }
 
     pub fn item_meta(&self) -> Vec<ItemMeta> {

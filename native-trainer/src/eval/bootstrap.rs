@@ -64,7 +64,7 @@ pub fn paired(a: &[f64], b: &[f64], resamples: usize, seed: u64) -> Option<(f64,
 
 /// Models that rank cold items (no training positives) by nothing: on cold items they are all
 /// random, and comparisons with them say nothing.
-const BLIND_TO_COLD: [&str; 7] = ["pop", "random", "als", "bpr", "ease", "rp3b", "als-recency"];
+const BLIND_TO_COLD: [&str; 8] = ["pop", "random", "als", "bpr", "ease", "rp3b", "als-recency", "sr"];
 
 /// Which comparisons a table reports on `split`: every model against `ease`, and each model
 /// against its ablation (what the one change it makes is worth); on cold items only those
@@ -80,7 +80,9 @@ pub fn comparisons(models: &[String], split: &str) -> Vec<(String, String)> {
 }
 
 fn all_comparisons(models: &[String]) -> Vec<(String, String)> {
-    const ABLATIONS: [(&str, &str); 6] = [
+    const ABLATIONS: [(&str, &str); 8] = [
+        ("fused-sr", "fused-ft"),
+        ("fused-sr", "sr"),
         ("fused-ft", "als-recency"),
         ("hybrid", "als-recency"),
         ("fused-ft", "hybrid"),

@@ -76,6 +76,9 @@ pub struct TextFamily {
     /// The encoder typed queries are embedded with (a Hugging Face directory): the frozen one
     /// whenever the catalogue has query columns of their own, else the family's.
     pub query_encoder: PathBuf,
+    /// The fused catalogue validation chose the settings with (before the refit on train +
+    /// validation): what `fused-sr` chooses its weight against. Not saved.
+    pub selection: Option<Catalog>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -274,7 +277,7 @@ impl TextFamily {
             true => own.clone(),
             false => dir.join(QUERY_ENCODER_DIR),
         };
-        Ok(Self { hybrid, encoder: EncoderOrigin::Dir(own), query_encoder })
+        Ok(Self { hybrid, encoder: EncoderOrigin::Dir(own), query_encoder, selection: None })
     }
 }
 

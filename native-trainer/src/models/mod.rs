@@ -12,6 +12,7 @@ pub mod bpr;
 pub mod ease;
 pub mod factors;
 pub mod family;
+pub mod fused_seq;
 pub mod hybrid;
 pub mod item_item;
 pub mod pca;
@@ -20,6 +21,7 @@ pub mod random;
 pub mod ridge;
 pub mod rp3b;
 pub mod select;
+pub mod seq_rules;
 
 pub use als::AlsConfig;
 pub use bpr::BprConfig;
@@ -41,11 +43,13 @@ pub const REGISTRY: &[&ModelEntry] = &[
     &ease::MODEL,
     &rp3b::MODEL,
     &als_recency::MODEL,
+    &seq_rules::MODEL,
     &random::MODEL,
     &family::CONTENT,
     &family::HYBRID,
     &family::CONTENT_FT,
     &family::FUSED_FT,
+    &fused_seq::MODEL,
 ];
 
 /// One model: what it is called and how it is fitted and loaded.
