@@ -1,6 +1,7 @@
 //! Items nobody has interacted with yet, in the fused model: their collaborative part is predicted
 //! from their text, and their profile text is scaled by what a pseudo-cold validation chose — on
-//! MovieLens latest-small with the frozen encoder's vectors of the plot overviews.
+//! MovieLens latest-small with the frozen encoder's vectors of the plot overviews; and on the same
+//! data with half the items' text taken away.
 
 mod common;
 
@@ -13,6 +14,7 @@ use nook_trainer::models::{als, AlsConfig};
 use nook_trainer::split::{Split, SplitConfig};
 use nook_trainer::textvec::{embed_all, EncoderSource};
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 /// Cold-split AUC of a fitted family's fused model.
 fn cold_auc(h: &Hybrid, split: &Split) -> f64 {
@@ -23,25 +25,45 @@ fn cold_auc(h: &Hybrid, split: &Split) -> f64 {
     evaluate(&scorer, &set, &[10]).iter().find(|r| r.metric == "auc").expect("auc is reported").value
 }
 
+/// movielens-small, its split, its items, the frozen encoder's vectors of their texts (and of an
+/// empty text) and ALS: computed once for the tests of this file.
+struct Fixture {
+    split: Split,
+    items: Vec<ItemMeta>,
+    text: Vec<f32>,
+    empty_text: Vec<f32>,
+    dim: usize,
+    als: nook_trainer::models::Factors,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let data = load_dir(&movielens_small(), false).unwrap();
+        let split = Split::new(&data, &SplitConfig::default()).unwrap();
+        let texts: Vec<String> = data.items.iter().map(|i| i.text()).collect();
+        // 32 tokens: the overviews' openings, enough text to predict from, in a test's time.
+        let encoder = EncoderSource { dir: encoder_dir(), max_tokens: 32 }.load(&Device::Cpu).unwrap();
+        let text = embed_all(&encoder, &texts, "test items").unwrap();
+        let empty_text = embed_all(&encoder, &[String::new()], "empty text").unwrap();
+        let dim = text.len() / split.n_items;
+        let items = data
+            .items
+            .iter()
+            .map(|i| ItemMeta { id: i.id.clone(), title: i.title.clone(), year: None, genres: Vec::new() })
+            .collect();
+        let als = als::fit(&split.train_matrix(), &AlsConfig::default(), |_| {});
+        Fixture { split, items, text, empty_text, dim, als }
+    })
+}
+
 #[test]
 #[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
 fn a_cold_items_profile_text_is_scaled_as_pseudo_cold_validation_chose() {
-    let data = load_dir(&movielens_small(), false).unwrap();
-    let split = Split::new(&data, &SplitConfig::default()).unwrap();
-    let texts: Vec<String> = data.items.iter().map(|i| i.text()).collect();
-    // 32 tokens: the overviews' openings, enough text to predict from, in a test's time.
-    let encoder = EncoderSource { dir: encoder_dir(), max_tokens: 32 }.load(&Device::Cpu).unwrap();
-    let text = embed_all(&encoder, &texts, "test items").unwrap();
-    let dim = text.len() / split.n_items;
-    let items: Vec<ItemMeta> = data
-        .items
-        .iter()
-        .map(|i| ItemMeta { id: i.id.clone(), title: i.title.clone(), year: None, genres: Vec::new() })
-        .collect();
+    let Fixture { split, items, text, dim, als, .. } = fixture();
+    let (split, dim, cfg) = (split, *dim, AlsConfig::default());
     let train = split.train_matrix();
-    let cfg = AlsConfig::default();
-    let als = als::fit(&train, &cfg, |_| {});
-    let h = Hybrid::fit(FINETUNED, &split, &train, &als, &cfg, &text, dim, items).unwrap();
+    let h = Hybrid::fit(FINETUNED, split, &train, als, &cfg, text, dim, items.clone()).unwrap();
     assert!(h.scoring.text_weight > 0.0, "validation gives the overviews a weight");
 
     // Every scale was tried on the pseudo-cold items, and the best (the first of equals) was kept.
@@ -54,7 +76,7 @@ fn a_cold_items_profile_text_is_scaled_as_pseudo_cold_validation_chose() {
 
     // The catalogue holds exactly that: cold items' profile text scaled, warm items' as it was.
     let profile = match &h.reduction {
-        Some(p) => p.apply_rows(&text),
+        Some(p) => p.apply_rows(text),
         None => text.clone(),
     };
     let (width, p) = (h.catalog.text_dim, h.catalog.layout.profile_dims);
@@ -72,10 +94,82 @@ fn a_cold_items_profile_text_is_scaled_as_pseudo_cold_validation_chose() {
 
     // On the real cold items (test split) the chosen scale ranks at least as well as leaving the
     // text as it was.
-    let chosen = cold_auc(&h, &split);
+    let chosen = cold_auc(&h, split);
     let unscaled =
-        Hybrid { cold_profile: ColdProfile::default(), ..h.clone() }.refit(&split, &als, &cfg, &text, dim).unwrap();
-    let plain = cold_auc(&unscaled, &split);
+        Hybrid { cold_profile: ColdProfile::default(), ..h.clone() }.refit(split, als, &cfg, text, dim).unwrap();
+    let plain = cold_auc(&unscaled, split);
     eprintln!("cold profile × {}: cold AUC {chosen:.4} (× 1: {plain:.4}); pseudo-cold {tried:?}", h.cold_profile.scale);
     assert!(chosen >= plain, "cold AUC {chosen} at × {} vs {plain} unscaled", h.cold_profile.scale);
+}
+
+/// Data where only some items have text must not throw the text models off: with half the
+/// items' text empty (seeded), the fused model still ranks the cold items far above random, and
+/// the cold items that kept their text better than those that lost it.
+#[test]
+#[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
+fn half_the_items_without_text_still_rank_cold_items_above_random() {
+    let Fixture { split, items, text, empty_text, dim, als } = fixture();
+    let (dim, cfg) = (*dim, AlsConfig::default());
+    let mut order: Vec<usize> = (0..split.n_items).collect();
+    nook_trainer::rng::Rng::stream(7, "textless-items").shuffle(&mut order);
+    let mut textless = vec![false; split.n_items];
+    let mut partial = text.clone();
+    for &i in &order[..split.n_items / 2] {
+        textless[i] = true;
+        partial[i * dim..(i + 1) * dim].copy_from_slice(empty_text);
+    }
+    let train = split.train_matrix();
+    let h = Hybrid::fit(FINETUNED, split, &train, als, &cfg, &partial, dim, items.clone()).unwrap();
+    let auc = cold_auc(&h, split);
+    // The same model's AUC on the cold positives of items with and without text, each against
+    // every cold candidate.
+    let (with, without) = cold_auc_by(&h, split, |i| !textless[i as usize]);
+    eprintln!("half the text empty: cold AUC {auc:.4}; positives with text {with:.4}, without {without:.4}");
+    assert!(auc > 0.65, "cold AUC {auc} with half the items' text empty");
+    assert!(without > 0.5, "cold items without text are ranked below random ({without})");
+    assert!(with > without, "text should help: {with} with vs {without} without");
+}
+
+/// Cold-split AUC of `h`'s fused model, split by whether each positive passes `keep`: the mean
+/// over people of the share of (positive, cold negative) pairs ordered right, for each group.
+fn cold_auc_by(h: &Hybrid, split: &Split, keep: impl Fn(u32) -> bool) -> (f64, f64) {
+    let train = split.train_matrix();
+    let set = EvalSet::new(split, &train, Target::Cold);
+    let users = user_vectors(&h.catalog, &h.scoring, &split.train_sequences());
+    let mut scores = vec![0f32; split.n_items];
+    let mut sums = [(0f64, 0usize); 2];
+    for (user, relevant) in &set.users {
+        h.catalog.score(&h.scoring, &users[*user as usize], &mut scores);
+        let negatives: Vec<f32> = (0..split.n_items as u32)
+            .filter(|&i| set.eligible(*user, i) && relevant.binary_search(&i).is_err())
+            .map(|i| scores[i as usize])
+            .collect();
+        for (g, group) in [true, false].into_iter().enumerate() {
+            let pos: Vec<f32> = relevant.iter().filter(|&&i| keep(i) == group).map(|&i| scores[i as usize]).collect();
+            if pos.is_empty() || negatives.is_empty() {
+                continue;
+            }
+            let right: f64 = pos
+                .iter()
+                .map(|&p| {
+                    negatives
+                        .iter()
+                        .map(|&n| {
+                            if p > n {
+                                1.0
+                            } else if p == n {
+                                0.5
+                            } else {
+                                0.0
+                            }
+                        })
+                        .sum::<f64>()
+                })
+                .sum();
+            sums[g].0 += right / (pos.len() * negatives.len()) as f64;
+            sums[g].1 += 1;
+        }
+    }
+    let mean = |(s, n): (f64, usize)| s / n.max(1) as f64;
+    (mean(sums[0]), mean(sums[1]))
 }
