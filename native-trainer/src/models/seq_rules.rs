@@ -83,32 +83,36 @@ pub struct SeqRules {
 impl SeqRules {
     /// Rules from each person's likes in time order (oldest first).
     pub fn fit(sequences: &[Vec<u32>], n_items: usize, rules: Rules) -> Self {
-        let mut count = vec![0f32; n_items];
-        let mut followers: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_items];
-        for seq in sequences {
+        // Where each item was liked (person, position): every rule starts at one of these. Memory
+        // is one entry per like whatever the window (listing the rules' contributions instead
+        // would take window × likes).
+        let mut seen: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n_items];
+        for (u, seq) in sequences.iter().enumerate() {
             for (t, &i) in seq.iter().enumerate() {
-                count[i as usize] += 1.0;
-                for (steps, &j) in seq[t + 1..].iter().take(rules.window as usize).enumerate() {
-                    if j != i {
-                        followers[i as usize].push((j, 1.0 / (steps + 1) as f32));
-                    }
-                }
+                seen[i as usize].push((u as u32, t as u32));
             }
         }
+        let count: Vec<f32> = seen.iter().map(|s| s.len() as f32).collect();
         let k = RULES.min(n_items.saturating_sub(1)).max(1);
         let damp: Vec<f32> = count.iter().map(|&c| c.max(1.0).powf(rules.alpha)).collect();
-        let rows: Vec<(Vec<u32>, Vec<f32>)> = followers
+        let rows: Vec<(Vec<u32>, Vec<f32>)> = seen
             .par_iter()
             .enumerate()
             .map_init(
                 || vec![0f32; n_items],
-                |acc, (i, follows)| {
+                |acc, (i, places)| {
                     let mut touched = Vec::new();
-                    for &(j, w) in follows {
-                        if acc[j as usize] == 0.0 {
-                            touched.push(j);
+                    for &(u, t) in places {
+                        let later = &sequences[u as usize][t as usize + 1..];
+                        for (steps, &j) in later.iter().take(rules.window as usize).enumerate() {
+                            if j as usize == i {
+                                continue;
+                            }
+                            if acc[j as usize] == 0.0 {
+                                touched.push(j);
+                            }
+                            acc[j as usize] += 1.0 / (steps + 1) as f32;
                         }
-                        acc[j as usize] += w;
                     }
                     let mut scored: Vec<(u32, f32)> =
                         touched.iter().map(|&j| (j, acc[j as usize] / (damp[i] * damp[j as usize]))).collect();
