@@ -3,13 +3,12 @@
 //! item's `k` strongest neighbours. A person's scores are the sum of their items' rows. α and β
 //! are chosen on the validation split.
 
-use super::item_item::{ScoresHistory, WithHistory};
+use super::item_item::{ItemRows, ScoresHistory, WithHistory};
 use super::select::{self, Choice};
 use super::{Fitted, ModelEntry, Scorer};
 use crate::matrix::Csr;
-use crate::store::{read_json, read_tensors, write_tensors};
+use crate::store::read_json;
 use anyhow::Result;
-use nook_core::quant::encode_f32;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -58,28 +57,13 @@ pub const MODEL: ModelEntry = ModelEntry {
     },
     load: |l| {
         let choice: Choice<Walk> = read_json(&l.dir.join("rp3b.json"))?;
-        let n = l.info.n_items;
-        let path = l.dir.join("rp3b.safetensors");
-        let (neighbours, weights) = read_tensors(&path, |t| {
-            let k = t.width("neighbours")?;
-            Ok((t.f32("neighbours", &[n, k])?, t.f32("weights", &[n, k])?))
-        })?;
-        anyhow::ensure!(
-            neighbours.iter().all(|&j| j < 0.0 || (j as usize) < n),
-            "{}: neighbour index beyond the {n} items",
-            path.display()
-        );
-        let k = neighbours.len() / n.max(1);
-        let neighbours = neighbours.iter().map(|&j| if j < 0.0 { u32::MAX } else { j as u32 }).collect();
-        Ok(Arc::new(Rp3b { k, neighbours, weights, choice }))
+        let neighbours = ItemRows::read(&l.dir.join("rp3b.safetensors"), "neighbours", l.info.n_items)?;
+        Ok(Arc::new(Rp3b { neighbours, choice }))
     },
 };
 
 pub struct Rp3b {
-    /// Neighbours per item (rows are padded with `u32::MAX`, weight 0).
-    k: usize,
-    neighbours: Vec<u32>,
-    weights: Vec<f32>,
+    neighbours: ItemRows,
     choice: Choice<Walk>,
 }
 
@@ -110,30 +94,17 @@ impl Rp3b {
                             acc[j as usize] += user_w[u as usize];
                         }
                     }
-                    let mut scored: Vec<(u32, f32)> = touched
+                    let scored: Vec<(u32, f32)> = touched
                         .iter()
                         .filter(|&&j| j as usize != i)
                         .map(|&j| (j, acc[j as usize] * item_w * pop_w[j as usize]))
                         .collect();
                     touched.iter().for_each(|&j| acc[j as usize] = 0.0);
-                    // Strongest first; ties by index, so the result does not depend on order.
-                    scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                    scored.truncate(k);
-                    let mut idx: Vec<u32> = scored.iter().map(|s| s.0).collect();
-                    let mut w: Vec<f32> = scored.iter().map(|s| s.1).collect();
-                    idx.resize(k, u32::MAX);
-                    w.resize(k, 0.0);
-                    (idx, w)
+                    ItemRows::strongest(scored, k)
                 },
             )
             .collect();
-        let (neighbours, weights): (Vec<Vec<u32>>, Vec<Vec<f32>>) = rows.into_iter().unzip();
-        Self {
-            k,
-            neighbours: neighbours.concat(),
-            weights: weights.concat(),
-            choice: Choice { best: walk, tried: Vec::new() },
-        }
+        Self { neighbours: ItemRows::from_rows(rows, k), choice: Choice { best: walk, tried: Vec::new() } }
     }
 }
 
@@ -145,12 +116,7 @@ impl ScoresHistory for Rp3b {
     fn score_history(&self, history: &[u32], out: &mut [f32]) {
         out.fill(0.0);
         for &i in history {
-            let row = i as usize * self.k..(i as usize + 1) * self.k;
-            for (&j, &w) in self.neighbours[row.clone()].iter().zip(&self.weights[row]) {
-                if j != u32::MAX {
-                    out[j as usize] += w;
-                }
-            }
+            self.neighbours.add_row(i, 1.0, out);
         }
     }
 }
@@ -161,18 +127,12 @@ impl Fitted for Rp3b {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        let n = self.neighbours.len() / self.k;
-        // Indices as f32 (exact below 2²⁴ items); −1 pads a row.
-        let idx: Vec<f32> = self.neighbours.iter().map(|&j| if j == u32::MAX { -1.0 } else { j as f32 }).collect();
-        write_tensors(
-            &dir.join("rp3b.safetensors"),
-            &[encode_f32("neighbours", &[n, self.k], &idx), encode_f32("weights", &[n, self.k], &self.weights)],
-        )?;
+        self.neighbours.write(&dir.join("rp3b.safetensors"), "neighbours")?;
         std::fs::write(dir.join("rp3b.json"), serde_json::to_vec_pretty(&self.choice)?)?;
         Ok(())
     }
 
     fn notes(&self) -> Option<String> {
-        Some(format!("- `rp3b`: {}, {} neighbours per item\n", self.choice.describe("walk"), self.k))
+        Some(format!("- `rp3b`: {}, {} neighbours per item\n", self.choice.describe("walk"), self.neighbours.k))
     }
 }

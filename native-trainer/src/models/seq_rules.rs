@@ -8,12 +8,11 @@
 //!
 //! The window, α and decay are chosen on the validation split.
 
-use super::item_item::{ScoresHistory, WithHistory};
+use super::item_item::{ItemRows, ScoresHistory, WithHistory};
 use super::select::{self, Choice};
 use super::{Fitted, ModelEntry, Scorer};
-use crate::store::{read_json, read_tensors, write_tensors};
+use crate::store::read_json;
 use anyhow::Result;
-use nook_core::quant::encode_f32;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -73,10 +72,8 @@ pub fn fit_chosen(split: &crate::split::Split, final_sequences: &[Vec<u32>]) -> 
 }
 
 pub struct SeqRules {
-    /// Rules per item (rows are padded with `u32::MAX`, weight 0).
-    k: usize,
-    next: Vec<u32>,
-    weights: Vec<f32>,
+    /// Each item's strongest rules: the items that followed it.
+    next: ItemRows,
     pub choice: Choice<Rules>,
 }
 
@@ -114,39 +111,19 @@ impl SeqRules {
                             acc[j as usize] += 1.0 / (steps + 1) as f32;
                         }
                     }
-                    let mut scored: Vec<(u32, f32)> =
+                    let scored: Vec<(u32, f32)> =
                         touched.iter().map(|&j| (j, acc[j as usize] / (damp[i] * damp[j as usize]))).collect();
                     touched.iter().for_each(|&j| acc[j as usize] = 0.0);
-                    // Strongest first; ties by index, so the result does not depend on order.
-                    scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                    scored.truncate(k);
-                    let mut next: Vec<u32> = scored.iter().map(|s| s.0).collect();
-                    let mut w: Vec<f32> = scored.iter().map(|s| s.1).collect();
-                    next.resize(k, u32::MAX);
-                    w.resize(k, 0.0);
-                    (next, w)
+                    ItemRows::strongest(scored, k)
                 },
             )
             .collect();
-        let (next, weights): (Vec<Vec<u32>>, Vec<Vec<f32>>) = rows.into_iter().unzip();
-        Self { k, next: next.concat(), weights: weights.concat(), choice: Choice { best: rules, tried: Vec::new() } }
+        Self { next: ItemRows::from_rows(rows, k), choice: Choice { best: rules, tried: Vec::new() } }
     }
 
     pub fn load(dir: &Path, n: usize) -> Result<Self> {
         let choice: Choice<Rules> = read_json(&dir.join("sr.json"))?;
-        let path = dir.join("sr.safetensors");
-        let (next, weights) = read_tensors(&path, |t| {
-            let k = t.width("next")?;
-            Ok((t.f32("next", &[n, k])?, t.f32("weights", &[n, k])?))
-        })?;
-        anyhow::ensure!(
-            next.iter().all(|&j| j < 0.0 || (j as usize) < n),
-            "{}: rule target beyond the {n} items",
-            path.display()
-        );
-        let k = next.len() / n.max(1);
-        let next = next.iter().map(|&j| if j < 0.0 { u32::MAX } else { j as u32 }).collect();
-        Ok(Self { k, next, weights, choice })
+        Ok(Self { next: ItemRows::read(&dir.join("sr.safetensors"), "next", n)?, choice })
     }
 }
 
@@ -159,12 +136,7 @@ impl ScoresHistory for SeqRules {
         out.fill(0.0);
         let mut weight = 1.0;
         for &i in history.iter().rev().take(RECENT) {
-            let row = i as usize * self.k..(i as usize + 1) * self.k;
-            for (&j, &w) in self.next[row.clone()].iter().zip(&self.weights[row]) {
-                if j != u32::MAX {
-                    out[j as usize] += weight * w;
-                }
-            }
+            self.next.add_row(i, weight, out);
             weight *= self.choice.best.decay;
         }
     }
@@ -180,13 +152,7 @@ impl Fitted for SeqRules {
         if dir.join("sr.json").exists() {
             return Ok(());
         }
-        let n = self.next.len() / self.k;
-        // Indices as f32 (exact below 2²⁴ items); −1 pads a row.
-        let idx: Vec<f32> = self.next.iter().map(|&j| if j == u32::MAX { -1.0 } else { j as f32 }).collect();
-        write_tensors(
-            &dir.join("sr.safetensors"),
-            &[encode_f32("next", &[n, self.k], &idx), encode_f32("weights", &[n, self.k], &self.weights)],
-        )?;
+        self.next.write(&dir.join("sr.safetensors"), "next")?;
         std::fs::write(dir.join("sr.json"), serde_json::to_vec_pretty(&self.choice)?)?;
         Ok(())
     }
@@ -195,7 +161,7 @@ impl Fitted for SeqRules {
         Some(format!(
             "- `sr`: {}, {} rules per item, the {RECENT} most recent likes\n",
             self.choice.describe("rules"),
-            self.k
+            self.next.k
         ))
     }
 }
