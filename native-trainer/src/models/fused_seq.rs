@@ -47,15 +47,13 @@ pub const MODEL: ModelEntry = ModelEntry {
 fn choose_weight(split: &Split, family: &TextFamily, rules: &SeqRules) -> Result<Choice<f32>> {
     let catalog = family.selection.as_ref().context("fused-sr: fused-ft's validation catalogue is not at hand")?;
     let scoring = family.hybrid.scoring;
-    let train_rules = SeqRules::fit(&split.train_sequences(), split.n_items, rules.choice.best);
-    Ok(select::on_validation(split, ID, &WEIGHTS, |_, history, weight| Blend {
-        fused: HybridScorer {
-            name: FINETUNED.name,
-            catalog,
-            scoring,
-            users: Cow::Owned(user_vectors(catalog, &scoring, history)),
-        },
-        rules: WithHistory { model: &train_rules, history: history.to_vec() },
+    // The histories `on_validation` scores with: people are folded in once, not per weight.
+    let history = split.train_sequences();
+    let train_rules = SeqRules::fit(&history, split.n_items, rules.choice.best);
+    let users = user_vectors(catalog, &scoring, &history);
+    Ok(select::on_validation(split, ID, &WEIGHTS, |_, _, weight| Blend {
+        fused: HybridScorer { name: FINETUNED.name, catalog, scoring, users: Cow::Borrowed(&users) },
+        rules: WithHistory { model: &train_rules, history: &history },
         weight,
     }))
 }
