@@ -13,7 +13,7 @@ use crate::eval::{EvalSet, Target};
 use crate::finetune::{self, FinetuneConfig};
 use crate::matrix::Csr;
 use crate::models::family::{EncoderOrigin, TextFamily};
-use crate::models::hybrid::{Hybrid, HybridSpec, QueryColumns, FINETUNED, FROZEN};
+use crate::models::hybrid::{self, Hybrid, HybridSpec, QueryColumns, FINETUNED, FROZEN};
 use crate::models::seq_rules::{self, SeqRules};
 use crate::models::{als, pca, AlsConfig, BprConfig, Factors, Fitted, ModelEntry};
 use crate::split::Split;
@@ -260,12 +260,16 @@ impl<'a> Trainer<'a> {
         }
         let source = self.encoder()?;
         let (inputs, texts) = (self.inputs, self.texts());
+        // The items validation makes cold to choose cold-item settings must be as new to the
+        // encoder as the test's cold items are.
+        let pseudo_cold = hybrid::pseudo_cold_items(inputs.split, self.cfg.als.seed);
         let ft = self.timed("finetune", |t| {
             finetune::run(
                 source,
                 &texts,
                 t.inputs.split,
                 &t.cfg.finetune,
+                Some(&pseudo_cold),
                 &inputs.device,
                 &inputs.checkpoint_dir,
                 inputs.resume,

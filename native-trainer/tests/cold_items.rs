@@ -1,5 +1,6 @@
 //! Items nobody has interacted with yet, in the fused model: their collaborative part is predicted
-//! from their text, and their profile text is scaled by what a pseudo-cold validation chose — on
+//! from their text (with the popularity prior), and their profile text is scaled, as a pseudo-cold
+//! validation chose — on
 //! MovieLens latest-small with the frozen encoder's vectors of the plot overviews; and on the same
 //! data with half the items' text taken away.
 
@@ -9,7 +10,9 @@ use candle_core::Device;
 use common::*;
 use nook_core::ItemMeta;
 use nook_trainer::eval::{evaluate, EvalSet, Target};
-use nook_trainer::models::hybrid::{user_vectors, ColdProfile, Hybrid, HybridScorer, COLD_PROFILE, FINETUNED};
+use nook_trainer::models::hybrid::{
+    user_vectors, ColdProfile, Hybrid, HybridScorer, COLD_POPULARITY, COLD_PROFILE, FINETUNED,
+};
 use nook_trainer::models::{als, AlsConfig};
 use nook_trainer::split::{Split, SplitConfig};
 use nook_trainer::textvec::{embed_all, EncoderSource};
@@ -59,7 +62,7 @@ fn fixture() -> &'static Fixture {
 
 #[test]
 #[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
-fn a_cold_items_profile_text_is_scaled_as_pseudo_cold_validation_chose() {
+fn a_cold_items_profile_text_and_popularity_prior_are_what_pseudo_cold_validation_chose() {
     let Fixture { split, items, text, dim, als, .. } = fixture();
     let (split, dim, cfg) = (split, *dim, AlsConfig::default());
     let train = split.train_matrix();
@@ -73,6 +76,13 @@ fn a_cold_items_profile_text_is_scaled_as_pseudo_cold_validation_chose() {
     let best = tried.iter().fold(tried[0], |b, &p| if p.1 > b.1 { p } else { b });
     assert_eq!(h.cold_profile.scale, best.0, "{tried:?}");
     assert!(tried.iter().any(|p| (p.1 - tried[0].1).abs() > 1e-3), "the scale changes the ranking: {tried:?}");
+    // Then every prior weight at that scale (the first, none, is the scale's own reading).
+    let priors = &h.cold_profile.popularity_validation;
+    assert_eq!(priors.iter().map(|p| p.0).collect::<Vec<_>>(), COLD_POPULARITY);
+    assert_eq!(priors[0].1, best.1, "{priors:?}");
+    let best_prior = priors.iter().fold(priors[0], |b, &p| if p.1 > b.1 { p } else { b });
+    assert_eq!(h.cold_profile.popularity, best_prior.0, "{priors:?}");
+    assert!(priors.iter().any(|p| (p.1 - priors[0].1).abs() > 1e-3), "the prior changes the ranking: {priors:?}");
 
     // The catalogue holds exactly that: cold items' profile text scaled, warm items' as it was.
     let profile = match &h.reduction {
@@ -92,14 +102,34 @@ fn a_cold_items_profile_text_is_scaled_as_pseudo_cold_validation_chose() {
         }
     }
 
-    // On the real cold items (test split) the chosen scale ranks at least as well as leaving the
-    // text as it was.
+    // The prior moves cold items' factors along the mean person only; warm items keep theirs.
+    let no_prior = ColdProfile { popularity: 0.0, ..h.cold_profile.clone() };
+    let without = Hybrid { cold_profile: no_prior, ..h.clone() }.refit(split, als, &cfg, text, dim).unwrap();
+    let k = als.dim;
+    let n_users = als.users.len() / k;
+    let mean: Vec<f32> = (0..k).map(|c| als.users.iter().skip(c).step_by(k).sum::<f32>() / n_users as f32).collect();
+    for i in [cold[0], cold[cold.len() / 2], warm] {
+        let (a, b) = (h.catalog.cf.row(i, k), without.catalog.cf.row(i, k));
+        let shift: Vec<f32> = a.iter().zip(b.iter()).map(|(x, y)| x - y).collect();
+        let along = shift.iter().zip(&mean).map(|(s, m)| s * m).sum::<f32>() / mean.iter().map(|m| m * m).sum::<f32>();
+        for (c, (&s, &m)) in shift.iter().zip(&mean).enumerate() {
+            assert!((s - along * m).abs() <= 1e-4, "item {i} column {c}: shift {s} is not along the mean person");
+        }
+        assert_eq!(along == 0.0, i == warm || h.cold_profile.popularity == 0.0, "item {i}: shift {along}");
+    }
+
+    // On the real cold items (test split) the chosen profile ranks at least as well as leaving
+    // the text as it was without a prior.
     let chosen = cold_auc(&h, split);
     let unscaled =
         Hybrid { cold_profile: ColdProfile::default(), ..h.clone() }.refit(split, als, &cfg, text, dim).unwrap();
     let plain = cold_auc(&unscaled, split);
-    eprintln!("cold profile × {}: cold AUC {chosen:.4} (× 1: {plain:.4}); pseudo-cold {tried:?}", h.cold_profile.scale);
-    assert!(chosen >= plain, "cold AUC {chosen} at × {} vs {plain} unscaled", h.cold_profile.scale);
+    let c = &h.cold_profile;
+    eprintln!(
+        "cold profile × {}, prior {}: cold AUC {chosen:.4} (× 1: {plain:.4}); pseudo-cold {tried:?} {priors:?}",
+        c.scale, c.popularity
+    );
+    assert!(chosen >= plain, "cold AUC {chosen} at × {}, prior {} vs {plain} unscaled", c.scale, c.popularity);
 }
 
 /// Data where only some items have text must not throw the text models off: with half the

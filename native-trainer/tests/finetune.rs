@@ -34,7 +34,7 @@ fn small(steps: usize) -> FinetuneConfig {
 
 fn run(cfg: &FinetuneConfig, ckpt: &std::path::Path, resume: bool) -> anyhow::Result<FineTuned> {
     let (source, texts, split) = setup();
-    finetune::run(&source, &texts, &split, cfg, &Device::Cpu, ckpt, resume)
+    finetune::run(&source, &texts, &split, cfg, None, &Device::Cpu, ckpt, resume)
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -118,4 +118,30 @@ fn an_interrupted_run_resumes_to_the_same_weights() {
     // A checkpoint for other settings is refused rather than silently mixed in.
     let err = run(&FinetuneConfig { learning_rate: 1e-3, ..small(7) }, resumed_dir.path(), true).err().unwrap();
     assert!(err.to_string().contains("checkpoint is for other settings"), "{err}");
+}
+
+#[test]
+fn items_left_out_never_appear_in_a_training_pair() {
+    let (source, texts, split) = setup();
+    let ckpt = tempfile::tempdir().unwrap();
+    // Every item but two left out: at most their own pairs remain, too few for a batch of 16.
+    let mut left_out = vec![true; split.n_items];
+    left_out[..2].iter_mut().for_each(|o| *o = false);
+    let err = finetune::run(&source, &texts, &split, &small(2), Some(&left_out), &Device::Cpu, ckpt.path(), false)
+        .err()
+        .expect("too few pairs to fine-tune on");
+    assert!(err.to_string().contains("co-consumed pairs"), "{err}");
+    // Nothing left out: the same settings train.
+    let ft = finetune::run(
+        &source,
+        &texts,
+        &split,
+        &small(2),
+        Some(&vec![false; split.n_items]),
+        &Device::Cpu,
+        ckpt.path(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(ft.losses.len(), 2);
 }

@@ -155,13 +155,16 @@ struct CheckpointState {
     batcher: BatcherState,
 }
 
-/// Fine-tunes `source` on pairs from `split` (items' texts in `texts`). With `resume`, continues
+/// Fine-tunes `source` on pairs from `split` (items' texts in `texts`), leaving out every pair
+/// with an item marked in `left_out` (the items validation makes cold). With `resume`, continues
 /// from the checkpoint in `checkpoint_dir` if one matches these settings.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     source: &EncoderSource,
     texts: &[String],
     split: &Split,
     cfg: &FinetuneConfig,
+    left_out: Option<&[bool]>,
     device: &Device,
     checkpoint_dir: &Path,
     resume: bool,
@@ -174,7 +177,22 @@ pub fn run(
     let config: BertConfig = serde_json::from_slice(&config_json).context("config.json")?;
     let mut weights = candle_core::safetensors::load_buffer(&read(&weights_path)?, device)?;
 
-    let pairs = pairs::co_consumed(split, cfg.window);
+    let mut pairs = pairs::co_consumed(split, cfg.window);
+    if let Some(out) = left_out {
+        ensure!(
+            out.len() == split.n_items,
+            "{} items to leave out of fine-tuning, expected {}",
+            out.len(),
+            split.n_items
+        );
+        let before = pairs.len();
+        pairs.retain(|&(a, b)| !out[a as usize] && !out[b as usize]);
+        let items = out.iter().filter(|&&o| o).count();
+        tracing::info!(
+            "fine-tuning leaves out {} of {before} pairs: their {items} items are made cold for validation",
+            before - pairs.len()
+        );
+    }
     ensure!(pairs.len() >= cfg.batch, "only {} co-consumed pairs: too little data to fine-tune on", pairs.len());
     let fingerprint = sha256_hex(
         format!("{}|{}|{:?}|{}", source.fingerprint()?, serde_json::to_string(cfg)?, split.config, pairs.len())

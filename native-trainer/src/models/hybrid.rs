@@ -31,6 +31,9 @@ const RIDGE_GRID: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
 /// made cold for validation ([`choose_cold_profile`]); the query columns are not scaled. Not 0:
 /// a new item someone likes should still shape their text profile.
 pub const COLD_PROFILE: [f32; 4] = [1.0, 0.5, 0.25, 0.1];
+/// Weights tried for a cold item's popularity prior ([`ColdProfile::popularity`]), chosen on the
+/// same items made cold after the profile scale.
+pub const COLD_POPULARITY: [f32; 4] = [0.0, 0.01, 0.03, 0.1];
 
 /// Names and choices of one hybrid family.
 #[derive(Clone, Copy, Debug)]
@@ -122,11 +125,20 @@ pub struct ColdProfile {
     pub scale: f32,
     /// `(scale, pseudo-cold validation ndcg@10)` for each scale tried (empty when not chosen).
     pub validation: Vec<(f32, f64)>,
+    /// Weight of the popularity prior in a cold item's collaborative part: its log training
+    /// popularity as predicted from its text (a ridge map fitted on the warm items), less the warm
+    /// items' mean, along the mean person's direction — so a person near the mean gains this
+    /// weight × the predicted log popularity, in the same vector the browser scores (0: none).
+    #[serde(default)]
+    pub popularity: f32,
+    /// `(weight, pseudo-cold validation ndcg@10)` for each prior weight tried, at the chosen scale.
+    #[serde(default)]
+    pub popularity_validation: Vec<(f32, f64)>,
 }
 
 impl Default for ColdProfile {
     fn default() -> Self {
-        Self { scale: 1.0, validation: Vec::new() }
+        Self { scale: 1.0, validation: Vec::new(), popularity: 0.0, popularity_validation: Vec::new() }
     }
 }
 
@@ -158,7 +170,7 @@ impl Hybrid {
         let valid = EvalSet::new(split, train, Target::Valid);
         let sequences = split.train_sequences();
         let parts = CatalogParts { split, als, als_cfg, text, text_dim, reduction: None };
-        let full = parts.build(1.0, items.clone())?;
+        let full = parts.build(&ColdProfile::default(), items.clone())?;
         let ndcg10 = |scorer: &HybridScorer<'_>| {
             evaluate(scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value)
         };
@@ -184,7 +196,9 @@ impl Hybrid {
             let projection = reduction.map(|k| pca::fit(text, text_dim, k));
             let catalog = match &projection {
                 None => full.clone(),
-                Some(p) => CatalogParts { reduction: Some(p), ..parts }.build(1.0, items.clone())?,
+                Some(p) => {
+                    CatalogParts { reduction: Some(p), ..parts }.build(&ColdProfile::default(), items.clone())?
+                }
             };
             for &h in &HALF_LIVES {
                 let with_recency = Scoring { recency_half_life: h, ..base };
@@ -225,7 +239,8 @@ impl Hybrid {
             Some(p) => {
                 let reduction = spec.reductions.iter().flatten().find(|&&k| k == p.text_dims).copied();
                 let projection = pca::fit(text, text_dim, reduction.expect("reduced dims come from the grid"));
-                let catalog = CatalogParts { reduction: Some(&projection), ..parts }.build(1.0, items.clone())?;
+                let catalog = CatalogParts { reduction: Some(&projection), ..parts }
+                    .build(&ColdProfile::default(), items.clone())?;
                 (
                     p.ndcg10,
                     Scoring { text_weight: p.text_weight, recency_half_life: p.recency_half_life, ..base },
@@ -244,9 +259,9 @@ impl Hybrid {
         );
         let chosen_parts = CatalogParts { reduction: reduction.as_ref(), ..parts };
         let cold_profile = choose_cold_profile(spec, &chosen_parts, &chosen, &items)?;
-        let catalog = match cold_profile.scale == 1.0 {
+        let catalog = match cold_profile.scale == 1.0 && cold_profile.popularity == 0.0 {
             true => catalog,
-            false => chosen_parts.build(cold_profile.scale, items.clone())?,
+            false => chosen_parts.build(&cold_profile, items.clone())?,
         };
         let scoring = Scoring { query_weight: DEFAULT_QUERY_WEIGHT, expansion: DEFAULT_EXPANSION, ..chosen };
         let content = Scoring { query_weight: DEFAULT_QUERY_WEIGHT, ..content };
@@ -284,11 +299,11 @@ impl Hybrid {
     ) -> anyhow::Result<Self> {
         let items = self.content_catalog.items.clone();
         let parts = CatalogParts { split, als, als_cfg, text, text_dim, reduction: None };
-        let content_catalog = parts.build(1.0, items.clone())?;
-        let scale = self.cold_profile.scale;
-        let catalog = match (&self.reduction, scale == 1.0) {
+        let content_catalog = parts.build(&ColdProfile::default(), items.clone())?;
+        let cold = &self.cold_profile;
+        let catalog = match (&self.reduction, cold.scale == 1.0 && cold.popularity == 0.0) {
             (None, true) => content_catalog.clone(),
-            (reduction, _) => CatalogParts { reduction: reduction.as_ref(), ..parts }.build(scale, items)?,
+            (reduction, _) => CatalogParts { reduction: reduction.as_ref(), ..parts }.build(cold, items)?,
         };
         let catalog = match &self.query {
             Some(q) => catalog.with_query_columns(&q.rows, q.dim, q.projection.clone())?,
@@ -325,9 +340,12 @@ fn trained_items(split: &Split, als: &Factors) -> Vec<bool> {
 }
 
 /// ALS's item factors where `trained`, elsewhere the prediction of a ridge map from the unreduced
-/// text, fitted on the trained items.
+/// text, fitted on the trained items, plus the popularity prior at weight `prior`
+/// ([`ColdProfile::popularity`]; `popularity`: training positives per item).
 fn fill_cold_factors(
     trained: &[bool],
+    popularity: &[f32],
+    prior: f32,
     als: &Factors,
     als_cfg: &AlsConfig,
     text: &[f32],
@@ -353,7 +371,39 @@ fn fill_cold_factors(
     for (k, &i) in cold.iter().enumerate() {
         cf[i * dim..(i + 1) * dim].copy_from_slice(&predicted[k * dim..(k + 1) * dim]);
     }
+    let mean_user = mean_row(&als.users, dim);
+    let norm2: f32 = mean_user.iter().map(|v| v * v).sum();
+    if prior == 0.0 || cold.is_empty() || norm2 <= 0.0 {
+        return Ok(cf);
+    }
+    // The factors' own popularity signal is shrunk with the rest of the ridge prediction; this
+    // puts a separately predicted one back where scoring reads it.
+    let log_pop: Vec<f32> = warm.iter().map(|&i| popularity[i].ln_1p()).collect();
+    let mean = log_pop.iter().sum::<f32>() / log_pop.len() as f32;
+    let pop_map = RidgeMap::fit_tuned(&gather(text, text_dim, &warm), &log_pop, text_dim, 1, &RIDGE_GRID, als_cfg.seed);
+    let predicted = pop_map.apply(&gather(text, text_dim, &cold));
+    for (&i, &p) in cold.iter().zip(&predicted) {
+        let shift = prior * (p - mean) / norm2;
+        cf[i * dim..(i + 1) * dim].iter_mut().zip(&mean_user).for_each(|(c, &m)| *c += shift * m);
+    }
     Ok(cf)
+}
+
+/// The mean of `dim`-wide rows (zeros when there are none).
+fn mean_row(rows: &[f32], dim: usize) -> Vec<f32> {
+    let n = rows.len() / dim.max(1);
+    let mut mean = vec![0f32; dim];
+    for row in rows.chunks_exact(dim) {
+        mean.iter_mut().zip(row).for_each(|(m, &v)| *m += v / n as f32);
+    }
+    mean
+}
+
+/// Training positives per item.
+fn train_popularity(split: &Split) -> Vec<f32> {
+    let mut popularity = vec![0f32; split.n_items];
+    split.train.iter().for_each(|i| popularity[i.item as usize] += 1.0);
+    popularity
 }
 
 /// What a catalogue is built from: ALS factors and the item text (the ridge map always reads
@@ -371,13 +421,15 @@ struct CatalogParts<'a> {
 impl CatalogParts<'_> {
     /// Collaborative factors for every item (ALS where trained or imported, ridge-predicted from
     /// text elsewhere), the ALS gramian for fold-in, and training popularity, beside the item
-    /// text (a cold item's profile text times `cold_profile`). The ridge map reads the unreduced
-    /// text: a reduction that suits scoring (fewer dimensions to ship) would only take
-    /// information from the prediction.
-    fn build(&self, cold_profile: f32, items: Vec<ItemMeta>) -> anyhow::Result<Catalog> {
+    /// text (a cold item's profile text times the `cold` scale, its factors with `cold`'s
+    /// popularity prior). The ridge map reads the unreduced text: a reduction that suits scoring
+    /// (fewer dimensions to ship) would only take information from the prediction.
+    fn build(&self, cold: &ColdProfile, items: Vec<ItemMeta>) -> anyhow::Result<Catalog> {
         let trained = trained_items(self.split, self.als);
-        let cf = fill_cold_factors(&trained, self.als, self.als_cfg, self.text, self.text_dim)?;
-        self.assemble(&trained, cf, cold_profile, items)
+        let popularity = train_popularity(self.split);
+        let (als, cfg) = (self.als, self.als_cfg);
+        let cf = fill_cold_factors(&trained, &popularity, cold.popularity, als, cfg, self.text, self.text_dim)?;
+        self.assemble(&trained, cf, cold.scale, items)
     }
 
     fn assemble(
@@ -390,8 +442,7 @@ impl CatalogParts<'_> {
         let dim = self.als.dim;
         // Fold-in uses the gramian of the factors ALS trained with (cold rows are zero there).
         let cf_gram = gramian(&self.als.items, dim, self.als_cfg.regularization);
-        let mut popularity = vec![0f32; self.split.n_items];
-        self.split.train.iter().for_each(|i| popularity[i.item as usize] += 1.0);
+        let popularity = train_popularity(self.split);
         let (mut text, text_dim) = match self.reduction {
             Some(p) => (p.apply_rows(self.text), p.out_dim),
             None => (self.text.to_vec(), self.text_dim),
@@ -405,10 +456,29 @@ impl CatalogParts<'_> {
     }
 }
 
-/// Chooses the scale of a cold item's profile text ([`COLD_PROFILE`]) the way the cold split
-/// measures it, on validation: a seeded share of the warm items (the split's cold fraction) is
-/// made cold (its factors predicted by a ridge map fitted without it, its positives taken out of
-/// every history), and each person's training and validation positives on it are ranked among it.
+/// The warm items made cold to choose cold-item settings on validation: a seeded share (the
+/// split's cold fraction) of the items with training positives. Fine-tuning leaves their pairs
+/// out too ([`crate::finetune::run`]): a text space trained on their interactions knows them,
+/// and validation would then favour the text and popularity far more than the real cold split
+/// does (README, Results).
+pub fn pseudo_cold_items(split: &Split, seed: u64) -> Vec<bool> {
+    let trained = split.train_items();
+    let mut warm: Vec<usize> = (0..split.n_items).filter(|&i| trained[i]).collect();
+    let n_pseudo = (warm.len() as f64 * split.config.cold_fraction).round() as usize;
+    let mut pseudo = vec![false; split.n_items];
+    if n_pseudo == 0 || n_pseudo + 2 > warm.len() {
+        return pseudo;
+    }
+    Rng::stream(seed, "pseudo-cold").shuffle(&mut warm);
+    warm[..n_pseudo].iter().for_each(|&i| pseudo[i] = true);
+    pseudo
+}
+
+/// Chooses how cold items are scored, the way the cold split measures it, on validation: the
+/// [`pseudo_cold_items`] are made cold (ALS refitted without their interactions, their factors
+/// predicted by maps fitted without them, their positives taken out of every history), and each
+/// person's training and validation positives on them are ranked among them. First the scale of a cold item's profile text
+/// ([`COLD_PROFILE`]), then at that scale the weight of the popularity prior ([`COLD_POPULARITY`]).
 fn choose_cold_profile(
     spec: HybridSpec,
     parts: &CatalogParts,
@@ -416,46 +486,58 @@ fn choose_cold_profile(
     items: &[ItemMeta],
 ) -> anyhow::Result<ColdProfile> {
     let CatalogParts { split, als, als_cfg, text, text_dim, .. } = *parts;
-    let mut trained = trained_items(split, als);
-    let mut warm: Vec<usize> = (0..split.n_items).filter(|&i| trained[i]).collect();
-    let n_pseudo = (warm.len() as f64 * split.config.cold_fraction).round() as usize;
-    if spec.cold_profiles.len() < 2 || scoring.text_weight == 0.0 || n_pseudo == 0 || n_pseudo + 2 > warm.len() {
+    let pseudo = pseudo_cold_items(split, als_cfg.seed);
+    let n_pseudo = pseudo.iter().filter(|&&p| p).count();
+    if spec.cold_profiles.len() < 2 || scoring.text_weight == 0.0 || n_pseudo == 0 {
         return Ok(ColdProfile::default());
     }
-    Rng::stream(als_cfg.seed, "pseudo-cold").shuffle(&mut warm);
-    let mut pseudo = vec![false; split.n_items];
-    for &i in &warm[..n_pseudo] {
-        pseudo[i] = true;
-        trained[i] = false;
-    }
-    let cf = fill_cold_factors(&trained, als, als_cfg, text, text_dim)?;
+    let mut trained = trained_items(split, als);
+    trained.iter_mut().zip(&pseudo).for_each(|(t, &p)| *t &= !p);
     let kept = |i: &&Interaction| !pseudo[i.item as usize];
     let history =
         Csr::from_triples(split.n_users, split.n_items, split.train.iter().filter(kept).map(|i| (i.user, i.item, 1.0)));
     let mut sequences = vec![Vec::new(); split.n_users];
     split.train.iter().filter(kept).for_each(|i| sequences[i.user as usize].push(i.item));
+    let mut popularity = vec![0f32; split.n_items];
+    split.train.iter().filter(kept).for_each(|i| popularity[i.item as usize] += 1.0);
     let held_out: Vec<Interaction> =
         split.train.iter().chain(&split.valid).filter(|i| pseudo[i.item as usize]).cloned().collect();
     let set = EvalSet::from_parts(split, &history, Target::Cold, pseudo, &held_out);
-    let mut validation = Vec::new();
-    for &scale in spec.cold_profiles {
-        let catalog = parts.assemble(&trained, cf.clone(), scale, items.to_vec())?;
+    // Collaborative factors fitted without them, as the test's cold items are absent from the
+    // final fit: factors that saw them carry their popularity into every other item and person.
+    let als = &super::als::fit(&history, als_cfg, |_| {});
+    let parts = &CatalogParts { als, ..*parts };
+    let factors = |prior: f32| fill_cold_factors(&trained, &popularity, prior, als, als_cfg, text, text_dim);
+    let ndcg10 = |cf: Vec<f32>, scale: f32| -> anyhow::Result<f64> {
+        let catalog = parts.assemble(&trained, cf, scale, items.to_vec())?;
         let users = user_vectors(&catalog, scoring, &sequences);
         let scorer = HybridScorer { name: spec.name, catalog: &catalog, scoring: *scoring, users: Cow::Owned(users) };
-        let ndcg = evaluate(&scorer, &set, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value);
+        Ok(evaluate(&scorer, &set, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value))
+    };
+    // The first value of each grid (no change) unless another is strictly better.
+    let best = |tried: &[(f32, f64)]| tried.iter().fold(tried[0], |b, &p| if p.1 > b.1 { p } else { b });
+    let without_prior = factors(0.0)?;
+    let mut validation = Vec::new();
+    for &scale in spec.cold_profiles {
+        let ndcg = ndcg10(without_prior.clone(), scale)?;
         tracing::debug!("{}: cold profile text × {scale}: pseudo-cold validation ndcg@10 {ndcg:.4}", spec.name);
         validation.push((scale, ndcg));
     }
-    // The first scale (1: unchanged) unless another is strictly better.
-    let best = validation.iter().fold(validation[0], |b, &p| if p.1 > b.1 { p } else { b });
+    let (scale, at_scale) = best(&validation);
+    let mut popularity_validation = vec![(COLD_POPULARITY[0], at_scale)];
+    for &prior in &COLD_POPULARITY[1..] {
+        let ndcg = ndcg10(factors(prior)?, scale)?;
+        tracing::debug!("{}: cold popularity prior {prior}: pseudo-cold validation ndcg@10 {ndcg:.4}", spec.name);
+        popularity_validation.push((prior, ndcg));
+    }
+    let (prior, chosen) = best(&popularity_validation);
     tracing::info!(
-        "{}: cold items' profile text × {} (chosen on {n_pseudo} items made cold: validation ndcg@10 {:.4}, × 1 {:.4})",
+        "{}: cold items' profile text × {scale}, popularity prior {prior} (chosen on {n_pseudo} items made cold: \
+         validation ndcg@10 {chosen:.4}; × 1 without the prior {:.4})",
         spec.name,
-        best.0,
-        best.1,
         validation[0].1
     );
-    Ok(ColdProfile { scale: best.0, validation })
+    Ok(ColdProfile { scale, validation, popularity: prior, popularity_validation })
 }
 
 /// Every user's vector from their training positives (oldest first), through nook-core's fold-in
@@ -529,12 +611,51 @@ mod tests {
             text_dim: 2,
             reduction: Some(&reduction),
         };
-        let catalog = parts.build(1.0, items).unwrap();
+        let catalog = parts.build(&ColdProfile::default(), items).unwrap();
         assert_eq!(catalog.text_dim, 1, "the catalogue keeps the reduction");
         let predicted = catalog.cf.row(40, 1)[0];
         assert!(
             (predicted - 8.0).abs() < 0.8,
             "the cold item's factor {predicted}, from its text 0.8, should be near 8"
         );
+    }
+
+    /// The popularity prior moves a cold item along the mean person's direction by its predicted
+    /// log popularity (relative to the warm items' mean), and nothing else; at 0 it is absent.
+    #[test]
+    fn the_popularity_prior_follows_the_texts_predicted_popularity() {
+        // 40 warm items whose one text column sets their log popularity (2 × it); their factors
+        // say nothing (zero), so any cold factor comes from the prior. Items 40 and 41 are cold.
+        let signal = |i: usize| ((i * 7 % 40) as f32 / 20.0) - 1.0;
+        let text: Vec<f32> = (0..42)
+            .map(|i| match i {
+                40 => 0.8,
+                41 => -0.8,
+                _ => signal(i),
+            })
+            .collect();
+        let popularity: Vec<f32> = (0..42).map(|i| if i < 40 { (2.0 * signal(i)).exp() - 1.0 } else { 0.0 }).collect();
+        let trained: Vec<bool> = (0..42).map(|i| i < 40).collect();
+        // Two people whose mean is (1, 1): norm² 2.
+        let als = Factors {
+            name: "als".into(),
+            dim: 2,
+            users: vec![2.0, 0.0, 0.0, 2.0],
+            items: vec![0.0; 84],
+            item_bias: None,
+            item_known: None,
+        };
+        let cfg = AlsConfig::default();
+        let none = fill_cold_factors(&trained, &popularity, 0.0, &als, &cfg, &text, 1).unwrap();
+        assert!(none.iter().all(|&v| v.abs() < 1e-6), "without the prior the ridge map predicts zero: {none:?}");
+        let cf = fill_cold_factors(&trained, &popularity, 0.1, &als, &cfg, &text, 1).unwrap();
+        assert_eq!(cf[..80], none[..80], "warm items keep their factors");
+        let mean_log_pop = (0..40).map(|i| 2.0 * signal(i)).sum::<f32>() / 40.0;
+        for (item, t) in [(40, 0.8f32), (41, -0.8)] {
+            let want = 0.1 * (2.0 * t - mean_log_pop) / 2.0;
+            let row = &cf[item * 2..item * 2 + 2];
+            assert_eq!(row[0], row[1], "along the mean person (1, 1): {row:?}");
+            assert!((row[0] - want).abs() < 0.02, "item {item}: {} vs {want}", row[0]);
+        }
     }
 }
