@@ -340,12 +340,9 @@ fn trained_items(split: &Split, als: &Factors) -> Vec<bool> {
 }
 
 /// ALS's item factors where `trained`, elsewhere the prediction of a ridge map from the unreduced
-/// text, fitted on the trained items, plus the popularity prior at weight `prior`
-/// ([`ColdProfile::popularity`]; `popularity`: training positives per item).
+/// text, fitted on the trained items.
 fn fill_cold_factors(
     trained: &[bool],
-    popularity: &[f32],
-    prior: f32,
     als: &Factors,
     als_cfg: &AlsConfig,
     text: &[f32],
@@ -371,22 +368,58 @@ fn fill_cold_factors(
     for (k, &i) in cold.iter().enumerate() {
         cf[i * dim..(i + 1) * dim].copy_from_slice(&predicted[k * dim..(k + 1) * dim]);
     }
-    let mean_user = mean_row(&als.users, dim);
-    let norm2: f32 = mean_user.iter().map(|v| v * v).sum();
-    if prior == 0.0 || cold.is_empty() || norm2 <= 0.0 {
-        return Ok(cf);
-    }
-    // The factors' own popularity signal is shrunk with the rest of the ridge prediction; this
-    // puts a separately predicted one back where scoring reads it.
-    let log_pop: Vec<f32> = warm.iter().map(|&i| popularity[i].ln_1p()).collect();
-    let mean = log_pop.iter().sum::<f32>() / log_pop.len() as f32;
-    let pop_map = RidgeMap::fit_tuned(&gather(text, text_dim, &warm), &log_pop, text_dim, 1, &RIDGE_GRID, als_cfg.seed);
-    let predicted = pop_map.apply(&gather(text, text_dim, &cold));
-    for (&i, &p) in cold.iter().zip(&predicted) {
-        let shift = prior * (p - mean) / norm2;
-        cf[i * dim..(i + 1) * dim].iter_mut().zip(&mean_user).for_each(|(c, &m)| *c += shift * m);
-    }
     Ok(cf)
+}
+
+/// The popularity prior of the items without factors ([`ColdProfile::popularity`]), fitted once
+/// and added at any weight: each such item's log training popularity as a ridge map on the
+/// trained items predicts it from the unreduced text, less the trained items' mean, along the
+/// mean person's direction. The factors' own popularity signal is shrunk with the rest of the
+/// ridge prediction; this puts a separately predicted one back where scoring reads it.
+struct PopularityPrior {
+    /// `(item, predicted log popularity − the trained items' mean)` for each item without factors.
+    items: Vec<(usize, f32)>,
+    mean_user: Vec<f32>,
+    norm2: f32,
+}
+
+impl PopularityPrior {
+    /// `popularity`: training positives per item.
+    fn fit(
+        trained: &[bool],
+        popularity: &[f32],
+        als: &Factors,
+        als_cfg: &AlsConfig,
+        text: &[f32],
+        text_dim: usize,
+    ) -> Self {
+        let gather = |rows: &[usize]| -> Vec<f32> {
+            rows.iter().flat_map(|&r| text[r * text_dim..(r + 1) * text_dim].iter().copied()).collect()
+        };
+        let warm: Vec<usize> = (0..trained.len()).filter(|&i| trained[i]).collect();
+        let cold: Vec<usize> = (0..trained.len()).filter(|&i| !trained[i]).collect();
+        let mean_user = mean_row(&als.users, als.dim);
+        let norm2: f32 = mean_user.iter().map(|v| v * v).sum();
+        if warm.len() < 2 || cold.is_empty() || norm2 <= 0.0 {
+            return Self { items: Vec::new(), mean_user, norm2 };
+        }
+        let log_pop: Vec<f32> = warm.iter().map(|&i| popularity[i].ln_1p()).collect();
+        let mean = log_pop.iter().sum::<f32>() / log_pop.len() as f32;
+        let map = RidgeMap::fit_tuned(&gather(&warm), &log_pop, text_dim, 1, &RIDGE_GRID, als_cfg.seed);
+        let predicted = map.apply(&gather(&cold));
+        let items = cold.into_iter().zip(predicted).map(|(i, p)| (i, p - mean)).collect();
+        Self { items, mean_user, norm2 }
+    }
+
+    /// `cf` (every item's factors) with the prior added at `weight`.
+    fn apply(&self, mut cf: Vec<f32>, weight: f32) -> Vec<f32> {
+        let dim = self.mean_user.len();
+        for &(i, above_mean) in self.items.iter().filter(|_| weight != 0.0) {
+            let shift = weight * above_mean / self.norm2;
+            cf[i * dim..(i + 1) * dim].iter_mut().zip(&self.mean_user).for_each(|(c, &m)| *c += shift * m);
+        }
+        cf
+    }
 }
 
 /// The mean of `dim`-wide rows (zeros when there are none).
@@ -426,9 +459,12 @@ impl CatalogParts<'_> {
     /// (fewer dimensions to ship) would only take information from the prediction.
     fn build(&self, cold: &ColdProfile, items: Vec<ItemMeta>) -> anyhow::Result<Catalog> {
         let trained = trained_items(self.split, self.als);
-        let popularity = train_popularity(self.split);
-        let (als, cfg) = (self.als, self.als_cfg);
-        let cf = fill_cold_factors(&trained, &popularity, cold.popularity, als, cfg, self.text, self.text_dim)?;
+        let (als, cfg, text, text_dim) = (self.als, self.als_cfg, self.text, self.text_dim);
+        let mut cf = fill_cold_factors(&trained, als, cfg, text, text_dim)?;
+        if cold.popularity != 0.0 {
+            let popularity = train_popularity(self.split);
+            cf = PopularityPrior::fit(&trained, &popularity, als, cfg, text, text_dim).apply(cf, cold.popularity);
+        }
         self.assemble(&trained, cf, cold.scale, items)
     }
 
@@ -507,7 +543,8 @@ fn choose_cold_profile(
     // final fit: factors that saw them carry their popularity into every other item and person.
     let als = &super::als::fit(&history, als_cfg, |_| {});
     let parts = &CatalogParts { als, ..*parts };
-    let factors = |prior: f32| fill_cold_factors(&trained, &popularity, prior, als, als_cfg, text, text_dim);
+    let without_prior = fill_cold_factors(&trained, als, als_cfg, text, text_dim)?;
+    let prior_fit = PopularityPrior::fit(&trained, &popularity, als, als_cfg, text, text_dim);
     let ndcg10 = |cf: Vec<f32>, scale: f32| -> anyhow::Result<f64> {
         let catalog = parts.assemble(&trained, cf, scale, items.to_vec())?;
         let users = user_vectors(&catalog, scoring, &sequences);
@@ -516,7 +553,6 @@ fn choose_cold_profile(
     };
     // The first value of each grid (no change) unless another is strictly better.
     let best = |tried: &[(f32, f64)]| tried.iter().fold(tried[0], |b, &p| if p.1 > b.1 { p } else { b });
-    let without_prior = factors(0.0)?;
     let mut validation = Vec::new();
     for &scale in spec.cold_profiles {
         let ndcg = ndcg10(without_prior.clone(), scale)?;
@@ -526,7 +562,7 @@ fn choose_cold_profile(
     let (scale, at_scale) = best(&validation);
     let mut popularity_validation = vec![(COLD_POPULARITY[0], at_scale)];
     for &prior in &COLD_POPULARITY[1..] {
-        let ndcg = ndcg10(factors(prior)?, scale)?;
+        let ndcg = ndcg10(prior_fit.apply(without_prior.clone(), prior), scale)?;
         tracing::debug!("{}: cold popularity prior {prior}: pseudo-cold validation ndcg@10 {ndcg:.4}", spec.name);
         popularity_validation.push((prior, ndcg));
     }
@@ -646,9 +682,11 @@ mod tests {
             item_known: None,
         };
         let cfg = AlsConfig::default();
-        let none = fill_cold_factors(&trained, &popularity, 0.0, &als, &cfg, &text, 1).unwrap();
+        let none = fill_cold_factors(&trained, &als, &cfg, &text, 1).unwrap();
+        let prior = PopularityPrior::fit(&trained, &popularity, &als, &cfg, &text, 1);
+        assert_eq!(prior.apply(none.clone(), 0.0), none, "at weight 0 the prior is absent");
         assert!(none.iter().all(|&v| v.abs() < 1e-6), "without the prior the ridge map predicts zero: {none:?}");
-        let cf = fill_cold_factors(&trained, &popularity, 0.1, &als, &cfg, &text, 1).unwrap();
+        let cf = prior.apply(none.clone(), 0.1);
         assert_eq!(cf[..80], none[..80], "warm items keep their factors");
         let mean_log_pop = (0..40).map(|i| 2.0 * signal(i)).sum::<f32>() / 40.0;
         for (item, t) in [(40, 0.8f32), (41, -0.8)] {
