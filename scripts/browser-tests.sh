@@ -2,7 +2,7 @@
 # Browser tests, in headless Debian Chromium:
 #  1. wasm-bindgen-test: the wasm client's rankings ("more like this" too) equal native
 #     `nook recommend` / `nook similar` (ids exact, scores within 1e-4), on the CPU and WebGPU,
-#     with each of its two builds (SIMD128, relaxed SIMD);
+#     with each of its two builds (SIMD128, relaxed SIMD), on a `fused-sr` bundle (sequential rules);
 #  2. Playwright (playwright-core from npm, Debian's chromium): the page suite against `nook serve`
 #     (the headers users get) and its core checks against nginx with docs/deploy/nginx.conf; the
 #     browser package installed from its `npm pack` tarball on a plain page; a catalogue update
@@ -21,7 +21,7 @@ done
 cargo build --release -p nook-trainer
 nook=$target_dir/release/nook
 if [ ! -f "$work/bundle/manifest.json" ] || [ "$nook" -nt "$work/bundle/manifest.json" ]; then
-  "$nook" train --data assets/data/ml-100k --out "$work/model" --models pop,als,content,hybrid,content-ft,fused-ft \
+  "$nook" train --data assets/data/ml-100k --out "$work/model" --models pop,als,content,hybrid,content-ft,fused-ft,sr,fused-sr \
     --ft-steps 12 --ft-batch 16 --checkpoint-dir "$work/checkpoints" --log warn >/dev/null
   "$nook" export --model "$work/model" --out "$work/bundle" --log warn
 fi

@@ -25,7 +25,8 @@ fn demo_prepares_a_page_and_a_rerun_skips_every_step() {
     }
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("bundle/manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["model"], "fused-ft", "the upgrade replaced the first bundle");
+    assert_eq!(manifest["model"], "fused-sr", "the upgrade replaced the first bundle with the best model trained");
+    assert!(manifest["scoring"]["sequence"]["weight"].is_number(), "it weighs the order of likes");
     assert!(!out.join("first").exists(), "the first model, superseded, was removed");
     assert!(repo_root().join("www/nook/pkg/nook_wasm_bg.wasm").is_file(), "the wasm client was built");
     let recs = nook_ok(&["recommend", "--bundle", path_str(&out.join("bundle")), "--like", "50", "--json"]);

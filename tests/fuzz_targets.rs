@@ -214,7 +214,10 @@ pub fn tokenize(data: &[u8]) {
 
 fn catalog() -> &'static Catalog {
     static C: OnceLock<Catalog> = OnceLock::new();
-    C.get_or_init(|| nook_core::synthetic::catalog(50, 4, 8, false, 3))
+    C.get_or_init(|| {
+        let c = nook_core::synthetic::catalog(50, 4, 8, false, 3);
+        c.with_rules(nook_core::synthetic::rules(50, 6, 4)).expect("rules for every item")
+    })
 }
 
 /// A recommendation request as JSON (what the browser sends) through id resolution and ranking.
@@ -230,6 +233,7 @@ pub fn recommend(data: &[u8]) {
         recency_half_life: 10.0,
         expansion: nook_core::Expansion::OFF,
         similar_text_weight: None,
+        sequence: Some(nook_core::sequence::Sequence { weight: 0.5, decay: 0.9, recent: 20 }),
     };
     let Ok(likes) = req.likes.iter().map(|id| c.index_of(id)).collect::<Result<Vec<_>, _>>() else { return };
     let Ok(dislikes) = req.dislikes.iter().map(|id| c.index_of(id)).collect::<Result<Vec<_>, _>>() else { return };

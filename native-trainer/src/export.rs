@@ -4,6 +4,7 @@
 use crate::atomic;
 use crate::eval::results::EvalReport;
 use crate::models::family::TextFamily;
+use crate::models::fused_seq::{self, FusedSeq};
 use crate::models::hybrid::{FINETUNED, FROZEN};
 use crate::store::{self, ENCODER_FILES};
 use anyhow::{Context, Result};
@@ -14,6 +15,7 @@ use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Metrics copied into the manifest (all models, warm and cold).
 const SNAPSHOT_METRICS: [&str; 4] = ["ndcg@10", "recall@10", "recall@20", "auc"];
@@ -21,23 +23,42 @@ const SNAPSHOT_METRICS: [&str; 4] = ["ndcg@10", "recall@10", "recall@20", "auc"]
 /// Which trained model a bundle carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Variant {
-    /// `fused-ft` when the model directory has it, else `hybrid`.
+    /// The best the model directory has: `fused-sr`, else `fused-ft`, else `hybrid`.
     Auto,
     /// ALS + frozen encoder.
     Hybrid,
     /// ALS + fine-tuned encoder, fused.
     FusedFt,
+    /// `fused-ft` plus sequential rules: the order of a person's likes counts (the rules add
+    /// ~4 MB for 10k items).
+    FusedSr,
 }
 
 pub fn export(model_dir: &Path, out: &Path, variant: Variant, quant: Quant) -> Result<Manifest> {
-    let spec = match variant {
-        Variant::Hybrid => FROZEN,
-        Variant::FusedFt => FINETUNED,
-        Variant::Auto if model_dir.join(FINETUNED.name).is_dir() => FINETUNED,
-        Variant::Auto => FROZEN,
-    };
     let info = store::load_info(model_dir)?;
-    let family = TextFamily::load(model_dir, spec, info.n_items)?;
+    let variant = match variant {
+        // Rules that validation gave no weight would add megabytes and change nothing.
+        Variant::Auto
+            if info.models.iter().any(|m| m == fused_seq::ID) && fused_seq::chosen_weight(model_dir)? > 0.0 =>
+        {
+            Variant::FusedSr
+        }
+        Variant::Auto if model_dir.join(FINETUNED.name).is_dir() => Variant::FusedFt,
+        Variant::Auto => Variant::Hybrid,
+        chosen => chosen,
+    };
+    let spec = if variant == Variant::Hybrid { FROZEN } else { FINETUNED };
+    let family = Arc::new(TextFamily::load(model_dir, spec, info.n_items)?);
+    let (model, catalog, scoring) = match variant {
+        Variant::FusedSr => {
+            let fused = FusedSeq::load(model_dir, family.clone(), info.n_items).with_context(|| {
+                format!("{}: no trained fused-sr (train it, or export another --variant)", model_dir.display())
+            })?;
+            let (catalog, scoring) = fused.catalog_and_scoring()?;
+            (fused_seq::ID, catalog, scoring)
+        }
+        _ => (spec.name, family.hybrid.catalog.clone(), family.hybrid.scoring),
+    };
     // The browser embeds typed queries only (item vectors are precomputed): it needs the encoder
     // the catalogue's query columns came from.
     let encoder_dir = &family.query_encoder;
@@ -50,14 +71,14 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant, quant: Quant) -> R
     }
     let meta = BundleMeta {
         dataset: info.dataset.clone(),
-        model: spec.name.to_string(),
-        scoring: family.hybrid.scoring,
+        model: model.to_string(),
+        scoring,
         max_tokens: info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
         pooling: crate::textvec::read_pooling(encoder_dir)?,
         metrics: read_metrics(&model_dir.join("eval.json")),
         text_fields: info.text_fields.clone(),
     };
-    write_bundle(out, &family.hybrid.catalog, quant, encoder, meta)
+    write_bundle(out, &catalog, quant, encoder, meta)
 }
 
 /// What a bundle's manifest says besides its tables and files.

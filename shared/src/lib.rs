@@ -22,6 +22,7 @@ mod mmr;
 pub mod quant;
 pub mod recommend;
 pub mod score;
+pub mod sequence;
 pub mod stats;
 pub mod synthetic;
 pub mod topk;

@@ -19,7 +19,8 @@ use crate::catalog::Catalog;
 use crate::error::{NookError, Result};
 use crate::foldin::{fold_in, RowSolver};
 use crate::linalg::{axpy, dot};
-use crate::score::score_matrix;
+use crate::score::{score_matrix, score_matrix_rows};
+use crate::sequence::Sequence;
 use crate::topk::{top_k, Scored};
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +51,10 @@ pub struct Scoring {
     /// item-to-item benchmark's validation part; absent in older bundles, which use `text_weight`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similar_text_weight: Option<f32>,
+    /// How the order of likes counts, through the catalogue's sequential rules
+    /// ([`crate::sequence`]); absent for models without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<Sequence>,
 }
 
 /// Pseudo-relevance feedback for a typed query: the `items` best matches of the query alone
@@ -89,6 +94,9 @@ impl Scoring {
             if !(0.0..=MAX_WEIGHT).contains(&value) {
                 return Err(format!("scoring.{name} is {value}, outside 0..={MAX_WEIGHT}"));
             }
+        }
+        if let Some(seq) = &self.sequence {
+            seq.check()?;
         }
         if self.expansion.items > 1000 {
             return Err(format!("scoring.expansion.items is {}, over 1000", self.expansion.items));
@@ -170,6 +178,9 @@ pub struct Plan {
     pub exclude: Vec<u32>,
     /// How many of the best items the backend should return.
     pub pool: usize,
+    /// The order of likes' part ([`crate::sequence`]), added to the blend's scores of the items
+    /// it lists (by index; empty when the catalogue has no rules or there are no likes).
+    pub sequence: Vec<(u32, f32)>,
 }
 
 /// How many candidates MMR re-ranks, at least.
@@ -240,6 +251,40 @@ impl Catalog {
         out.iter_mut().zip(&text_scores).for_each(|(o, t)| *o += t);
     }
 
+    /// [`Catalog::score_blend`] for just the listed items (the same bits for those items).
+    pub fn score_blend_items(&self, b: &Blend, items: &[u32]) -> Vec<f32> {
+        let mut out = vec![0f32; items.len()];
+        score_matrix_rows(&self.cf, self.cf_dim, &b.cf, items, &mut out);
+        let mut text_scores = vec![0f32; items.len()];
+        score_matrix_rows(&self.text, self.text_dim, &b.text, items, &mut text_scores);
+        out.iter_mut().zip(&text_scores).for_each(|(o, t)| *o += t);
+        out
+    }
+
+    /// Adds the plan's sequence part to a backend's best `plan.pool` items by the blend alone
+    /// (`top`), and returns the best `plan.pool` of the sum. Exact: an item the rules do not
+    /// reach keeps its blend score, so if it belongs in the final list it was already among
+    /// `top`; the items they do reach are all scored here.
+    pub fn add_sequence(&self, plan: &Plan, blend: &Blend, top: Vec<Scored>) -> Vec<Scored> {
+        if plan.sequence.is_empty() {
+            return top;
+        }
+        let allowed = |i: u32| plan.exclude.binary_search(&i).is_err();
+        let part = |i: u32| plan.sequence.binary_search_by_key(&i, |p| p.0).map_or(0.0, |at| plan.sequence[at].1);
+        let mut candidates: Vec<Scored> =
+            top.iter().map(|t| Scored { index: t.index, score: t.score + part(t.index) }).collect();
+        let mut listed: Vec<u32> = top.iter().map(|t| t.index).collect();
+        listed.sort_unstable();
+        let reached: Vec<u32> =
+            plan.sequence.iter().map(|p| p.0).filter(|&i| allowed(i) && listed.binary_search(&i).is_err()).collect();
+        let scores = self.score_blend_items(blend, &reached);
+        candidates.extend(reached.iter().zip(&scores).map(|(&i, &f)| Scored { index: i, score: f + part(i) }));
+        // By item index, so ties at the cut go to the lower index as on the CPU.
+        candidates.sort_unstable_by_key(|c| c.index);
+        let values: Vec<f32> = candidates.iter().map(|c| c.score).collect();
+        top_k(&values, plan.pool, |_| true).into_iter().map(|s| candidates[s.index as usize]).collect()
+    }
+
     /// The `k` best items the person has not already rated, with reasons (ranked on the CPU).
     pub fn recommend(&self, s: &Scoring, req: &Request) -> Result<Vec<Recommendation>> {
         let plan = self.plan(s, req)?;
@@ -247,6 +292,7 @@ impl Catalog {
             Some(blend) => {
                 let mut scores = vec![0f32; self.len()];
                 self.score_blend(blend, &mut scores);
+                plan.sequence.iter().for_each(|&(j, r)| scores[j as usize] += r);
                 top_k(&scores, plan.pool, |i| plan.exclude.binary_search(&i).is_err())
             }
             None => top_k(&self.popularity, plan.pool, |i| plan.exclude.binary_search(&i).is_err()),
@@ -301,7 +347,17 @@ impl Catalog {
             if personal { Some(self.user_vector(s, &req.likes, &req.dislikes, req.query.as_deref())?) } else { None };
         let blend = user.as_ref().map(|u| self.blend(s, u));
         let pool = if req.diversity > 0.0 { (req.k * 3).max(MMR_POOL) } else { req.k };
-        Ok(Plan { user, blend, exclude, pool })
+        let sequence = self.sequence_part(s, &req.likes);
+        Ok(Plan { user, blend, exclude, pool, sequence })
+    }
+
+    /// The order of likes' part of the score for `likes` (see [`crate::sequence`]): empty without
+    /// rules in the catalogue or a sequence weight in `s`.
+    pub fn sequence_part(&self, s: &Scoring, likes: &[u32]) -> Vec<(u32, f32)> {
+        match (&self.rules, &s.sequence) {
+            (Some(rules), Some(seq)) => rules.part(seq, likes),
+            _ => Vec::new(),
+        }
     }
 
     /// Turns the backend's best `plan.pool` items into the final list: MMR when diversity is asked

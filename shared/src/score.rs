@@ -26,6 +26,38 @@ pub fn score_matrix(m: &Matrix, cols: usize, query: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `out[r] = row · query` for just the listed `rows` of a table: the same bits as
+/// [`score_matrix`] gives those rows (the same products in the same order), for a backend that
+/// scored the rest elsewhere.
+pub fn score_matrix_rows(m: &Matrix, cols: usize, query: &[f32], rows: &[u32], out: &mut [f32]) {
+    assert_eq!(query.len(), cols, "query has {} dims, items have {cols}", query.len());
+    assert_eq!(rows.len(), out.len(), "one output per row");
+    match m {
+        Matrix::F32(v) => {
+            for (o, &r) in out.iter_mut().zip(rows) {
+                *o = dot(&v[r as usize * cols..(r as usize + 1) * cols], query);
+            }
+        }
+        Matrix::Int8(items) => {
+            let (q, q_scale) = quantize_query(query);
+            if q_scale == 0.0 {
+                out.fill(0.0);
+                return;
+            }
+            for (o, &r) in out.iter_mut().zip(rows) {
+                let r = r as usize;
+                int8_rows(
+                    &items.q[r * cols..(r + 1) * cols],
+                    &items.scales[r..=r],
+                    &q,
+                    q_scale,
+                    std::slice::from_mut(o),
+                );
+            }
+        }
+    }
+}
+
 /// Widest int8 row [`score_int8`] accepts: `cols * 127 * 32767` must fit an i32.
 pub const MAX_INT8_COLS: usize = 512;
 

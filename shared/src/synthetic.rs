@@ -3,6 +3,7 @@
 
 use crate::catalog::{Catalog, ItemMeta};
 use crate::quant::{Int8Rows, Matrix};
+use crate::sequence::Rules;
 
 /// `n` values uniform in `[-0.5, 0.5)` from a xorshift generator seeded with `seed`.
 pub fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -33,4 +34,20 @@ pub fn catalog(n: usize, cf_dim: usize, text_dim: usize, int8: bool, seed: u64) 
     };
     Catalog::from_matrices(items, cf, cf_dim, gram, text, text_dim, popularity)
         .expect("synthetic tables have consistent shapes")
+}
+
+/// `k` sequential rules per item for a catalogue of `n`: targets spread over the catalogue (each
+/// row distinct), weights in `(0, 1]`, the last slot of every third row empty.
+pub fn rules(n: usize, k: usize, seed: u64) -> Rules {
+    let noise = values(n * k, seed);
+    let mut index = Vec::with_capacity(n * k);
+    let mut weights = Vec::with_capacity(n * k);
+    for i in 0..n {
+        for slot in 0..k {
+            let empty = slot + 1 == k && i % 3 == 0;
+            index.push(if empty { Rules::PAD } else { ((i * 7919 + slot * 104_729 + 1) % n) as u32 });
+            weights.push(if empty { 0.0 } else { noise[i * k + slot] + 0.5 + 1e-3 });
+        }
+    }
+    Rules::new(n, k, index, weights).expect("synthetic rules are in range")
 }

@@ -32,6 +32,7 @@ fn scoring(query_weight: f32) -> Scoring {
         recency_half_life: 0.0,
         expansion: nook_core::Expansion::OFF,
         similar_text_weight: None,
+        sequence: None,
     }
 }
 

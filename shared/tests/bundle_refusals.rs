@@ -326,3 +326,44 @@ fn files_verified_while_streaming_load_and_damage_is_refused() {
     }
     refused(Bundle::from_verified(m, partial).map_err(|e| e.to_string()), "items.json is missing");
 }
+
+/// A bundle with sequential rules (`fused-sr`) loads and its rules steer the ranking; rules
+/// without the manifest's weight for them, the weight without rules, and settings out of range
+/// are refused.
+#[test]
+fn sequential_rules_load_and_must_match_the_manifest() {
+    // Item "a" (0) is followed by "c" (2); nothing else has rules.
+    let rules = |t: &mut Vec<Encoded>| {
+        let next: Vec<u8> = [2u16, u16::MAX, u16::MAX].iter().flat_map(|j| j.to_le_bytes()).collect();
+        t.push(Encoded { name: "rules_next".into(), dtype: Dtype::U16, shape: vec![3, 1], bytes: next });
+        t.extend(encode_matrix("rules_weight", &[1.0, 0.0, 0.0], 3, Some(1), Quant::F16));
+    };
+    let mut f = files(Quant::Int8);
+    f.insert("items.safetensors".into(), items_tensors(rules));
+    let sequence = json!({"weight": 50.0, "decay": 0.9, "recent": 100});
+    let mut m = manifest_for(&f, Quant::Int8);
+    m["scoring"]["sequence"] = sequence.clone();
+    let b = load(&m, f.clone()).unwrap();
+    let first = |b: &Bundle| b.recommend(&IdRequest { likes: vec!["a".into()], k: 1, ..Default::default() });
+    assert_eq!(first(&b).unwrap().items[0].id, "c", "a heavy rule puts what followed \"a\" first");
+    let mut unweighted = m.clone();
+    unweighted["scoring"]["sequence"]["weight"] = json!(0.0);
+    assert_eq!(first(&load(&unweighted, f.clone()).unwrap()).unwrap().items[0].id, "b", "without the rules");
+
+    refused(load(&manifest_for(&f, Quant::Int8), f.clone()), "sequential rules the manifest does not weigh");
+    let mut plain = files(Quant::Int8);
+    plain.insert("items.safetensors".into(), items_tensors(|_| {}));
+    let mut m = manifest_for(&plain, Quant::Int8);
+    m["scoring"]["sequence"] = sequence;
+    refused(load(&m, plain), "weighs sequential rules that items.safetensors lacks");
+    for (field, value, expected) in [
+        ("decay", json!(2.0), "scoring.sequence.decay"),
+        ("recent", json!(0), "scoring.sequence.recent"),
+        ("weight", json!(-1.0), "scoring.sequence.weight"),
+    ] {
+        let mut m = manifest_for(&f, Quant::Int8);
+        m["scoring"]["sequence"] = json!({"weight": 1.0, "decay": 0.9, "recent": 100});
+        m["scoring"]["sequence"][field] = value;
+        refused(load(&m, f.clone()), expected);
+    }
+}

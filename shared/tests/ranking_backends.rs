@@ -3,10 +3,12 @@
 //! 1e-4 (int8 tables: exactly the same scores), for likes, dislikes, queries and diversity, also
 //! when the tables are split across several GPU buffers. Both go through the `recommend` the
 //! browser calls, so the fallbacks it takes (popularity, more candidates than the kernels keep)
-//! are covered too.
+//! are covered too. The same suite runs on a catalogue with sequential rules (the order of likes'
+//! sparse part, which the GPU path adds to its candidates plus the items the rules reach).
 #![cfg(feature = "gpu")]
 
 use nook_core::gpu::{GpuRanker, MAX_K};
+use nook_core::sequence::Sequence;
 use nook_core::{synthetic, Catalog, Recommendation, Request, Scoring};
 
 fn scoring() -> Scoring {
@@ -19,6 +21,7 @@ fn scoring() -> Scoring {
         recency_half_life: 20.0,
         expansion: nook_core::Expansion::OFF,
         similar_text_weight: None,
+        sequence: Some(Sequence { weight: 3.0, decay: 0.9, recent: 40 }),
     }
 }
 
@@ -42,15 +45,25 @@ fn gpu(c: &Catalog, shard_items: usize) -> GpuRanker {
         .unwrap_or_else(|e| panic!("{e} (natively this needs a Vulkan driver: apt-get install mesa-vulkan-drivers)"))
 }
 
-fn conformance(int8: bool, shard_items: usize) {
-    let c = synthetic::catalog(12_000, 16, 32, int8, 11);
+fn conformance(int8: bool, shard_items: usize, rules: bool) {
+    let mut c = synthetic::catalog(12_000, 16, 32, int8, 11);
+    if rules {
+        let n = c.len();
+        c = c.with_rules(synthetic::rules(n, 20, 3)).unwrap();
+    }
     let g = gpu(&c, shard_items);
     eprintln!("adapter {}: {} shard(s)", g.adapter_name, g.shard_count());
     let s = scoring();
+    let ids = |v: &[Recommendation]| v.iter().map(|r| r.index).collect::<Vec<_>>();
     for req in requests() {
         let cpu = c.recommend(&s, &req).unwrap();
         let gpu = pollster::block_on(g.recommend(&c, &s, &req)).unwrap();
-        let ids = |v: &[Recommendation]| v.iter().map(|r| r.index).collect::<Vec<_>>();
+        if rules && !req.likes.is_empty() {
+            let plan = c.plan(&s, &req).unwrap();
+            assert!(!plan.sequence.is_empty(), "the rules reach items for {req:?}");
+            let blend_alone = c.recommend(&Scoring { sequence: None, ..s }, &req).unwrap();
+            assert_ne!(ids(&blend_alone), ids(&cpu), "the rules change the ranking for {req:?}");
+        }
         assert_eq!(ids(&gpu), ids(&cpu), "ids differ for {req:?}");
         assert_eq!(cpu.len(), req.k.min(c.len() - req.likes.len() - req.dislikes.len()));
         for (a, b) in gpu.iter().zip(&cpu) {
@@ -66,17 +79,27 @@ fn conformance(int8: bool, shard_items: usize) {
 
 #[test]
 fn int8_gpu_equals_cpu() {
-    conformance(true, usize::MAX);
+    conformance(true, usize::MAX, false);
 }
 
 #[test]
 fn f32_gpu_equals_cpu() {
-    conformance(false, usize::MAX);
+    conformance(false, usize::MAX, false);
 }
 
 #[test]
 fn tables_split_across_buffers_rank_the_same() {
-    conformance(true, 4096);
+    conformance(true, 4096, false);
+}
+
+#[test]
+fn the_order_of_likes_ranks_the_same_on_both_int8() {
+    conformance(true, 4096, true);
+}
+
+#[test]
+fn the_order_of_likes_ranks_the_same_on_both_f32() {
+    conformance(false, usize::MAX, true);
 }
 
 #[test]

@@ -29,6 +29,7 @@ fn scoring() -> Scoring {
         recency_half_life: 0.0,
         expansion: nook_core::Expansion::OFF,
         similar_text_weight: None,
+        sequence: None,
     }
 }
 

@@ -1,27 +1,28 @@
-//! `fused-sr`: `fused-ft` with the order of a person's likes. Its scores and the sequential
-//! rules' ([`super::seq_rules`]) are each standardised over the catalogue for the person (mean 0,
-//! deviation 1: the two scales have nothing in common) and added, the rules' weighing `weight`,
-//! chosen on the validation split against the catalogue `fused-ft` chose its own settings with.
-//! Weight 0 is `fused-ft` exactly. `fused-sr` − `fused-ft` is what the order of likes adds.
-//!
-//! Native only for now: the browser bundle carries `fused-ft`'s catalogue, not the rules.
+//! `fused-sr`: `fused-ft` with the order of a person's likes: its calibrated score plus the
+//! sequential rules' ([`super::seq_rules`]) part, `weight · r(j) / lead_r` (nook-core's
+//! [`nook_core::sequence`]: the rules' best lifted as far as the history's best at weight 1). The
+//! weight is chosen on the validation split against the catalogue `fused-ft` chose its own
+//! settings with. Weight 0 is `fused-ft` exactly; `fused-sr` − `fused-ft` is what the order of
+//! likes adds. The browser bundle carries the rules and scores them with the same code
+//! (`nook export --variant fused-sr`, the default when trained with a weight above 0).
 
 use super::family::TextFamily;
 use super::hybrid::{user_vectors, HybridScorer, FINETUNED};
-use super::item_item::WithHistory;
 use super::select::{self, Choice};
 use super::seq_rules::SeqRules;
 use super::{Fitted, ModelEntry, Scorer};
 use crate::split::Split;
 use crate::store::read_json;
 use anyhow::{Context, Result};
+use nook_core::sequence::{Rules, Sequence};
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
 pub const ID: &str = "fused-sr";
-/// The rules' weights tried on validation (0: `fused-ft` alone).
-const WEIGHTS: [f32; 8] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0];
+/// The rules' weights tried on validation (0: `fused-ft` alone; 1: the rules' best rise as far as
+/// the history's best).
+const WEIGHTS: [f32; 8] = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5];
 
 pub const MODEL: ModelEntry = ModelEntry {
     id: ID,
@@ -34,12 +35,7 @@ pub const MODEL: ModelEntry = ModelEntry {
         let choice = t.timed("fused-sr-selection", |t| choose_weight(t.split(), &family, &rules))?;
         Ok(Arc::new(FusedSeq { family, rules, choice }))
     },
-    load: |l| {
-        let family = l.family(FINETUNED)?;
-        let rules = Arc::new(SeqRules::load(l.dir, l.info.n_items)?);
-        let choice = read_json(&l.dir.join("fused-sr.json"))?;
-        Ok(Arc::new(FusedSeq { family, rules, choice }))
-    },
+    load: |l| Ok(Arc::new(FusedSeq::load(l.dir, l.family(FINETUNED)?, l.info.n_items)?)),
 };
 
 /// The rules' weight, on the validation split: `fused-ft` as validation measured it (the
@@ -53,15 +49,38 @@ fn choose_weight(split: &Split, family: &TextFamily, rules: &SeqRules) -> Result
     let users = user_vectors(catalog, &scoring, &history);
     Ok(select::on_validation(split, ID, &WEIGHTS, |_, _, weight| Blend {
         fused: HybridScorer { name: FINETUNED.name, catalog, scoring, users: Cow::Borrowed(&users) },
-        rules: WithHistory { model: &train_rules, history: &history },
-        weight,
+        rules: &train_rules.next,
+        sequence: train_rules.sequence(weight),
+        history: &history,
     }))
+}
+
+/// The rules' weight validation chose for the `fused-sr` saved in `dir`.
+pub fn chosen_weight(dir: &Path) -> Result<f32> {
+    Ok(read_json::<Choice<f32>>(&dir.join("fused-sr.json"))?.best)
 }
 
 pub struct FusedSeq {
     family: Arc<TextFamily>,
     rules: Arc<SeqRules>,
     choice: Choice<f32>,
+}
+
+impl FusedSeq {
+    /// Reads the model from a model directory, beside its `fused-ft` family.
+    pub fn load(dir: &Path, family: Arc<TextFamily>, n_items: usize) -> Result<Self> {
+        let rules = Arc::new(SeqRules::load(dir, n_items)?);
+        let choice = read_json(&dir.join("fused-sr.json"))?;
+        Ok(Self { family, rules, choice })
+    }
+
+    /// What the bundle carries: `fused-ft`'s catalogue with the rules, and its scoring with their
+    /// weight.
+    pub fn catalog_and_scoring(&self) -> Result<(nook_core::Catalog, nook_core::Scoring)> {
+        let h = &self.family.hybrid;
+        let catalog = h.catalog.clone().with_rules(self.rules.next.clone())?;
+        Ok((catalog, nook_core::Scoring { sequence: Some(self.rules.sequence(self.choice.best)), ..h.scoring }))
+    }
 }
 
 impl Fitted for FusedSeq {
@@ -73,7 +92,7 @@ impl Fitted for FusedSeq {
             scoring: h.scoring,
             users: Cow::Owned(user_vectors(&h.catalog, &h.scoring, history)),
         };
-        Box::new(Blend { fused, rules: WithHistory { model: &*self.rules, history }, weight: self.choice.best })
+        Box::new(Blend { fused, rules: &self.rules.next, sequence: self.rules.sequence(self.choice.best), history })
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
@@ -88,40 +107,26 @@ impl Fitted for FusedSeq {
     }
 }
 
-/// `fused` plus `weight` × `rules`, each standardised over the catalogue.
-pub struct Blend<F, R> {
+/// `fused` plus the rules' calibrated part for each person's history (oldest first): what
+/// [`nook_core::Catalog::recommend`] computes for a catalogue with rules.
+pub struct Blend<'a, F> {
     pub fused: F,
-    pub rules: R,
-    pub weight: f32,
+    pub rules: &'a Rules,
+    pub sequence: Sequence,
+    pub history: &'a [Vec<u32>],
 }
 
-impl<F: Scorer, R: Scorer> Scorer for Blend<F, R> {
+impl<F: Scorer> Scorer for Blend<'_, F> {
     fn name(&self) -> &str {
         ID
     }
 
     fn score(&self, user: u32, out: &mut [f32]) {
         self.fused.score(user, out);
-        if self.weight == 0.0 {
-            return;
+        for (j, r) in self.rules.part(&self.sequence, &self.history[user as usize]) {
+            out[j as usize] += r;
         }
-        let mut rules = vec![0f32; out.len()];
-        self.rules.score(user, &mut rules);
-        let (f_mean, f_scale) = standardiser(out);
-        let (r_mean, r_scale) = standardiser(&rules);
-        let w = self.weight * r_scale;
-        out.iter_mut().zip(&rules).for_each(|(o, &r)| *o = (*o - f_mean) * f_scale + w * (r - r_mean));
     }
-}
-
-/// Mean and 1 / standard deviation of `v` (scale 0 when every value is the same: such scores
-/// order nothing).
-fn standardiser(v: &[f32]) -> (f32, f32) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-    let scale = if var > 0.0 { 1.0 / var.sqrt() } else { 0.0 };
-    (mean as f32, scale as f32)
 }
 
 #[cfg(test)]
@@ -141,18 +146,56 @@ mod tests {
     #[test]
     fn weight_zero_is_the_fused_model_and_the_rules_can_reorder_it() {
         let fused = Fixed(vec![3.0, 2.0, 1.0, 0.0]);
-        let rules = Fixed(vec![0.0, 0.0, 0.0, 10.0]);
+        // One rule, 0 → 3: r = [0, 0, 0, 1], lead 0.25 (the 2 leaders average 0.5, the mean 0.25).
+        let p = Rules::PAD;
+        let rules = Rules::new(4, 1, vec![3, p, p, p], vec![1.0, 0.0, 0.0, 0.0]).unwrap();
+        let history = vec![vec![0]];
+        let blend = |weight| Blend {
+            fused: &fused,
+            rules: &rules,
+            sequence: Sequence { weight, decay: 0.9, recent: 100 },
+            history: &history,
+        };
         let mut out = vec![0f32; 4];
-        Blend { fused: &fused, rules: &rules, weight: 0.0 }.score(0, &mut out);
+        blend(0.0).score(0, &mut out);
         assert_eq!(out, fused.0);
-        // Standardised: fused [1.34, 0.45, -0.45, -1.34], rules [-0.58, -0.58, -0.58, 1.73].
-        Blend { fused: &fused, rules: &rules, weight: 1.0 }.score(0, &mut out);
-        assert_eq!((0..4).max_by(|&a, &b| out[a].total_cmp(&out[b])).unwrap(), 0, "{out:?}");
-        Blend { fused: &fused, rules: &rules, weight: 2.0 }.score(0, &mut out);
-        let top = (0..4).max_by(|&a, &b| out[a].total_cmp(&out[b])).unwrap();
-        assert_eq!(top, 3, "{out:?}");
-        // Rules that say nothing (all equal) leave the fused order.
-        Blend { fused: &fused, rules: Fixed(vec![1.0; 4]), weight: 1.0 }.score(0, &mut out);
-        assert!(out.windows(2).all(|w| w[0] > w[1]), "{out:?}");
+        blend(0.1).score(0, &mut out);
+        assert_eq!(out, vec![3.0, 2.0, 1.0, 0.4], "a small weight leaves the order");
+        blend(1.0).score(0, &mut out);
+        assert_eq!(out, vec![3.0, 2.0, 1.0, 4.0], "at 1 the rule's item rises above the history's best");
+    }
+
+    /// What the trainer evaluates as `fused-sr` is what a bundle ranks with: the same list as
+    /// nook-core's `recommend` for a catalogue carrying the rules (the browser's code).
+    #[test]
+    fn the_evaluated_scores_are_the_bundles_ranking() {
+        let n = 500;
+        let catalog = nook_core::synthetic::catalog(n, 8, 16, false, 5)
+            .with_rules(nook_core::synthetic::rules(n, 10, 6))
+            .unwrap();
+        let rules = catalog.rules.clone().unwrap();
+        let sequence = Sequence { weight: 0.75, decay: 0.9, recent: 100 };
+        let scoring =
+            nook_core::Scoring { sequence: Some(sequence), ..super::super::hybrid::base_scoring(&Default::default()) };
+        let history: Vec<Vec<u32>> = vec![vec![3, 40, 41, 7], vec![100], (0..60).map(|i| i * 7).collect()];
+        let users = user_vectors(&catalog, &scoring, &history);
+        let blend = Blend {
+            fused: HybridScorer { name: FINETUNED.name, catalog: &catalog, scoring, users: Cow::Borrowed(&users) },
+            rules: &rules,
+            sequence,
+            history: &history,
+        };
+        for (u, likes) in history.iter().enumerate() {
+            let mut scores = vec![0f32; n];
+            blend.score(u as u32, &mut scores);
+            let evaluated: Vec<u32> =
+                nook_core::top_k(&scores, 10, |i| !likes.contains(&i)).into_iter().map(|s| s.index).collect();
+            let req = nook_core::Request { likes: likes.clone(), k: 10, ..Default::default() };
+            let ranked: Vec<u32> = catalog.recommend(&scoring, &req).unwrap().into_iter().map(|r| r.index).collect();
+            assert_eq!(evaluated, ranked, "user {u}");
+            let plain = nook_core::Scoring { sequence: None, ..scoring };
+            let without: Vec<u32> = catalog.recommend(&plain, &req).unwrap().into_iter().map(|r| r.index).collect();
+            assert_ne!(without, ranked, "user {u}: the rules change the list");
+        }
     }
 }

@@ -326,6 +326,7 @@ pub fn base_scoring(als_cfg: &AlsConfig) -> Scoring {
         recency_half_life: 0.0,
         expansion: Expansion::OFF,
         similar_text_weight: None,
+        sequence: None,
     }
 }
 

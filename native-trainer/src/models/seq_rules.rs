@@ -12,7 +12,7 @@ use super::item_item::{ItemRows, ScoresHistory, WithHistory};
 use super::select::{self, Choice};
 use super::{Fitted, ModelEntry, Scorer};
 use crate::store::read_json;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -72,8 +72,9 @@ pub fn fit_chosen(split: &crate::split::Split, final_sequences: &[Vec<u32>]) -> 
 }
 
 pub struct SeqRules {
-    /// Each item's strongest rules: the items that followed it.
-    next: ItemRows,
+    /// Each item's strongest rules: the items that followed it (nook-core's table, which the
+    /// browser bundle carries and scores from the same way).
+    pub next: nook_core::sequence::Rules,
     pub choice: Choice<Rules>,
 }
 
@@ -118,12 +119,22 @@ impl SeqRules {
                 },
             )
             .collect();
-        Self { next: ItemRows::from_rows(rows, k), choice: Choice { best: rules, tried: Vec::new() } }
+        let ItemRows { k, index, weights } = ItemRows::from_rows(rows, k);
+        let next = nook_core::sequence::Rules::new(n_items, k, index, weights).expect("rules name items of the split");
+        Self { next, choice: Choice { best: rules, tried: Vec::new() } }
     }
 
     pub fn load(dir: &Path, n: usize) -> Result<Self> {
         let choice: Choice<Rules> = read_json(&dir.join("sr.json"))?;
-        Ok(Self { next: ItemRows::read(&dir.join("sr.safetensors"), "next", n)?, choice })
+        let path = dir.join("sr.safetensors");
+        let ItemRows { k, index, weights } = ItemRows::read(&path, "next", n)?;
+        let next = nook_core::sequence::Rules::new(n, k, index, weights).with_context(|| path.display().to_string())?;
+        Ok(Self { next, choice })
+    }
+
+    /// How the bundle's scoring states these rules' use, at `weight` against the history.
+    pub fn sequence(&self, weight: f32) -> nook_core::sequence::Sequence {
+        nook_core::sequence::Sequence { weight, decay: self.choice.best.decay, recent: RECENT as u32 }
     }
 }
 
@@ -133,12 +144,7 @@ impl ScoresHistory for SeqRules {
     }
 
     fn score_history(&self, history: &[u32], out: &mut [f32]) {
-        out.fill(0.0);
-        let mut weight = 1.0;
-        for &i in history.iter().rev().take(RECENT) {
-            self.next.add_row(i, weight, out);
-            weight *= self.choice.best.decay;
-        }
+        self.next.score_history(history, self.choice.best.decay, RECENT, out);
     }
 }
 
@@ -152,7 +158,8 @@ impl Fitted for SeqRules {
         if dir.join("sr.json").exists() {
             return Ok(());
         }
-        self.next.write(&dir.join("sr.safetensors"), "next")?;
+        let (k, index, weights) = (self.next.k(), self.next.index().to_vec(), self.next.weights().to_vec());
+        ItemRows { k, index, weights }.write(&dir.join("sr.safetensors"), "next")?;
         std::fs::write(dir.join("sr.json"), serde_json::to_vec_pretty(&self.choice)?)?;
         Ok(())
     }
@@ -161,7 +168,7 @@ impl Fitted for SeqRules {
         Some(format!(
             "- `sr`: {}, {} rules per item, the {RECENT} most recent likes\n",
             self.choice.describe("rules"),
-            self.next.k
+            self.next.k()
         ))
     }
 }

@@ -6,7 +6,8 @@
 //! manifest.json               format, version, dataset, dims, scoring weights, metrics, file list
 //! items.json                  [{id, title, year, genres}], one per item, in index order
 //! items.safetensors           cf [n, cf_dim], cf_gram [cf_dim, cf_dim], text [n, text_dim], popularity [n],
-//!                             optionally text_projection [text_dim, encoder_dim] + text_mean [encoder_dim]  (f32)
+//!                             optionally text_projection [text_dim, encoder_dim] + text_mean [encoder_dim]  (f32),
+//!                             optionally rules_next + rules_weight [n, k]: sequential rules (`fused-sr`)
 //! encoder/config.json         BERT config
 //! encoder/tokenizer.json      tokenizer
 //! encoder/model.safetensors   BERT weights (f32)
@@ -64,6 +65,15 @@ impl Bundle {
         }
         let tensors = take("items.safetensors")?;
         let catalog = read_catalog(&manifest, items, &tensors)?;
+        match (manifest.scoring.sequence.is_some(), catalog.rules.is_some()) {
+            (true, false) => {
+                return Err(NookError::bundle("manifest.json weighs sequential rules that items.safetensors lacks"))
+            }
+            (false, true) => {
+                return Err(NookError::bundle("items.safetensors has sequential rules the manifest does not weigh"))
+            }
+            _ => {}
+        }
         let (config, tokenizer) = (take("encoder/config.json")?, take("encoder/tokenizer.json")?);
         let model = take("encoder/model.safetensors")?;
         let max_tokens = manifest.encoder.max_tokens;

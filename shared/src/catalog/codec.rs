@@ -11,6 +11,10 @@
 //! text_mean        [in_dim]           optional, with text_projection (f32)
 //! text_layout      [2]                optional: profile columns, first query column (f32
 //!                                     integers); absent = profile and query share every column
+//! rules_next       [n, k]             optional: each item's sequential rules' targets (u16 below
+//!                                     65,535 items, else u32; all ones = an empty slot)
+//! rules_weight     [n, k]             with rules_next: their weights (f32, or f16 under f16 and
+//!                                     int8 storage)
 //! ```
 //!
 //! Writers may add tensors of their own beside these (the model directory keeps the unreduced
@@ -19,6 +23,8 @@
 use super::{Catalog, ItemMeta, Projection, TextLayout};
 use crate::error::{NookError, Result};
 use crate::quant::{decode_f32, decode_matrix, encode_matrix, Encoded, Quant};
+use crate::sequence::Rules;
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 
 /// The catalogue's tensors, matrices stored under `quant` (the gram matrix, popularity and the
@@ -33,6 +39,9 @@ pub fn encode(c: &Catalog, quant: Quant) -> Vec<Encoded> {
     if c.layout != TextLayout::shared(c.text_dim) {
         let layout = [c.layout.profile_dims as f32, c.layout.query_offset as f32];
         t.extend(encode_matrix("text_layout", &layout, 2, None, Quant::F32));
+    }
+    if let Some(rules) = &c.rules {
+        t.extend(encode_rules(rules, quant));
     }
     if let Some(p) = &c.projection {
         t.extend(encode_matrix("text_projection", &p.components, p.out_dim, Some(p.in_dim), Quant::F32));
@@ -72,6 +81,9 @@ pub fn decode(st: &SafeTensors<'_>, file: &str, items: Vec<ItemMeta>, expect: Op
         };
         catalog = catalog.with_layout(TextLayout { profile_dims, query_offset }).map_err(|e| prefix(file, e))?;
     }
+    if has("rules_next") {
+        catalog = catalog.with_rules(decode_rules(st, file, n)?).map_err(|e| prefix(file, e))?;
+    }
     if !has("text_mean") {
         return Ok(catalog);
     }
@@ -80,6 +92,45 @@ pub fn decode(st: &SafeTensors<'_>, file: &str, items: Vec<ItemMeta>, expect: Op
     let mean = decode_f32(st, file, "text_mean", &[in_dim])?;
     let components = decode_f32(st, file, "text_projection", &[out_dim, in_dim])?;
     catalog.with_projection(Projection::new(mean, components, out_dim)?)
+}
+
+/// The rules' tables: targets as the narrowest unsigned integer that holds every item and the
+/// padding, weights as f32 (f16 when the catalogue's tables are stored smaller).
+fn encode_rules(rules: &Rules, quant: Quant) -> Vec<Encoded> {
+    let (n, k) = (rules.n_items(), rules.k());
+    let (dtype, bytes): (Dtype, Vec<u8>) = if n < u16::MAX as usize {
+        let narrow = |j: u32| if j == Rules::PAD { u16::MAX } else { j as u16 };
+        (Dtype::U16, rules.index().iter().flat_map(|&j| narrow(j).to_le_bytes()).collect())
+    } else {
+        (Dtype::U32, rules.index().iter().flat_map(|&j| j.to_le_bytes()).collect())
+    };
+    let next = Encoded { name: "rules_next".into(), dtype, shape: vec![n, k], bytes };
+    let weights = if quant == Quant::F32 { Quant::F32 } else { Quant::F16 };
+    let mut t = vec![next];
+    t.extend(encode_matrix("rules_weight", rules.weights(), n, Some(k), weights));
+    t
+}
+
+fn decode_rules(st: &SafeTensors<'_>, file: &str, n: usize) -> Result<Rules> {
+    let view = st.tensor("rules_next").map_err(|e| NookError::data(format!("{file}: rules_next: {e}")))?;
+    let k = match view.shape() {
+        [rows, k] if *rows == n && *k > 0 => *k,
+        other => return Err(NookError::data(format!("{file}: rules_next has shape {other:?}, expected [{n}, rules]"))),
+    };
+    let data = view.data();
+    let index: Vec<u32> = match view.dtype() {
+        Dtype::U16 => data
+            .chunks_exact(2)
+            .map(|c| match u16::from_le_bytes([c[0], c[1]]) {
+                u16::MAX => Rules::PAD,
+                j => j as u32,
+            })
+            .collect(),
+        Dtype::U32 => data.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        other => return Err(NookError::data(format!("{file}: rules_next is {other:?}, expected U16 or U32"))),
+    };
+    let weights = decode_f32(st, file, "rules_weight", &[n, k])?;
+    Rules::new(n, k, index, weights).map_err(|e| prefix(file, e))
 }
 
 fn prefix(file: &str, e: NookError) -> NookError {
@@ -162,5 +213,36 @@ mod tests {
         let bytes = serialize(&encode(&bad, Quant::F32)).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
         assert!(decode(&st, "t", c.items.clone(), None).unwrap_err().to_string().contains("NaN"));
+    }
+
+    #[test]
+    fn rules_round_trip_in_both_index_widths_and_out_of_range_targets_are_refused() {
+        for n in [300, 70_000] {
+            let rules = crate::synthetic::rules(n, 3, 1);
+            let c = crate::synthetic::catalog(n, 4, 4, false, 2).with_rules(rules.clone()).unwrap();
+            for quant in [Quant::F32, Quant::Int8] {
+                let bytes = serialize(&encode(&c, quant)).unwrap();
+                let st = SafeTensors::deserialize(&bytes).unwrap();
+                let width = st.tensor("rules_next").unwrap().dtype();
+                assert_eq!(width, if n < 65_535 { Dtype::U16 } else { Dtype::U32 });
+                let back = decode(&st, "t", c.items.clone(), None).unwrap().rules.unwrap();
+                assert_eq!(back.index(), rules.index(), "{n} items, {quant:?}");
+                let tolerance = if quant == Quant::F32 { 0.0 } else { 1e-3 };
+                for (a, b) in back.weights().iter().zip(rules.weights()) {
+                    assert!((a - b).abs() <= tolerance, "{a} vs {b}");
+                }
+            }
+        }
+        // A target past the catalogue (a tampered table) is refused with the file's name.
+        let c = crate::synthetic::catalog(300, 4, 4, false, 2);
+        let mut tables = encode(&c, Quant::F32);
+        let mut next: Vec<u8> = vec![0; 300 * 2 * 2];
+        next[..2].copy_from_slice(&400u16.to_le_bytes());
+        tables.push(Encoded { name: "rules_next".into(), dtype: Dtype::U16, shape: vec![300, 2], bytes: next });
+        tables.extend(encode_matrix("rules_weight", &[1.0; 600], 300, Some(2), Quant::F32));
+        let bytes = serialize(&tables).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let err = decode(&st, "items.safetensors", c.items.clone(), None).unwrap_err().to_string();
+        assert!(err.contains("items.safetensors") && err.contains("index 400 out of range"), "{err}");
     }
 }

@@ -12,6 +12,7 @@ pub mod codec;
 use crate::error::{NookError, Result};
 use crate::linalg::dot;
 use crate::quant::Matrix;
+use crate::sequence::Rules;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -45,6 +46,9 @@ pub struct Catalog {
     pub layout: TextLayout,
     /// When the query columns were reduced (e.g. by PCA), the map a query embedding goes through.
     pub projection: Option<Projection>,
+    /// Each item's sequential rules, for models that use the order of likes
+    /// ([`crate::sequence`]).
+    pub rules: Option<Rules>,
     index: HashMap<String, u32>,
 }
 
@@ -169,7 +173,19 @@ impl Catalog {
             }
         }
         let layout = TextLayout::shared(text_dim);
-        Ok(Self { items, cf, cf_dim, cf_gram, text, text_dim, popularity, layout, projection: None, index })
+        Ok(Self {
+            items,
+            cf,
+            cf_dim,
+            cf_gram,
+            text,
+            text_dim,
+            popularity,
+            layout,
+            projection: None,
+            rules: None,
+            index,
+        })
     }
 
     /// Puts query columns beside the text table's (which become the profile columns): `query`
@@ -197,6 +213,19 @@ impl Catalog {
             Some(p) => catalog.with_projection(p),
             None => Ok(catalog),
         }
+    }
+
+    /// Gives the catalogue sequential rules (one row per item).
+    pub fn with_rules(mut self, rules: Rules) -> Result<Self> {
+        if rules.n_items() != self.len() {
+            return Err(NookError::data(format!(
+                "rules for {} items, the catalogue has {}",
+                rules.n_items(),
+                self.len()
+            )));
+        }
+        self.rules = Some(rules);
+        Ok(self)
     }
 
     /// Declares which text columns are profile and which query columns.

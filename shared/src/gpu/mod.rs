@@ -132,7 +132,7 @@ impl GpuRanker {
             // these (popularity is one pass over a vector).
             None => return Ok(catalog.recommend(scoring, req)?),
             Some(_) if plan.pool > MAX_K => return Ok(catalog.recommend(scoring, req)?),
-            Some(blend) => self.top_k(blend, &plan.exclude, plan.pool).await?,
+            Some(blend) => catalog.add_sequence(&plan, blend, self.top_k(blend, &plan.exclude, plan.pool).await?),
         };
         Ok(catalog.finish(req, &plan, top))
     }
