@@ -25,6 +25,12 @@ if [ ! -f "$work/bundle/manifest.json" ] || [ "$nook" -nt "$work/bundle/manifest
     --ft-steps 12 --ft-batch 16 --checkpoint-dir "$work/checkpoints" --log warn >/dev/null
   "$nook" export --model "$work/model" --out "$work/bundle" --log warn
 fi
+# The parity cases must exercise the order of likes: a bundle without sequential rules (validation
+# gave them no weight, so export chose fused-ft) would leave that path untested.
+grep -q '"sequence"' "$work/bundle/manifest.json" || {
+  echo "the test bundle carries no sequential rules (fused-sr's weight was 0 on validation?)" >&2
+  exit 1
+}
 # Bundle B, for the catalogue-update test: another seed, and Star Wars (50), Fargo (100) and
 # Return of the Jedi (181) withdrawn from the catalogue.
 if [ ! -f "$work/bundle-b/manifest.json" ] || [ "$nook" -nt "$work/bundle-b/manifest.json" ]; then

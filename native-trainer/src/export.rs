@@ -196,9 +196,9 @@ pub fn load_bundle(dir: &Path) -> Result<nook_core::Bundle> {
 }
 
 /// A synthetic bundle of `n_items` for scale tests: the items of `from` repeated (ids `s0`,
-/// `s1`, ..., titles "Item N"), with its encoder, weights and quantisation. Query columns wider
-/// than `query_dims` are reduced by PCA (fitted on `from`'s items), as the trainer reduces them
-/// for a catalogue this large.
+/// `s1`, ..., titles "Item N"), with its encoder, weights (not its sequential rules) and
+/// quantisation. Query columns wider than `query_dims` are reduced by PCA (fitted on `from`'s
+/// items), as the trainer reduces them for a catalogue this large.
 pub fn scale_bundle(from: &Path, n_items: usize, query_dims: usize, out: &Path) -> Result<Manifest> {
     let b = load_bundle(from)?;
     let c = &b.catalog;
@@ -256,7 +256,9 @@ pub fn scale_bundle(from: &Path, n_items: usize, query_dims: usize, out: &Path) 
     let meta = BundleMeta {
         dataset: format!("{} x{} (synthetic)", b.manifest.dataset, n_items.div_ceil(m)),
         model: b.manifest.model.clone(),
-        scoring: b.manifest.scoring,
+        // The scaled catalogue has no sequential rules (a million items' would be ~600 MB): it
+        // measures the tables, the encoder and the ranking.
+        scoring: nook_core::Scoring { sequence: None, ..b.manifest.scoring },
         max_tokens: b.manifest.encoder.max_tokens,
         pooling: b.manifest.encoder.pooling,
         metrics: Vec::new(),
