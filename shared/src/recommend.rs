@@ -262,9 +262,11 @@ impl Catalog {
     }
 
     /// Adds the plan's sequence part to a backend's best `plan.pool` items by the blend alone
-    /// (`top`), and returns the best `plan.pool` of the sum. Exact: an item the rules do not
-    /// reach keeps its blend score, so if it belongs in the final list it was already among
-    /// `top`; the items they do reach are all scored here.
+    /// (`top`), and returns the best `plan.pool` of the sum. Exact: the part is never negative
+    /// (rule weights, decay and the sequence weight are checked non-negative), so an item the
+    /// rules do not reach, keeping its blend score, is in the final list only if fewer than
+    /// `pool` items beat it on the blend alone, i.e. it was among `top`; the items they do reach
+    /// are all scored here.
     pub fn add_sequence(&self, plan: &Plan, blend: &Blend, top: Vec<Scored>) -> Vec<Scored> {
         if plan.sequence.is_empty() {
             return top;
