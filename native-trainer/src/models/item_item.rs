@@ -3,8 +3,9 @@
 
 use super::Scorer;
 use crate::store::{read_tensors, write_tensors};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use nook_core::quant::encode_f32;
+use nook_core::sequence::Rules;
 use std::path::Path;
 
 /// Scores every item for a person from their training items.
@@ -38,15 +39,12 @@ impl<M: ScoresHistory, H: AsRef<[Vec<u32>]> + Sync> Scorer for WithHistory<M, H>
     }
 }
 
-/// Each item's `k` strongest neighbours (an index and a weight per slot; rows are padded with
-/// `u32::MAX`, weight 0): what `rp3b` and `sr` keep and score from.
-pub struct ItemRows {
-    pub k: usize,
-    pub index: Vec<u32>,
-    pub weights: Vec<f32>,
-}
+/// Each item's `k` strongest neighbours are kept as nook-core's [`Rules`] (an index and a weight
+/// per slot, rows padded with [`Rules::PAD`], weight 0): what `rp3b` and `sr` score from, with the
+/// arithmetic the bundle's sequential rules use. These build them and keep them in a model directory.
+pub mod rows {
+    use super::*;
 
-impl ItemRows {
     /// One item's row from its scored neighbours: the `k` strongest, ties by index (so the result
     /// does not depend on the order they were found in), padded to `k`.
     pub fn strongest(mut scored: Vec<(u32, f32)>, k: usize) -> (Vec<u32>, Vec<f32>) {
@@ -54,51 +52,34 @@ impl ItemRows {
         scored.truncate(k);
         let mut index: Vec<u32> = scored.iter().map(|s| s.0).collect();
         let mut weights: Vec<f32> = scored.iter().map(|s| s.1).collect();
-        index.resize(k, u32::MAX);
+        index.resize(k, Rules::PAD);
         weights.resize(k, 0.0);
         (index, weights)
     }
 
     /// The table from every item's row, in item order.
-    pub fn from_rows(rows: Vec<(Vec<u32>, Vec<f32>)>, k: usize) -> Self {
+    pub fn collect(rows: Vec<(Vec<u32>, Vec<f32>)>, k: usize) -> Rules {
+        let n = rows.len();
         let (index, weights): (Vec<Vec<u32>>, Vec<Vec<f32>>) = rows.into_iter().unzip();
-        Self { k, index: index.concat(), weights: weights.concat() }
-    }
-
-    /// Adds `scale` × item `i`'s row into `out`.
-    pub fn add_row(&self, i: u32, scale: f32, out: &mut [f32]) {
-        let row = i as usize * self.k..(i as usize + 1) * self.k;
-        for (&j, &w) in self.index[row.clone()].iter().zip(&self.weights[row]) {
-            if j != u32::MAX {
-                out[j as usize] += scale * w;
-            }
-        }
+        Rules::new(n, k, index.concat(), weights.concat()).expect("rows name items of the split, with weights ≥ 0")
     }
 
     /// Writes the table to `path`: `index_name` and `weights`, indices as f32 (exact below 2²⁴
     /// items), −1 padding a row.
-    pub fn write(&self, path: &Path, index_name: &str) -> Result<()> {
-        let n = self.index.len() / self.k;
-        let idx: Vec<f32> = self.index.iter().map(|&j| if j == u32::MAX { -1.0 } else { j as f32 }).collect();
-        write_tensors(
-            path,
-            &[encode_f32(index_name, &[n, self.k], &idx), encode_f32("weights", &[n, self.k], &self.weights)],
-        )
+    pub fn write(rules: &Rules, path: &Path, index_name: &str) -> Result<()> {
+        let (n, k) = (rules.n_items(), rules.k());
+        let idx: Vec<f32> = rules.index().iter().map(|&j| if j == Rules::PAD { -1.0 } else { j as f32 }).collect();
+        write_tensors(path, &[encode_f32(index_name, &[n, k], &idx), encode_f32("weights", &[n, k], rules.weights())])
     }
 
-    /// Reads a table [`ItemRows::write`] wrote for `n` items, refusing an index beyond them.
-    pub fn read(path: &Path, index_name: &str, n: usize) -> Result<Self> {
+    /// Reads a table [`write`] wrote for `n` items, refusing an index beyond them.
+    pub fn read(path: &Path, index_name: &str, n: usize) -> Result<Rules> {
         let (index, weights) = read_tensors(path, |t| {
             let k = t.width(index_name)?;
             Ok((t.f32(index_name, &[n, k])?, t.f32("weights", &[n, k])?))
         })?;
-        anyhow::ensure!(
-            index.iter().all(|&j| j < 0.0 || (j as usize) < n),
-            "{}: {index_name} index beyond the {n} items",
-            path.display()
-        );
         let k = index.len() / n.max(1);
-        let index = index.iter().map(|&j| if j < 0.0 { u32::MAX } else { j as u32 }).collect();
-        Ok(Self { k, index, weights })
+        let index = index.iter().map(|&j| if j < 0.0 { Rules::PAD } else { j as u32 }).collect();
+        Rules::new(n, k, index, weights).with_context(|| format!("{}: {index_name}", path.display()))
     }
 }

@@ -3,12 +3,13 @@
 //! item's `k` strongest neighbours. A person's scores are the sum of their items' rows. α and β
 //! are chosen on the validation split.
 
-use super::item_item::{ItemRows, ScoresHistory, WithHistory};
+use super::item_item::{rows, ScoresHistory, WithHistory};
 use super::select::{self, Choice};
 use super::{Fitted, ModelEntry, Scorer};
 use crate::matrix::Csr;
 use crate::store::read_json;
 use anyhow::Result;
+use nook_core::sequence::Rules;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -57,13 +58,13 @@ pub const MODEL: ModelEntry = ModelEntry {
     },
     load: |l| {
         let choice: Choice<Walk> = read_json(&l.dir.join("rp3b.json"))?;
-        let neighbours = ItemRows::read(&l.dir.join("rp3b.safetensors"), "neighbours", l.info.n_items)?;
+        let neighbours = rows::read(&l.dir.join("rp3b.safetensors"), "neighbours", l.info.n_items)?;
         Ok(Arc::new(Rp3b { neighbours, choice }))
     },
 };
 
 pub struct Rp3b {
-    neighbours: ItemRows,
+    neighbours: Rules,
     choice: Choice<Walk>,
 }
 
@@ -75,7 +76,7 @@ impl Rp3b {
             (0..user_items.rows()).map(|u| (user_items.row_len(u).max(1) as f32).powf(-walk.alpha)).collect();
         let pop_w: Vec<f32> = (0..n).map(|j| (item_users.row_len(j).max(1) as f32).powf(-walk.beta)).collect();
         let k = NEIGHBOURS.min(n.saturating_sub(1)).max(1);
-        let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
+        let neighbours: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
             .into_par_iter()
             .map_init(
                 || vec![0f32; n],
@@ -100,11 +101,11 @@ impl Rp3b {
                         .map(|&j| (j, acc[j as usize] * item_w * pop_w[j as usize]))
                         .collect();
                     touched.iter().for_each(|&j| acc[j as usize] = 0.0);
-                    ItemRows::strongest(scored, k)
+                    rows::strongest(scored, k)
                 },
             )
             .collect();
-        Self { neighbours: ItemRows::from_rows(rows, k), choice: Choice { best: walk, tried: Vec::new() } }
+        Self { neighbours: rows::collect(neighbours, k), choice: Choice { best: walk, tried: Vec::new() } }
     }
 }
 
@@ -114,10 +115,8 @@ impl ScoresHistory for Rp3b {
     }
 
     fn score_history(&self, history: &[u32], out: &mut [f32]) {
-        out.fill(0.0);
-        for &i in history {
-            self.neighbours.add_row(i, 1.0, out);
-        }
+        // Every item counts fully: no decay, as far back as the history goes.
+        self.neighbours.score_history(history, 1.0, history.len(), out);
     }
 }
 
@@ -127,12 +126,12 @@ impl Fitted for Rp3b {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        self.neighbours.write(&dir.join("rp3b.safetensors"), "neighbours")?;
+        rows::write(&self.neighbours, &dir.join("rp3b.safetensors"), "neighbours")?;
         std::fs::write(dir.join("rp3b.json"), serde_json::to_vec_pretty(&self.choice)?)?;
         Ok(())
     }
 
     fn notes(&self) -> Option<String> {
-        Some(format!("- `rp3b`: {}, {} neighbours per item\n", self.choice.describe("walk"), self.neighbours.k))
+        Some(format!("- `rp3b`: {}, {} neighbours per item\n", self.choice.describe("walk"), self.neighbours.k()))
     }
 }

@@ -8,11 +8,11 @@
 //!
 //! The window, α and decay are chosen on the validation split.
 
-use super::item_item::{ItemRows, ScoresHistory, WithHistory};
+use super::item_item::{rows, ScoresHistory, WithHistory};
 use super::select::{self, Choice};
 use super::{Fitted, ModelEntry, Scorer};
 use crate::store::read_json;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -93,7 +93,7 @@ impl SeqRules {
         let count: Vec<f32> = seen.iter().map(|s| s.len() as f32).collect();
         let k = RULES.min(n_items.saturating_sub(1)).max(1);
         let damp: Vec<f32> = count.iter().map(|&c| c.max(1.0).powf(rules.alpha)).collect();
-        let rows: Vec<(Vec<u32>, Vec<f32>)> = seen
+        let next: Vec<(Vec<u32>, Vec<f32>)> = seen
             .par_iter()
             .enumerate()
             .map_init(
@@ -115,20 +115,16 @@ impl SeqRules {
                     let scored: Vec<(u32, f32)> =
                         touched.iter().map(|&j| (j, acc[j as usize] / (damp[i] * damp[j as usize]))).collect();
                     touched.iter().for_each(|&j| acc[j as usize] = 0.0);
-                    ItemRows::strongest(scored, k)
+                    rows::strongest(scored, k)
                 },
             )
             .collect();
-        let ItemRows { k, index, weights } = ItemRows::from_rows(rows, k);
-        let next = nook_core::sequence::Rules::new(n_items, k, index, weights).expect("rules name items of the split");
-        Self { next, choice: Choice { best: rules, tried: Vec::new() } }
+        Self { next: rows::collect(next, k), choice: Choice { best: rules, tried: Vec::new() } }
     }
 
     pub fn load(dir: &Path, n: usize) -> Result<Self> {
         let choice: Choice<Rules> = read_json(&dir.join("sr.json"))?;
-        let path = dir.join("sr.safetensors");
-        let ItemRows { k, index, weights } = ItemRows::read(&path, "next", n)?;
-        let next = nook_core::sequence::Rules::new(n, k, index, weights).with_context(|| path.display().to_string())?;
+        let next = rows::read(&dir.join("sr.safetensors"), "next", n)?;
         Ok(Self { next, choice })
     }
 
@@ -158,8 +154,7 @@ impl Fitted for SeqRules {
         if dir.join("sr.json").exists() {
             return Ok(());
         }
-        let (k, index, weights) = (self.next.k(), self.next.index().to_vec(), self.next.weights().to_vec());
-        ItemRows { k, index, weights }.write(&dir.join("sr.safetensors"), "next")?;
+        rows::write(&self.next, &dir.join("sr.safetensors"), "next")?;
         std::fs::write(dir.join("sr.json"), serde_json::to_vec_pretty(&self.choice)?)?;
         Ok(())
     }
