@@ -233,7 +233,12 @@ pub fn recommend(data: &[u8]) {
         recency_half_life: 10.0,
         expansion: nook_core::Expansion::OFF,
         similar_text_weight: None,
-        sequence: Some(nook_core::sequence::Sequence { weight: 0.5, decay: 0.9, recent: 20 }),
+        sequence: Some(nook_core::sequence::Sequence {
+            weight: 0.5,
+            decay: 0.9,
+            recent: 20,
+            similar_weight: Some(1.0),
+        }),
     };
     let Ok(likes) = req.likes.iter().map(|id| c.index_of(id)).collect::<Result<Vec<_>, _>>() else { return };
     let Ok(dislikes) = req.dislikes.iter().map(|id| c.index_of(id)).collect::<Result<Vec<_>, _>>() else { return };

@@ -304,9 +304,11 @@ impl Catalog {
 
     /// "More like this": the `k` items most like `item`, scored as for a person whose one signal
     /// is having liked it (its collaborative fold-in and its text, the history part of the blend,
-    /// text weighed by [`Scoring::similar_text_weight`]), so the neighbours are what the people
-    /// who chose it chose, and for an item nobody chose yet, what its text predicts they would.
-    /// `item` and `exclude` are never returned.
+    /// text weighed by [`Scoring::similar_text_weight`], plus the sequential rules' part when the
+    /// catalogue has rules, weighed by [`Sequence::similar_weight`]: what people liked next after
+    /// it), so the neighbours are what the
+    /// people who chose it chose, and for an item nobody chose yet, what its text predicts they
+    /// would. `item` and `exclude` are never returned.
     pub fn similar(&self, s: &Scoring, item: u32, k: usize, exclude: &[u32]) -> Result<Vec<Recommendation>> {
         self.check_indices("item", &[item])?;
         self.check_indices("exclude", exclude)?;
@@ -323,9 +325,16 @@ impl Catalog {
 
     /// Every item's similarity to `item` into `out` (what [`Catalog::similar`] ranks by).
     pub fn similarity(&self, s: &Scoring, item: u32, out: &mut [f32]) -> Result<()> {
-        let s = &Scoring { text_weight: s.similar_text_weight.unwrap_or(s.text_weight), ..*s };
+        let s = &Scoring {
+            text_weight: s.similar_text_weight.unwrap_or(s.text_weight),
+            sequence: s.sequence.map(|q| Sequence { weight: q.similar_weight.unwrap_or(q.weight), ..q }),
+            ..*s
+        };
         let user = self.user_vector(s, &[item], &[], None)?;
         self.score(s, &user, out);
+        for (j, part) in self.sequence_part(s, &[item]) {
+            out[j as usize] += part;
+        }
         Ok(())
     }
 

@@ -28,6 +28,10 @@ pub struct Sequence {
     pub decay: f32,
     /// How many of the newest likes lend their rules.
     pub recent: u32,
+    /// The rules' weight in "more like this" ([`crate::Catalog::similar`], one item as the only
+    /// like), chosen on the item-to-item benchmark's validation part; absent: `weight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similar_weight: Option<f32>,
 }
 
 /// Most likes [`Sequence::recent`] may reach (real ones are about 100).
@@ -40,6 +44,12 @@ impl Sequence {
             return Err(format!(
                 "scoring.sequence.weight is {}, outside 0..={}",
                 self.weight,
+                crate::recommend::MAX_WEIGHT
+            ));
+        }
+        if let Some(w) = self.similar_weight.filter(|w| !(0.0..=crate::recommend::MAX_WEIGHT).contains(w)) {
+            return Err(format!(
+                "scoring.sequence.similar_weight is {w}, outside 0..={}",
                 crate::recommend::MAX_WEIGHT
             ));
         }
@@ -178,7 +188,7 @@ mod tests {
 
     #[test]
     fn the_part_is_calibrated_to_its_lead_and_sparse() {
-        let seq = Sequence { weight: 2.0, decay: 0.5, recent: 100 };
+        let seq = Sequence { weight: 2.0, decay: 0.5, recent: 100, similar_weight: None };
         // r = [0, 0.5, 1.75, 0]: mean 0.5625, the 2 leaders (half of 4) average 1.125.
         let part = rules().part(&seq, &[0, 1]);
         let scale = 2.0 / (1.125f64 - 0.5625) as f32;
@@ -194,10 +204,11 @@ mod tests {
         assert!(Rules::new(4, 2, vec![1; 8], vec![f32::NAN; 8]).unwrap_err().to_string().contains("NaN"));
         assert!(Rules::new(4, 2, vec![1; 8], vec![-1.0; 8]).is_err());
         assert!(Rules::new(4, 2, vec![1; 7], vec![1.0; 7]).is_err());
-        let ok = Sequence { weight: 1.0, decay: 0.9, recent: 100 };
+        let ok = Sequence { weight: 1.0, decay: 0.9, recent: 100, similar_weight: Some(0.5) };
         assert!(ok.check().is_ok());
         assert!(Sequence { decay: 1.5, ..ok }.check().is_err());
         assert!(Sequence { recent: 0, ..ok }.check().is_err());
         assert!(Sequence { weight: f32::NAN, ..ok }.check().is_err());
+        assert!(Sequence { similar_weight: Some(-1.0), ..ok }.check().is_err());
     }
 }

@@ -349,6 +349,15 @@ fn sequential_rules_load_and_must_match_the_manifest() {
     let mut unweighted = m.clone();
     unweighted["scoring"]["sequence"]["weight"] = json!(0.0);
     assert_eq!(first(&load(&unweighted, f.clone()).unwrap()).unwrap().items[0].id, "b", "without the rules");
+    // "More like this" scores the item as one like: its rules count there too.
+    let similar = |b: &Bundle| b.similar("a", 1, &[]).unwrap()[0].id.clone();
+    assert_eq!(similar(&b), "c", "more like \"a\": what followed it");
+    assert_eq!(similar(&load(&unweighted, f.clone()).unwrap()), "b", "more like \"a\" without the rules");
+    let mut not_similar = m.clone();
+    not_similar["scoring"]["sequence"]["similar_weight"] = json!(0.0);
+    let b0 = load(&not_similar, f.clone()).unwrap();
+    assert_eq!(similar(&b0), "b", "the rules weighed 0 in \"more like this\" only");
+    assert_eq!(first(&b0).unwrap().items[0].id, "c", "recommendations keep the rules' weight");
 
     refused(load(&manifest_for(&f, Quant::Int8), f.clone()), "sequential rules the manifest does not weigh");
     let mut plain = files(Quant::Int8);
@@ -360,6 +369,7 @@ fn sequential_rules_load_and_must_match_the_manifest() {
         ("decay", json!(2.0), "scoring.sequence.decay"),
         ("recent", json!(0), "scoring.sequence.recent"),
         ("weight", json!(-1.0), "scoring.sequence.weight"),
+        ("similar_weight", json!(f32::MAX), "scoring.sequence.similar_weight"),
     ] {
         let mut m = manifest_for(&f, Quant::Int8);
         m["scoring"]["sequence"] = json!({"weight": 1.0, "decay": 0.9, "recent": 100});

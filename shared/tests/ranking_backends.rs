@@ -21,7 +21,7 @@ fn scoring() -> Scoring {
         recency_half_life: 20.0,
         expansion: nook_core::Expansion::OFF,
         similar_text_weight: None,
-        sequence: Some(Sequence { weight: 3.0, decay: 0.9, recent: 40 }),
+        sequence: Some(Sequence { weight: 3.0, decay: 0.9, recent: 40, similar_weight: None }),
     }
 }
 

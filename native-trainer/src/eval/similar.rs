@@ -7,7 +7,9 @@
 //! just liked have been the ones they went on to choose? Rankers: popularity (the same list for
 //! everyone: what "more like this" must beat), each text model's [`Catalog::similarity`] (what
 //! `nook similar` and the browser's `similar` run; `content` is pure text similarity), and, as
-//! ablations on the fused catalogues, their collaborative part alone and their text part alone.
+//! ablations on the fused catalogues, their collaborative part alone and their text part alone;
+//! then `fused-sr`'s, which adds what people liked next after the seed (its bundle's "more like
+//! this").
 //! [`choose_text_weight`] picks the text's share on the validation part the same way.
 
 use super::metrics::{ndcg_at, recall_at};
@@ -54,6 +56,9 @@ pub fn evaluate(set: &EvalSet<'_>, history: &[Vec<u32>], models: &[&dyn Fitted])
             }));
         }
     }
+    for (name, catalog, scoring) in models.iter().filter_map(|m| m.similar_ranker()) {
+        rows.push(score(&users, set, name, |seed, out| similarity(&catalog, &scoring, seed, out)));
+    }
     SimilarReport { users: users.len(), rows }
 }
 
@@ -69,18 +74,19 @@ pub fn choose_text_weight(
     catalog: &Catalog,
     s: &Scoring,
 ) -> (f32, Vec<(f32, f64)>) {
-    let users = seeds(set, history);
-    let tried: Vec<(f32, f64)> = TEXT_FRACTIONS
-        .iter()
-        .map(|f| {
-            // Rounded, so the manifest says 0.01 rather than 0.010000001.
-            let w = (s.text_weight * f * 1e4).round() / 1e4;
-            let sw = Scoring { similar_text_weight: Some(w), ..*s };
-            (w, score(&users, set, "", |seed, out| similarity(catalog, &sw, seed, out)).ndcg10)
-        })
-        .collect();
+    // Rounded, so the manifest says 0.01 rather than 0.010000001.
+    let weights: Vec<f32> = TEXT_FRACTIONS.iter().map(|f| (s.text_weight * f * 1e4).round() / 1e4).collect();
+    let scorings: Vec<Scoring> = weights.iter().map(|&w| Scoring { similar_text_weight: Some(w), ..*s }).collect();
+    let tried: Vec<(f32, f64)> = weights.into_iter().zip(ndcg_by_scoring(set, history, catalog, &scorings)).collect();
     let best = tried.iter().copied().fold((s.text_weight, f64::MIN), |b, t| if t.1 > b.1 { t } else { b });
     (best.0, tried)
+}
+
+/// NDCG@10 of "more like this" on `set` ranked by `catalog` under each of `scorings`, seeds from
+/// `history`.
+pub fn ndcg_by_scoring(set: &EvalSet<'_>, history: &[Vec<u32>], catalog: &Catalog, scorings: &[Scoring]) -> Vec<f64> {
+    let users = seeds(set, history);
+    scorings.iter().map(|s| score(&users, set, "", |seed, out| similarity(catalog, s, seed, out)).ndcg10).collect()
 }
 
 fn seeds<'a>(set: &'a EvalSet<'_>, history: &[Vec<u32>]) -> Vec<(u32, u32, &'a [u32])> {

@@ -11,10 +11,12 @@ use super::hybrid::{user_vectors, HybridScorer, FINETUNED};
 use super::select::{self, Choice};
 use super::seq_rules::SeqRules;
 use super::{Fitted, ModelEntry, Scorer};
+use crate::eval::{similar, EvalSet, Target};
 use crate::split::Split;
 use crate::store::read_json;
 use anyhow::{Context, Result};
 use nook_core::sequence::{Rules, Sequence};
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
@@ -26,44 +28,74 @@ const WEIGHTS: [f32; 8] = [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5];
 
 pub const MODEL: ModelEntry = ModelEntry {
     id: ID,
-    about: "fused-ft plus sequential rules, each standardised per person (the rules' weight chosen on validation)",
+    about: "fused-ft plus sequential rules, the rules' part calibrated to its lead as the history's is (the rules' weight chosen on validation)",
     default: true,
     needs_text: true,
     fit: |t| {
         let family = t.finetuned_family()?;
         let rules = t.seq_rules()?;
-        let choice = t.timed("fused-sr-selection", |t| choose_weight(t.split(), &family, &rules))?;
+        let choice = t.timed("fused-sr-selection", |t| choose_weights(t.split(), &family, &rules))?;
         Ok(Arc::new(FusedSeq { family, rules, choice }))
     },
     load: |l| Ok(Arc::new(FusedSeq::load(l.dir, l.family(FINETUNED)?, l.info.n_items)?)),
 };
 
-/// The rules' weight, on the validation split: `fused-ft` as validation measured it (the
+/// The rules' weights, on the validation split: `fused-ft` as validation measured it (the
 /// catalogue before the refit) plus rules with the chosen setting fitted on the training part.
-fn choose_weight(split: &Split, family: &TextFamily, rules: &SeqRules) -> Result<Choice<f32>> {
+/// First their weight in recommendations, then, at that weight, in "more like this" (the
+/// item-to-item benchmark's validation part: one item as the only like).
+fn choose_weights(split: &Split, family: &TextFamily, rules: &SeqRules) -> Result<Choices> {
     let catalog = family.selection.as_ref().context("fused-sr: fused-ft's validation catalogue is not at hand")?;
     let scoring = family.hybrid.scoring;
     // The histories `on_validation` scores with: people are folded in once, not per weight.
     let history = split.train_sequences();
     let train_rules = SeqRules::fit(&history, split.n_items, rules.choice.best);
     let users = user_vectors(catalog, &scoring, &history);
-    Ok(select::on_validation(split, ID, &WEIGHTS, |_, _, weight| Blend {
+    let weight = select::on_validation(split, ID, &WEIGHTS, |_, _, weight| Blend {
         fused: HybridScorer { name: FINETUNED.name, catalog, scoring, users: Cow::Borrowed(&users) },
         rules: &train_rules.next,
         sequence: train_rules.sequence(weight),
         history: &history,
-    }))
+    });
+    let with_rules = catalog.clone().with_rules(train_rules.next.clone())?;
+    let sequence = train_rules.sequence(weight.best);
+    let scorings: Vec<nook_core::Scoring> = WEIGHTS
+        .iter()
+        .map(|&w| nook_core::Scoring { sequence: Some(Sequence { similar_weight: Some(w), ..sequence }), ..scoring })
+        .collect();
+    let train = split.train_matrix();
+    let set = EvalSet::new(split, &train, Target::Valid);
+    if set.users.is_empty() {
+        return Ok(Choices { weight, similar: None });
+    }
+    let tried: Vec<(f32, f64)> =
+        WEIGHTS.iter().copied().zip(similar::ndcg_by_scoring(&set, &history, &with_rules, &scorings)).collect();
+    // The first of equals: the smaller weight.
+    let best = tried.iter().fold(tried[0], |b, t| if t.1 > b.1 { *t } else { b }).0;
+    let similar = Choice { best, tried };
+    tracing::info!("{ID}: \"more like this\" {}", similar.describe("rules' weight"));
+    Ok(Choices { weight, similar: Some(similar) })
+}
+
+/// What `fused-sr.json` holds: the rules' weight and their weight in "more like this" (absent in
+/// model directories from before it was chosen, and without a validation part: the first).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Choices {
+    #[serde(flatten)]
+    weight: Choice<f32>,
+    #[serde(default)]
+    similar: Option<Choice<f32>>,
 }
 
 /// The rules' weight validation chose for the `fused-sr` saved in `dir`.
 pub fn chosen_weight(dir: &Path) -> Result<f32> {
-    Ok(read_json::<Choice<f32>>(&dir.join("fused-sr.json"))?.best)
+    Ok(read_json::<Choices>(&dir.join("fused-sr.json"))?.weight.best)
 }
 
 pub struct FusedSeq {
     family: Arc<TextFamily>,
     rules: Arc<SeqRules>,
-    choice: Choice<f32>,
+    choice: Choices,
 }
 
 impl FusedSeq {
@@ -79,7 +111,11 @@ impl FusedSeq {
     pub fn catalog_and_scoring(&self) -> Result<(nook_core::Catalog, nook_core::Scoring)> {
         let h = &self.family.hybrid;
         let catalog = h.catalog.clone().with_rules(self.rules.next.clone())?;
-        Ok((catalog, nook_core::Scoring { sequence: Some(self.rules.sequence(self.choice.best)), ..h.scoring }))
+        let sequence = Sequence {
+            similar_weight: self.choice.similar.as_ref().map(|c| c.best),
+            ..self.rules.sequence(self.choice.weight.best)
+        };
+        Ok((catalog, nook_core::Scoring { sequence: Some(sequence), ..h.scoring }))
     }
 }
 
@@ -92,7 +128,12 @@ impl Fitted for FusedSeq {
             scoring: h.scoring,
             users: Cow::Owned(user_vectors(&h.catalog, &h.scoring, history)),
         };
-        Box::new(Blend { fused, rules: &self.rules.next, sequence: self.rules.sequence(self.choice.best), history })
+        Box::new(Blend {
+            fused,
+            rules: &self.rules.next,
+            sequence: self.rules.sequence(self.choice.weight.best),
+            history,
+        })
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
@@ -102,8 +143,21 @@ impl Fitted for FusedSeq {
         Ok(())
     }
 
+    fn similar_ranker(&self) -> Option<(&'static str, nook_core::Catalog, nook_core::Scoring)> {
+        let (catalog, scoring) = self.catalog_and_scoring().expect("the rules were fitted for this catalogue");
+        Some((ID, catalog, scoring))
+    }
+
     fn notes(&self) -> Option<String> {
-        Some(format!("- `fused-sr`: {} ({:?})\n", self.choice.describe("rules' weight"), self.rules.choice.best))
+        let similar = match &self.choice.similar {
+            Some(c) => c.describe("in \"more like this\""),
+            None => "the same in \"more like this\"".into(),
+        };
+        Some(format!(
+            "- `fused-sr`: {}; {similar} ({:?})\n",
+            self.choice.weight.describe("rules' weight"),
+            self.rules.choice.best
+        ))
     }
 }
 
@@ -143,6 +197,18 @@ mod tests {
         }
     }
 
+    /// A model directory from before "more like this" had its own rules' weight still loads: the
+    /// bundle then weighs the rules there as in recommendations.
+    #[test]
+    fn choices_read_with_and_without_the_similar_weight() {
+        let old: Choices = serde_json::from_str(r#"{"best": 0.5, "tried": [[0.0, 0.1], [0.5, 0.2]]}"#).unwrap();
+        assert_eq!((old.weight.best, old.similar), (0.5, None));
+        let now = Choices { similar: Some(Choice { best: 0.2, tried: vec![(0.2, 0.09)] }), ..old };
+        let back: Choices = serde_json::from_slice(&serde_json::to_vec(&now).unwrap()).unwrap();
+        assert_eq!(back.similar.map(|c| c.best), Some(0.2));
+        assert_eq!(back.weight.tried, vec![(0.0, 0.1), (0.5, 0.2)]);
+    }
+
     #[test]
     fn weight_zero_is_the_fused_model_and_the_rules_can_reorder_it() {
         let fused = Fixed(vec![3.0, 2.0, 1.0, 0.0]);
@@ -153,7 +219,7 @@ mod tests {
         let blend = |weight| Blend {
             fused: &fused,
             rules: &rules,
-            sequence: Sequence { weight, decay: 0.9, recent: 100 },
+            sequence: Sequence { weight, decay: 0.9, recent: 100, similar_weight: None },
             history: &history,
         };
         let mut out = vec![0f32; 4];
@@ -174,7 +240,7 @@ mod tests {
             .with_rules(nook_core::synthetic::rules(n, 10, 6))
             .unwrap();
         let rules = catalog.rules.clone().unwrap();
-        let sequence = Sequence { weight: 0.75, decay: 0.9, recent: 100 };
+        let sequence = Sequence { weight: 0.75, decay: 0.9, recent: 100, similar_weight: None };
         let scoring =
             nook_core::Scoring { sequence: Some(sequence), ..super::super::hybrid::base_scoring(&Default::default()) };
         let history: Vec<Vec<u32>> = vec![vec![3, 40, 41, 7], vec![100], (0..60).map(|i| i * 7).collect()];

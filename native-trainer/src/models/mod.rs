@@ -115,6 +115,12 @@ pub trait Fitted: Send + Sync {
     fn text(&self) -> Option<TextModel<'_>> {
         None
     }
+    /// For models whose "more like this" adds to their text model's (`fused-sr`: what people
+    /// liked next after the item): the name, catalogue and scoring `nook similar` ranks with on
+    /// their bundle, for the item-to-item benchmark.
+    fn similar_ranker(&self) -> Option<(&'static str, nook_core::Catalog, nook_core::Scoring)> {
+        None
+    }
 }
 
 /// What the query benchmark needs of a text model.

@@ -130,7 +130,12 @@ impl SeqRules {
 
     /// How the bundle's scoring states these rules' use, at `weight` against the history.
     pub fn sequence(&self, weight: f32) -> nook_core::sequence::Sequence {
-        nook_core::sequence::Sequence { weight, decay: self.choice.best.decay, recent: RECENT as u32 }
+        nook_core::sequence::Sequence {
+            weight,
+            decay: self.choice.best.decay,
+            recent: RECENT as u32,
+            similar_weight: None,
+        }
     }
 }
 
