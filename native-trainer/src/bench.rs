@@ -189,3 +189,26 @@ pub fn rank_latency(n: usize, dim: usize, int8: bool, kernel: Kernel, queries: u
     let table = if int8 { n * dim + n * 4 } else { n * dim * 4 };
     RankTiming { median_ms: median(&times), bytes_touched: table + n * 4 }
 }
+
+/// Median milliseconds of the sequential rules' part of one request ([`nook_core::sequence`]):
+/// `n` items with `k` synthetic rules each, a person with `likes` likes (the newest
+/// [`nook_core::sequence::Sequence::recent`] of them lend their rules), the part computed and
+/// added to a score row, as `Catalog::recommend` does on top of the ranking above.
+pub fn rules_latency(n: usize, k: usize, likes: usize, queries: usize) -> f64 {
+    let rules = synthetic::rules(n, k, 0x5EED);
+    let seq = nook_core::sequence::Sequence { weight: 0.5, decay: 0.9, recent: 100, similar_weight: None };
+    let mut out = vec![0f32; n];
+    let times: Vec<f64> = (0..queries.max(1) + 1)
+        .map(|query| {
+            let history: Vec<u32> = (0..likes).map(|i| ((query * 7919 + i * 104_729) % n) as u32).collect();
+            let start = Instant::now();
+            for (j, part) in rules.part(&seq, &history) {
+                out[j as usize] += part;
+            }
+            std::hint::black_box(&out);
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .skip(1)
+        .collect();
+    median(&times)
+}

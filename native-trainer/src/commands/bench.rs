@@ -55,7 +55,8 @@ pub enum BenchWhat {
         engine: Vec<Engine>,
     },
     /// Top-10 ranking latency over synthetic item tables (f32 vs int8, scalar vs SIMD), beside
-    /// the memory-bandwidth limit measured on this machine. Prints a table.
+    /// the memory-bandwidth limit measured on this machine, then what a `fused-sr` bundle's
+    /// sequential rules add per request. Prints tables.
     Rank {
         #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000", value_parser = super::args::count(1, 50_000_000))]
         items: Vec<usize>,
@@ -165,6 +166,13 @@ fn rank_table(items: &[usize], dims: &[usize], queries: usize) {
                     );
                 }
             }
+        }
+    }
+    println!("sequential rules' part per request (fused-sr bundles: 100 rules per item, 100 newest likes), one thread");
+    println!("{:>9} {:>6} {:>11}", "items", "likes", "median ms");
+    for &n in items {
+        for likes in [10, 100] {
+            println!("{n:>9} {likes:>6} {:>11.3}", bench::rules_latency(n, 100, likes, queries));
         }
     }
 }
