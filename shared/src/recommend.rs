@@ -306,9 +306,8 @@ impl Catalog {
     /// is having liked it (its collaborative fold-in and its text, the history part of the blend,
     /// text weighed by [`Scoring::similar_text_weight`], plus the sequential rules' part when the
     /// catalogue has rules, weighed by [`Sequence::similar_weight`]: what people liked next after
-    /// it), so the neighbours are what the
-    /// people who chose it chose, and for an item nobody chose yet, what its text predicts they
-    /// would. `item` and `exclude` are never returned.
+    /// it), so the neighbours are what the people who chose it chose, and for an item nobody
+    /// chose yet, what its text predicts they would. `item` and `exclude` are never returned.
     pub fn similar(&self, s: &Scoring, item: u32, k: usize, exclude: &[u32]) -> Result<Vec<Recommendation>> {
         self.check_indices("item", &[item])?;
         self.check_indices("exclude", exclude)?;
