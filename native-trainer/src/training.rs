@@ -263,6 +263,10 @@ impl<'a> Trainer<'a> {
         // The items validation makes cold to choose cold-item settings must be as new to the
         // encoder as the test's cold items are.
         let pseudo_cold = hybrid::pseudo_cold_items(inputs.split, self.cfg.als.seed);
+        let frozen = match self.cfg.finetune.hard_negatives {
+            0 => None,
+            _ => Some(self.frozen_vectors()?),
+        };
         let ft = self.timed("finetune", |t| {
             finetune::run(
                 source,
@@ -270,6 +274,7 @@ impl<'a> Trainer<'a> {
                 t.inputs.split,
                 &t.cfg.finetune,
                 Some(&pseudo_cold),
+                frozen.as_deref().map(|v| &v[..]),
                 &inputs.device,
                 &inputs.checkpoint_dir,
                 inputs.resume,

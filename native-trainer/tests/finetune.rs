@@ -8,7 +8,7 @@ use common::*;
 use nook_core::encoder::Mode;
 use nook_trainer::finetune::{self, FineTuned, FinetuneConfig};
 use nook_trainer::split::{Split, SplitConfig};
-use nook_trainer::textvec::EncoderSource;
+use nook_trainer::textvec::{self, EncoderSource};
 
 fn encoder_source() -> EncoderSource {
     EncoderSource { dir: encoder_dir(), max_tokens: 64 }
@@ -34,7 +34,7 @@ fn small(steps: usize) -> FinetuneConfig {
 
 fn run(cfg: &FinetuneConfig, ckpt: &std::path::Path, resume: bool) -> anyhow::Result<FineTuned> {
     let (source, texts, split) = setup();
-    finetune::run(&source, &texts, &split, cfg, None, &Device::Cpu, ckpt, resume)
+    finetune::run(&source, &texts, &split, cfg, None, None, &Device::Cpu, ckpt, resume)
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -127,9 +127,10 @@ fn items_left_out_never_appear_in_a_training_pair() {
     // Every item but two left out: at most their own pairs remain, too few for a batch of 16.
     let mut left_out = vec![true; split.n_items];
     left_out[..2].iter_mut().for_each(|o| *o = false);
-    let err = finetune::run(&source, &texts, &split, &small(2), Some(&left_out), &Device::Cpu, ckpt.path(), false)
-        .err()
-        .expect("too few pairs to fine-tune on");
+    let err =
+        finetune::run(&source, &texts, &split, &small(2), Some(&left_out), None, &Device::Cpu, ckpt.path(), false)
+            .err()
+            .expect("too few pairs to fine-tune on");
     assert!(err.to_string().contains("co-consumed pairs"), "{err}");
     // Nothing left out: the same settings train.
     let ft = finetune::run(
@@ -138,10 +139,44 @@ fn items_left_out_never_appear_in_a_training_pair() {
         &split,
         &small(2),
         Some(&vec![false; split.n_items]),
+        None,
         &Device::Cpu,
         ckpt.path(),
         false,
     )
     .unwrap();
     assert_eq!(ft.losses.len(), 2);
+}
+
+#[test]
+fn hard_negatives_come_from_the_frozen_text_and_resume_exactly() {
+    let (source, texts, split) = setup();
+    let cfg = FinetuneConfig { hard_negatives: 20, ..small(5) };
+    let go = |cfg: &FinetuneConfig, frozen: Option<&[f32]>, dir: &std::path::Path, resume: bool| {
+        finetune::run(&source, &texts, &split, cfg, None, frozen, &Device::Cpu, dir, resume)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let err = go(&cfg, None, dir.path(), false).err().expect("no frozen vectors to find neighbours in");
+    assert!(err.to_string().contains("frozen encoder's item vectors"), "{err}");
+
+    let frozen = textvec::embed_all(&source.load(&Device::Cpu).unwrap(), &texts, "frozen").unwrap();
+    let straight = go(&cfg, Some(&frozen), dir.path(), false).unwrap();
+    // The same first batch from the same weights: each negative adds a term to the anchors'
+    // softmax, so the first loss rises above in-batch contrast's.
+    let plain = run(&small(5), tempfile::tempdir().unwrap().path(), false).unwrap();
+    assert!(straight.losses[0] > plain.losses[0] + 0.05, "{:?} vs {:?}", straight.losses, plain.losses);
+
+    let resumed_dir = tempfile::tempdir().unwrap();
+    let stopped = go(&FinetuneConfig { stop_after: Some(2), ..cfg.clone() }, Some(&frozen), resumed_dir.path(), false);
+    assert!(stopped.err().unwrap().to_string().contains("stopped after 2 steps"));
+    let resumed = go(&cfg, Some(&frozen), resumed_dir.path(), true).unwrap();
+    for (name, w) in &straight.weights {
+        if w.dtype() == candle_core::DType::F32 {
+            let d = max_diff(w, &resumed.weights[name]);
+            assert!(d < 1e-5, "{name} differs by {d} after resuming");
+        }
+    }
+    // A checkpoint without hard negatives is for other settings.
+    let err = go(&small(5), Some(&frozen), resumed_dir.path(), true).err().unwrap();
+    assert!(err.to_string().contains("checkpoint is for other settings"), "{err}");
 }

@@ -223,6 +223,10 @@ pub struct ModelArgs {
     /// InfoNCE temperature.
     #[arg(long, default_value_t = FinetuneConfig::default().temperature, value_parser = positive64(10.0))]
     pub ft_temperature: f64,
+    /// Hard negatives while fine-tuning: each anchor also contrasts with one of its N nearest
+    /// items by the frozen encoder's text that nobody consumed close to it (0: in-batch only).
+    #[arg(long, default_value_t = FinetuneConfig::default().hard_negatives, value_parser = count(0, 10_000))]
+    pub ft_hard_negatives: usize,
     /// Save a fine-tuning checkpoint every N steps (see --resume).
     #[arg(long, default_value_t = FinetuneConfig::default().checkpoint_every, value_parser = count(1, 10_000_000))]
     pub ft_checkpoint_every: usize,
@@ -248,6 +252,7 @@ impl Default for ModelArgs {
             ft_max_tokens: ft.max_tokens,
             ft_window: ft.window,
             ft_temperature: ft.temperature,
+            ft_hard_negatives: ft.hard_negatives,
             ft_checkpoint_every: ft.checkpoint_every,
         }
     }
@@ -466,6 +471,7 @@ impl ModelArgs {
                 max_tokens: self.ft_max_tokens,
                 window: self.ft_window,
                 temperature: self.ft_temperature,
+                hard_negatives: self.ft_hard_negatives,
                 checkpoint_every: self.ft_checkpoint_every,
                 seed,
                 ..FinetuneConfig::default()

@@ -2,8 +2,9 @@
 //!
 //! Pairs of items the same person consumed close together in time ([`pairs::co_consumed`]) are
 //! pulled together and every other item in the batch pushed apart (InfoNCE with in-batch
-//! negatives, symmetric). Only the top `train_layers` blocks train: the frozen blocks below run the
-//! fast inference kernels and build no autograd graph. AdamW with linear warm-up and decay,
+//! negatives, symmetric; with `hard_negatives`, each anchor also against one text-alike item
+//! nobody consumed near it, [`pairs::HardNegatives`]). Only the top `train_layers` blocks train:
+//! the frozen blocks below run the fast inference kernels and build no autograd graph. AdamW with linear warm-up and decay,
 //! gradient clipping, checkpoints every `checkpoint_every` steps, and `--resume` that continues
 //! exactly (weights, optimizer moments, batch order and step).
 
@@ -23,7 +24,7 @@ use candle_nn::VarBuilder;
 use nook_core::bundle::sha256_hex;
 use nook_core::encoder::{block_prefix, BertConfig, Pooling, TextEncoder, POOLING_FILE};
 use nook_core::quant::encode_f32;
-use pairs::{Batcher, BatcherState};
+use pairs::{Batcher, BatcherState, HardNegatives};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -47,6 +48,11 @@ pub struct FinetuneConfig {
     pub train_layers: usize,
     /// A pair is an item and one of the next `window` items the same person consumed.
     pub window: usize,
+    /// Hard negatives: each anchor also contrasts with one of its `hard_negatives` nearest items
+    /// by the frozen encoder's text that nobody consumed close to it (0: in-batch negatives only).
+    /// Left out of a checkpoint's settings when 0, so checkpoints from before it still resume.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hard_negatives: usize,
     /// Not part of the settings a checkpoint must match.
     #[serde(skip, default = "default_checkpoint_every")]
     pub checkpoint_every: usize,
@@ -70,11 +76,16 @@ impl Default for FinetuneConfig {
             temperature: 0.05,
             train_layers: 2,
             window: 3,
+            hard_negatives: 0,
             checkpoint_every: 25,
             seed: 42,
             stop_after: None,
         }
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn default_checkpoint_every() -> usize {
@@ -156,7 +167,9 @@ struct CheckpointState {
 }
 
 /// Fine-tunes `source` on pairs from `split` (items' texts in `texts`), leaving out every pair
-/// with an item marked in `left_out` (the items validation makes cold). With `resume`, continues
+/// with an item marked in `left_out` (the items validation makes cold). `frozen`: the frozen
+/// encoder's item vectors, which hard negatives are drawn by (needed when `cfg` asks for them).
+/// With `resume`, continues
 /// from the checkpoint in `checkpoint_dir` if one matches these settings.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
@@ -165,6 +178,7 @@ pub fn run(
     split: &Split,
     cfg: &FinetuneConfig,
     left_out: Option<&[bool]>,
+    frozen: Option<&[f32]>,
     device: &Device,
     checkpoint_dir: &Path,
     resume: bool,
@@ -232,6 +246,20 @@ pub fn run(
         cfg.batch
     );
 
+    let hard = match (cfg.hard_negatives, frozen) {
+        (0, _) => None,
+        (k, Some(vectors)) => {
+            let dim = vectors.len() / split.n_items.max(1);
+            ensure!(
+                dim > 0 && vectors.len() == dim * split.n_items,
+                "{} frozen text values do not make one vector per item ({} items)",
+                vectors.len(),
+                split.n_items
+            );
+            Some(HardNegatives::new(vectors, dim, &pairs, k))
+        }
+        (_, None) => bail!("hard negatives need the frozen encoder's item vectors"),
+    };
     let mut opt = AdamW::new(&vars, cfg.weight_decay)?;
     let mut batcher = Batcher::new(pairs, Rng::stream(cfg.seed, "finetune-pairs"));
     let mut losses = Vec::new();
@@ -260,17 +288,28 @@ pub fn run(
         let step = opt.step;
         let batch = batcher.next_batch(cfg.batch);
         let b = batch.len();
+        let negatives: Vec<u32> = match &hard {
+            Some(h) => h
+                .pick(&batch, &mut Rng::stream(cfg.seed ^ step as u64, "hard-negatives"))
+                .into_iter()
+                .flatten()
+                .collect(),
+            None => Vec::new(),
+        };
         let seqs: Vec<Vec<u32>> = batch
             .iter()
             .map(|&(a, _)| ids[a as usize].clone())
             .chain(batch.iter().map(|&(_, p)| ids[p as usize].clone()))
+            .chain(negatives.iter().map(|&n| ids[n as usize].clone()))
             .collect();
         let emb = encoder.forward_from(&encoder.batch(&seqs)?, first_trained)?;
         let (anchors, positives) = (emb.narrow(0, 0, b)?, emb.narrow(0, b, b)?);
-        let logits = (anchors.matmul(&positives.t()?)? / cfg.temperature)?;
+        let candidates = emb.narrow(0, b, emb.dim(0)? - b)?;
+        let logits = (anchors.matmul(&candidates.t()?)? / cfg.temperature)?;
+        let back = (positives.matmul(&anchors.t()?)? / cfg.temperature)?;
         let targets = Tensor::arange(0u32, b as u32, device)?;
         let loss = ((candle_nn::loss::cross_entropy(&logits, &targets)?
-            + candle_nn::loss::cross_entropy(&logits.t()?.contiguous()?, &targets)?)?
+            + candle_nn::loss::cross_entropy(&back, &targets)?)?
             / 2.0)?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {

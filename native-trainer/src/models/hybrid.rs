@@ -189,6 +189,12 @@ impl Hybrid {
                 content = (ndcg, scoring);
             }
         }
+        tracing::info!(
+            "{}: recency half-life {} (validation ndcg@10 {:.4})",
+            spec.content_name,
+            content.1.recency_half_life,
+            content.0
+        );
         let content = content.1;
         let mut validation = Vec::new();
         let mut best: Option<(f64, Scoring, Catalog, Option<Projection>)> = None;
