@@ -166,7 +166,8 @@ mod tests {
     use super::{numeric_options, Cli};
     use clap::Parser;
 
-    /// Options where 0 is a meaningful value (a seed, a weight, a port to be picked).
+    /// Options where 0 is a meaningful value (a seed, a weight, a port to be picked, a feature
+    /// turned off).
     const ZERO_ALLOWED: &[&str] = &[
         "seed",
         "alpha",
@@ -178,6 +179,7 @@ mod tests {
         "query-weight",
         "port",
         "max-bad-rows",
+        "ft-hard-negatives",
     ];
 
     /// Every numeric option of every command refuses NaN, infinities, negatives, absurd sizes
