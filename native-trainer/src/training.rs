@@ -274,7 +274,7 @@ impl<'a> Trainer<'a> {
                 t.inputs.split,
                 &t.cfg.finetune,
                 Some(&pseudo_cold),
-                frozen.as_deref().map(|v| &v[..]),
+                frozen.as_deref().map(Vec::as_slice),
                 &inputs.device,
                 &inputs.checkpoint_dir,
                 inputs.resume,

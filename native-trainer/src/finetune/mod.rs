@@ -169,8 +169,7 @@ struct CheckpointState {
 /// Fine-tunes `source` on pairs from `split` (items' texts in `texts`), leaving out every pair
 /// with an item marked in `left_out` (the items validation makes cold). `frozen`: the frozen
 /// encoder's item vectors, which hard negatives are drawn by (needed when `cfg` asks for them).
-/// With `resume`, continues
-/// from the checkpoint in `checkpoint_dir` if one matches these settings.
+/// With `resume`, continues from the checkpoint in `checkpoint_dir` if one matches these settings.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     source: &EncoderSource,
