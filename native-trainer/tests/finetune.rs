@@ -7,8 +7,11 @@ use candle_core::{Device, Tensor};
 use common::*;
 use nook_core::encoder::Mode;
 use nook_trainer::finetune::{self, FineTuned, FinetuneConfig};
+use nook_trainer::models::{AlsConfig, REGISTRY};
 use nook_trainer::split::{Split, SplitConfig};
+use nook_trainer::store;
 use nook_trainer::textvec::{self, EncoderSource};
+use nook_trainer::training::{ModelConfig, ModelSet, TrainInputs};
 
 fn encoder_source() -> EncoderSource {
     EncoderSource { dir: encoder_dir(), max_tokens: 64 }
@@ -179,4 +182,46 @@ fn hard_negatives_come_from_the_frozen_text_and_resume_exactly() {
     // A checkpoint without hard negatives is for other settings.
     let err = go(&small(5), Some(&frozen), resumed_dir.path(), true).err().unwrap();
     assert!(err.to_string().contains("checkpoint is for other settings"), "{err}");
+}
+
+/// `--ft-hard-negatives 0,5`: a fine-tuning per count, each in its own checkpoint directory, and
+/// the family whose fused model validates best is the one trained and saved, with what each
+/// count scored.
+#[test]
+fn several_hard_negative_counts_fine_tune_once_each_and_validation_keeps_the_best() {
+    let data = load_dir(&ml100k(), false).unwrap();
+    let split = Split::new(&data, &SplitConfig::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs = TrainInputs {
+        data: &data,
+        split: &split,
+        encoder: Some(EncoderSource { dir: encoder_dir(), max_tokens: 32 }),
+        text_engine: Default::default(),
+        cache_dir: tmp.path().join("cache"),
+        device: Device::Cpu,
+        checkpoint_dir: tmp.path().join("checkpoints"),
+        resume: false,
+        prefit_als: None,
+    };
+    let cfg = ModelConfig {
+        als: AlsConfig { iterations: 3, ..AlsConfig::default() },
+        finetune: FinetuneConfig { steps: 2, batch: 8, max_tokens: 16, ..FinetuneConfig::default() },
+        hard_negatives_choices: vec![0, 5],
+        ..ModelConfig::default()
+    };
+    let fused: Vec<_> = REGISTRY.iter().copied().filter(|e| e.id == "fused-ft").collect();
+    let set = ModelSet::train(&inputs, &fused, &cfg).unwrap();
+    for n in [0, 5] {
+        let state = inputs.checkpoint_dir.join(format!("hard-negatives-{n}")).join("state.json");
+        assert!(state.is_file(), "no checkpoint at {}", state.display());
+    }
+
+    let dir = tmp.path().join("model");
+    store::save(&dir, &data, &split.config, &cfg, &set, None).unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("finetune.json")).unwrap()).unwrap();
+    let tried: Vec<(usize, f64)> = serde_json::from_value(record["hard_negatives_validation"].clone()).unwrap();
+    assert_eq!(tried.iter().map(|t| t.0).collect::<Vec<_>>(), [0, 5], "{record}");
+    assert!(tried.iter().all(|t| t.1 > 0.0 && t.1 <= 1.0), "{tried:?}");
+    let best = tried.iter().fold(tried[0], |b, &t| if t.1 > b.1 { t } else { b });
+    assert_eq!(record["config"]["hard_negatives"].as_u64().unwrap_or(0), best.0 as u64, "{record}");
 }

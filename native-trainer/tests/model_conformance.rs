@@ -20,6 +20,7 @@ fn config() -> ModelConfig {
         als: AlsConfig { iterations: 3, ..AlsConfig::default() },
         bpr: BprConfig { epochs: 2, ..BprConfig::default() },
         finetune: FinetuneConfig { steps: 2, batch: 4, max_tokens: 16, ..FinetuneConfig::default() },
+        hard_negatives_choices: Vec::new(),
         query_field: None,
     }
 }

@@ -225,8 +225,10 @@ pub struct ModelArgs {
     pub ft_temperature: f64,
     /// Hard negatives while fine-tuning: each anchor also contrasts with one of its N nearest
     /// items by the frozen encoder's text that nobody consumed close to it (0: in-batch only).
-    #[arg(long, default_value_t = FinetuneConfig::default().hard_negatives, value_parser = count(0, 10_000))]
-    pub ft_hard_negatives: usize,
+    /// A list (e.g. `0,100`) fine-tunes once per value and keeps the one whose fused model
+    /// validates best (each its own checkpoint under --checkpoint-dir).
+    #[arg(long, value_delimiter = ',', default_value = "0", value_parser = count(0, 10_000))]
+    pub ft_hard_negatives: Vec<usize>,
     /// Save a fine-tuning checkpoint every N steps (see --resume).
     #[arg(long, default_value_t = FinetuneConfig::default().checkpoint_every, value_parser = count(1, 10_000_000))]
     pub ft_checkpoint_every: usize,
@@ -252,7 +254,7 @@ impl Default for ModelArgs {
             ft_max_tokens: ft.max_tokens,
             ft_window: ft.window,
             ft_temperature: ft.temperature,
-            ft_hard_negatives: ft.hard_negatives,
+            ft_hard_negatives: vec![ft.hard_negatives],
             ft_checkpoint_every: ft.checkpoint_every,
         }
     }
@@ -446,6 +448,21 @@ impl SplitArgs {
 }
 
 impl ModelArgs {
+    /// `--ft-hard-negatives` as choices for validation: each value once, in the order given;
+    /// empty when there is only one.
+    fn hard_negatives_choices(&self) -> Vec<usize> {
+        let mut choices: Vec<usize> = Vec::new();
+        for &n in &self.ft_hard_negatives {
+            if !choices.contains(&n) {
+                choices.push(n);
+            }
+        }
+        match choices.len() {
+            1 => Vec::new(),
+            _ => choices,
+        }
+    }
+
     pub fn config(&self, seed: u64) -> ModelConfig {
         ModelConfig {
             als: AlsConfig {
@@ -471,11 +488,12 @@ impl ModelArgs {
                 max_tokens: self.ft_max_tokens,
                 window: self.ft_window,
                 temperature: self.ft_temperature,
-                hard_negatives: self.ft_hard_negatives,
+                hard_negatives: self.ft_hard_negatives.first().copied().unwrap_or_default(),
                 checkpoint_every: self.ft_checkpoint_every,
                 seed,
                 ..FinetuneConfig::default()
             },
+            hard_negatives_choices: self.hard_negatives_choices(),
             query_field: None,
         }
     }
@@ -495,5 +513,15 @@ mod tests {
     #[test]
     fn typed_defaults_are_the_flags_defaults() {
         assert_eq!(Probe::parse_from(["nook"]).training, TrainingArgs::default());
+    }
+
+    #[test]
+    fn several_hard_negative_counts_become_choices_for_validation() {
+        let config = |args: &[&str]| Probe::parse_from([&["nook"], args].concat()).training.models.config(7);
+        let one = config(&["--ft-hard-negatives", "30"]);
+        assert_eq!((one.finetune.hard_negatives, one.hard_negatives_choices), (30, vec![]));
+        let many = config(&["--ft-hard-negatives", "100,0,100"]);
+        assert_eq!(many.hard_negatives_choices, [100, 0], "each value once, in the order given");
+        assert!(Probe::try_parse_from(["nook", "--ft-hard-negatives", "0,x"]).is_err());
     }
 }

@@ -79,6 +79,9 @@ pub struct TextFamily {
     /// The fused catalogue validation chose the settings with (before the refit on train +
     /// validation): what `fused-sr` chooses its weight against. Not saved.
     pub selection: Option<Catalog>,
+    /// `(hard negatives, fused validation NDCG@10)` of each fine-tuning tried when several
+    /// were (empty otherwise); saved beside the fine-tuning's record.
+    pub hard_negatives_validation: Vec<(usize, f64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -210,7 +213,10 @@ impl TextFamily {
             EncoderOrigin::Dir(from) => copy_encoder(from, &encoder_dir)?,
             EncoderOrigin::FineTuned(ft) => {
                 ft.save_dir(&encoder_dir)?;
-                let record = serde_json::json!({ "config": ft.config, "losses": ft.losses, "seconds": ft.seconds });
+                let mut record = serde_json::json!({ "config": ft.config, "losses": ft.losses, "seconds": ft.seconds });
+                if !self.hard_negatives_validation.is_empty() {
+                    record["hard_negatives_validation"] = serde_json::json!(self.hard_negatives_validation);
+                }
                 std::fs::write(dir.join("finetune.json"), serde_json::to_vec_pretty(&record)?)?;
             }
         }
@@ -265,6 +271,7 @@ impl TextFamily {
             content_catalog,
             content: info.content,
             validation: info.validation,
+            chosen: info.chosen,
             query_validation: info.query_validation,
             reduction: None,
             cold_profile: info.cold_profile,
@@ -277,7 +284,13 @@ impl TextFamily {
             true => own.clone(),
             false => dir.join(QUERY_ENCODER_DIR),
         };
-        Ok(Self { hybrid, encoder: EncoderOrigin::Dir(own), query_encoder, selection: None })
+        Ok(Self {
+            hybrid,
+            encoder: EncoderOrigin::Dir(own),
+            query_encoder,
+            selection: None,
+            hard_negatives_validation: Vec::new(),
+        })
     }
 }
 

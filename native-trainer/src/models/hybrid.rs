@@ -78,6 +78,9 @@ pub struct Hybrid {
     pub content: Scoring,
     /// Validation NDCG@10 of every (text dims, text weight) tried.
     pub validation: Vec<ValidationPoint>,
+    /// The settings chosen among them (after parsimony) and their validation NDCG@10: what the
+    /// model as shipped scored. `None` for a model directory written before it was recorded.
+    pub chosen: Option<ValidationPoint>,
     /// The query benchmark's validation blend at each query weight tried (empty when the run
     /// held no query field out).
     pub query_validation: Vec<(f32, QueryScores)>,
@@ -112,6 +115,8 @@ pub struct HybridInfo {
     pub scoring: Scoring,
     pub content: Scoring,
     pub validation: Vec<ValidationPoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<ValidationPoint>,
     #[serde(default)]
     pub query_validation: Vec<(f32, QueryScores)>,
     #[serde(default)]
@@ -148,6 +153,7 @@ impl Hybrid {
             scoring: self.scoring,
             content: self.content,
             validation: self.validation.clone(),
+            chosen: self.chosen,
             query_validation: self.query_validation.clone(),
             cold_profile: self.cold_profile.clone(),
         }
@@ -263,6 +269,12 @@ impl Hybrid {
             chosen.text_weight,
             chosen.recency_half_life
         );
+        let chosen_point = ValidationPoint {
+            text_dims: catalog.text_dim,
+            text_weight: chosen.text_weight,
+            recency_half_life: chosen.recency_half_life,
+            ndcg10: ndcg,
+        };
         let chosen_parts = CatalogParts { reduction: reduction.as_ref(), ..parts };
         let cold_profile = choose_cold_profile(spec, &chosen_parts, &chosen, &items)?;
         let catalog = match cold_profile.scale == 1.0 && cold_profile.popularity == 0.0 {
@@ -279,6 +291,7 @@ impl Hybrid {
             content_catalog: full,
             content,
             validation,
+            chosen: Some(chosen_point),
             query_validation,
             reduction,
             cold_profile,
