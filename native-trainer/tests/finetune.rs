@@ -216,6 +216,9 @@ fn several_hard_negative_counts_fine_tune_once_each_and_validation_keeps_the_bes
         assert!(state.is_file(), "no checkpoint at {}", state.display());
     }
 
+    let notes = set.validation_notes();
+    assert!(notes.contains("hard negatives (validation NDCG@10 by count: 0: "), "{notes}");
+
     let dir = tmp.path().join("model");
     store::save(&dir, &data, &split.config, &cfg, &set, None).unwrap();
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("finetune.json")).unwrap()).unwrap();

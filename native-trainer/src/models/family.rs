@@ -119,18 +119,21 @@ impl Fitted for FamilyModel {
 
     fn notes(&self) -> Option<String> {
         let h = &self.family.hybrid;
-        let best = h.validation.iter().max_by(|a, b| a.ndcg10.total_cmp(&b.ndcg10))?;
+        // The settings shipped (parsimony may have taken fewer dimensions than the best point);
+        // model directories from before they were recorded name the best point.
+        let chosen = h.chosen.or_else(|| h.validation.iter().copied().max_by(|a, b| a.ndcg10.total_cmp(&b.ndcg10)))?;
         (self.part == Part::Fused).then(|| {
             format!(
-                "- `{}`: {} text dimensions, text weight {}, recency half-life {} likes (validation NDCG@10 {:.4}; {} settings tried); \"more like this\" text weight {}{}\n",
+                "- `{}`: {} text dimensions, text weight {}, recency half-life {} likes (validation NDCG@10 {:.4}; {} settings tried); \"more like this\" text weight {}{}{}\n",
                 h.spec.name,
-                best.text_dims,
-                best.text_weight,
-                best.recency_half_life,
-                best.ndcg10,
+                chosen.text_dims,
+                chosen.text_weight,
+                chosen.recency_half_life,
+                chosen.ndcg10,
                 h.validation.len(),
                 h.scoring.similar_text_weight.map_or("as the history's".into(), |w| w.to_string()),
                 cold_profile_note(&h.cold_profile),
+                hard_negatives_note(&self.family),
             )
         })
     }
@@ -166,6 +169,21 @@ impl Fitted for FamilyModel {
             },
         })
     }
+}
+
+/// The hard-negative counts fine-tuning tried, when validation chose among several.
+fn hard_negatives_note(family: &TextFamily) -> String {
+    let EncoderOrigin::FineTuned(ft) = &family.encoder else { return String::new() };
+    if family.hard_negatives_validation.is_empty() {
+        return String::new();
+    }
+    let tried: Vec<String> =
+        family.hard_negatives_validation.iter().map(|(n, ndcg)| format!("{n}: {ndcg:.4}")).collect();
+    format!(
+        "; fine-tuned with {} hard negatives (validation NDCG@10 by count: {})",
+        ft.config.hard_negatives,
+        tried.join(", ")
+    )
 }
 
 /// How a cold item's profile text was weighed, for the report (nothing when it was not chosen).
