@@ -11,7 +11,7 @@ use nook_trainer::models::{AlsConfig, REGISTRY};
 use nook_trainer::split::{Split, SplitConfig};
 use nook_trainer::store;
 use nook_trainer::textvec::{self, EncoderSource};
-use nook_trainer::training::{ModelConfig, ModelSet, TrainInputs};
+use nook_trainer::training::{ModelConfig, ModelSet};
 
 fn encoder_source() -> EncoderSource {
     EncoderSource { dir: encoder_dir(), max_tokens: 64 }
@@ -192,17 +192,7 @@ fn several_hard_negative_counts_fine_tune_once_each_and_validation_keeps_the_bes
     let data = load_dir(&ml100k(), false).unwrap();
     let split = Split::new(&data, &SplitConfig::default()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let inputs = TrainInputs {
-        data: &data,
-        split: &split,
-        encoder: Some(EncoderSource { dir: encoder_dir(), max_tokens: 32 }),
-        text_engine: Default::default(),
-        cache_dir: tmp.path().join("cache"),
-        device: Device::Cpu,
-        checkpoint_dir: tmp.path().join("checkpoints"),
-        resume: false,
-        prefit_als: None,
-    };
+    let inputs = train_inputs(&data, &split, tmp.path());
     let cfg = ModelConfig {
         als: AlsConfig { iterations: 3, ..AlsConfig::default() },
         finetune: FinetuneConfig { steps: 2, batch: 8, max_tokens: 16, ..FinetuneConfig::default() },

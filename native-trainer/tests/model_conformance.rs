@@ -11,8 +11,7 @@ use nook_trainer::finetune::FinetuneConfig;
 use nook_trainer::models::{AlsConfig, BprConfig, REGISTRY};
 use nook_trainer::split::{Split, SplitConfig};
 use nook_trainer::store;
-use nook_trainer::textvec::EncoderSource;
-use nook_trainer::training::{ModelConfig, ModelSet, TrainInputs};
+use nook_trainer::training::{ModelConfig, ModelSet};
 
 /// Small settings: the suite checks behaviour, not quality.
 fn config() -> ModelConfig {
@@ -49,17 +48,7 @@ fn every_registered_model_fits_scores_excludes_history_is_seeded_and_round_trips
     let data = load_dir(&ml100k(), false).unwrap();
     let split = Split::new(&data, &SplitConfig::default()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let inputs = TrainInputs {
-        data: &data,
-        split: &split,
-        encoder: Some(EncoderSource { dir: encoder_dir(), max_tokens: 32 }),
-        text_engine: Default::default(),
-        cache_dir: tmp.path().join("cache"),
-        device: candle_core::Device::Cpu,
-        checkpoint_dir: tmp.path().join("checkpoints"),
-        resume: false,
-        prefit_als: None,
-    };
+    let inputs = train_inputs(&data, &split, tmp.path());
     let cfg = config();
     let set = ModelSet::train(&inputs, REGISTRY, &cfg).unwrap();
     assert_eq!(set.ids(), REGISTRY.iter().map(|e| e.id).collect::<Vec<_>>(), "every model was fitted, in order");

@@ -4,6 +4,9 @@
 #[allow(unused_imports)] // each test file uses some of them
 pub use nook_test_support::{encoder_dir, ml100k, movielens_small};
 use nook_trainer::data::{self, DataError, Dataset, Format, Source};
+use nook_trainer::split::Split;
+use nook_trainer::textvec::EncoderSource;
+use nook_trainer::training::TrainInputs;
 use std::path::Path;
 
 /// Writes `files` (name, bytes) into a fresh temporary directory.
@@ -33,6 +36,22 @@ pub fn load_error(dir: &Path) -> String {
     match load_dir(dir, false) {
         Ok(d) => panic!("expected an error, loaded {} interactions", d.interactions.len()),
         Err(e) => e.to_string(),
+    }
+}
+
+/// Training inputs on the CPU with the fetched encoder (32 tokens), its cache and checkpoints
+/// under `dir`, fitting from scratch.
+pub fn train_inputs<'a>(data: &'a Dataset, split: &'a Split, dir: &Path) -> TrainInputs<'a> {
+    TrainInputs {
+        data,
+        split,
+        encoder: Some(EncoderSource { dir: encoder_dir(), max_tokens: 32 }),
+        text_engine: Default::default(),
+        cache_dir: dir.join("cache"),
+        device: candle_core::Device::Cpu,
+        checkpoint_dir: dir.join("checkpoints"),
+        resume: false,
+        prefit_als: None,
     }
 }
 
