@@ -3,7 +3,7 @@
 
 #[allow(unused_imports)] // each test file uses some of them
 pub use nook_test_support::{encoder_dir, ml100k, movielens_small};
-use nook_trainer::data::{self, DataError, Dataset, Format, Source};
+use nook_trainer::data::{self, DataError, Dataset, Format, Interaction, Source};
 use nook_trainer::split::Split;
 use nook_trainer::textvec::EncoderSource;
 use nook_trainer::training::TrainInputs;
@@ -37,6 +37,27 @@ pub fn load_error(dir: &Path) -> String {
         Ok(d) => panic!("expected an error, loaded {} interactions", d.interactions.len()),
         Err(e) => e.to_string(),
     }
+}
+
+/// `data` cut to its first `n` users and the items they interacted with (indices renumbered in
+/// order): the same kind of data, small enough for a test that fits whole model families.
+pub fn first_users(data: &Dataset, n: u32) -> Dataset {
+    let kept: Vec<_> = data.interactions.iter().filter(|i| i.user < n).copied().collect();
+    let mut new_index = vec![u32::MAX; data.items.len()];
+    for i in &kept {
+        new_index[i.item as usize] = 0;
+    }
+    let mut items = Vec::new();
+    for (old, slot) in new_index.iter_mut().enumerate() {
+        if *slot == 0 {
+            *slot = items.len() as u32;
+            items.push(data.items[old].clone());
+        }
+    }
+    let interactions = kept.into_iter().map(|i| Interaction { item: new_index[i.item as usize], ..i }).collect();
+    let users = data.users.iter().take(n as usize).cloned().collect();
+    let (name, format, skipped) = (data.name.clone(), data.format, data.skipped.clone());
+    Dataset { name, format, items, users, interactions, skipped }
 }
 
 /// Training inputs on the CPU with the fetched encoder (32 tokens), its cache and checkpoints
