@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use nook_core::{fold_in, RowSolver};
-use nook_trainer::eval::{evaluate, EvalSet, Target};
+use nook_trainer::eval::{evaluate, ndcg, EvalSet, Target};
 use nook_trainer::matrix::Csr;
 use nook_trainer::models::{als, bpr, AlsConfig, BprConfig, Popularity, RandomScores, Scorer};
 use nook_trainer::split::{Split, SplitConfig};
@@ -175,4 +175,22 @@ fn sequential_rules_read_the_order_of_likes_on_movielens_small() {
     eprintln!("ndcg@10 pop {pop:.4} sequential rules {sr:.4}, from shuffled histories {unordered:.4}");
     assert!(sr > pop * 1.4, "sequential rules {sr} should clearly beat popularity {pop}");
     assert!(sr > unordered * 1.15, "in time order {sr} vs shuffled {unordered}: the order carries signal");
+}
+
+#[test]
+fn the_validation_grids_ndcg_is_the_tables_to_the_bit_on_movielens_100k() {
+    let d = load_dir(&ml100k(), false).unwrap();
+    let split = Split::new(&d, &SplitConfig::default()).unwrap();
+    let train = split.train_matrix();
+    let als = als::fit(&train, &AlsConfig { iterations: 3, ..AlsConfig::default() }, |_| {});
+    let pop = Popularity::fit(&train);
+    let random = RandomScores { seed: 3 };
+    for target in [Target::Valid, Target::Warm, Target::Cold] {
+        let set = EvalSet::new(&split, &train, target);
+        for model in [&als as &dyn Scorer, &pop, &random] {
+            let table = ndcg10(model, &split, &train, target);
+            let grid = ndcg(model, &set, 10);
+            assert_eq!(grid.to_bits(), table.to_bits(), "{} on {target:?}: {grid} vs {table}", model.name());
+        }
+    }
 }

@@ -7,7 +7,7 @@ use super::ridge::RidgeMap;
 use super::{pca, AlsConfig, Factors, Scorer};
 use crate::data::Interaction;
 use crate::eval::query::QueryScores;
-use crate::eval::{evaluate, EvalSet, Target};
+use crate::eval::{ndcg, EvalSet, Target};
 use crate::matrix::Csr;
 use crate::rng::Rng;
 use crate::split::Split;
@@ -177,9 +177,7 @@ impl Hybrid {
         let sequences = split.train_sequences();
         let parts = CatalogParts { split, als, als_cfg, text, text_dim, reduction: None };
         let full = parts.build(&ColdProfile::default(), items.clone())?;
-        let ndcg10 = |scorer: &HybridScorer<'_>| {
-            evaluate(scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value)
-        };
+        let ndcg10 = |scorer: &HybridScorer<'_>| ndcg(scorer, &valid, 10);
         // The text-only model: its recency on validation too.
         let mut content = (f64::MIN, Scoring { cf_weight: 0.0, text_weight: 1.0, ..base });
         for &h in &HALF_LIVES {
@@ -569,7 +567,7 @@ fn choose_cold_profile(
         let catalog = parts.assemble(&trained, cf, scale, items.to_vec())?;
         let users = user_vectors(&catalog, scoring, &sequences);
         let scorer = HybridScorer { name: spec.name, catalog: &catalog, scoring: *scoring, users: Cow::Owned(users) };
-        Ok(evaluate(&scorer, &set, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value))
+        Ok(ndcg(&scorer, &set, 10))
     };
     // The first value of each grid (no change) unless another is strictly better.
     let best = |tried: &[(f32, f64)]| tried.iter().fold(tried[0], |b, &p| if p.1 > b.1 { p } else { b });

@@ -3,7 +3,7 @@
 //! on [`Split::final_fit`] with that setting.
 
 use super::Scorer;
-use crate::eval::{evaluate, EvalSet, Target};
+use crate::eval::{ndcg, EvalSet, Target};
 use crate::matrix::Csr;
 use crate::split::Split;
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ pub fn on_validation<T: Copy + Debug, S: Scorer>(
     let mut tried = Vec::new();
     for &setting in grid {
         let scorer = fit(&train, &history, setting);
-        let ndcg = evaluate(&scorer, &valid, &[10]).iter().find(|r| r.metric == "ndcg@10").map_or(0.0, |r| r.value);
+        let ndcg = ndcg(&scorer, &valid, 10);
         tracing::debug!("{model}: {setting:?}: validation ndcg@10 {ndcg:.4}");
         tried.push((setting, ndcg));
         bar.inc(1);
