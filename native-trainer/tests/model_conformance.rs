@@ -69,6 +69,18 @@ fn every_registered_model_fits_scores_excludes_history_is_seeded_and_round_trips
         assert!(rows.iter().any(|r| r.iter().any(|&v| v != r[0])), "{id}: scores do not depend on the item");
     }
 
+    // Scored together, as evaluation scores people, each person gets their own scores to the bit.
+    let history = final_split.train_sequences();
+    let batch: Vec<u32> = (0..11).collect(); // two groups of four and a remainder
+    for ((_, model), (id, rows)) in set.models.iter().zip(&first) {
+        let mut many = vec![f32::NAN; batch.len() * split.n_items];
+        model.scorer(&history).score_many(&batch, &mut many);
+        for (u, (together, alone)) in many.chunks_exact(split.n_items).zip(rows).enumerate() {
+            let same = together.iter().zip(alone).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{id}: user {u}'s scores differ when scored with others");
+        }
+    }
+
     let again = ModelSet::train(&inputs, REGISTRY, &cfg).unwrap();
     for ((id, a), (_, b)) in first.iter().zip(scores(&again, &split, users)) {
         assert_eq!(a, &b, "{id}: a second fit with the same seed scores differently");

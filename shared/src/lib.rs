@@ -32,5 +32,5 @@ pub use catalog::{Catalog, ItemMeta, Projection, TextLayout};
 pub use error::{NookError, Result};
 pub use foldin::{fold_in, gramian, gramian_finish, gramian_partial, solve_row_cg, RowSolver};
 pub use recommend::{Expansion, Reason, Recommendation, Request, Scoring, MAX_QUERY_WEIGHT};
-pub use score::score_items;
+pub use score::{score_items, score_items_many};
 pub use topk::{top_k, Scored};

@@ -24,6 +24,58 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     fold_lanes(acc)
 }
 
+/// `[dot(a, b[0]), …, dot(a, b[Q - 1])]`, each the same bits as [`dot`] (the same products summed
+/// in the same lanes), with `a` read once for all `Q` slices.
+#[inline(always)]
+pub fn dots<const Q: usize>(a: &[f32], b: [&[f32]; Q]) -> [f32; Q] {
+    let body = a.len() - a.len() % LANES;
+    let mut acc = [[0f32; LANES]; Q];
+    for c in (0..body).step_by(LANES) {
+        let x: &[f32; LANES] = a[c..c + LANES].try_into().expect("a chunk of LANES");
+        for q in 0..Q {
+            let y: &[f32; LANES] = b[q][c..c + LANES].try_into().expect("a chunk of LANES");
+            for k in 0..LANES {
+                acc[q][k] += x[k] * y[k];
+            }
+        }
+    }
+    for q in 0..Q {
+        for (k, (x, y)) in a[body..].iter().zip(&b[q][body..a.len()]).enumerate() {
+            acc[q][k] += x * y;
+        }
+    }
+    acc.map(fold_lanes)
+}
+
+/// [`dots`] for four slices in AVX registers, one per slice's eight lanes: the same products
+/// summed in the same lanes (no fused multiply-add), folded by the same tree, so the same bits.
+///
+/// # Safety
+/// The CPU must support AVX; every `b` must be at least as long as `a`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+pub unsafe fn dots4_avx(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let body = a.len() - a.len() % LANES;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for c in (0..body).step_by(LANES) {
+        let x = _mm256_loadu_ps(a.as_ptr().add(c));
+        for (acc, b) in acc.iter_mut().zip(&b) {
+            *acc = _mm256_add_ps(*acc, _mm256_mul_ps(x, _mm256_loadu_ps(b.as_ptr().add(c))));
+        }
+    }
+    let mut out = [0f32; 4];
+    for ((o, acc), b) in out.iter_mut().zip(acc).zip(&b) {
+        let mut lanes = [0f32; LANES];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+        for (k, (x, y)) in a[body..].iter().zip(&b[body..a.len()]).enumerate() {
+            lanes[k] += x * y;
+        }
+        *o = fold_lanes(lanes);
+    }
+    out
+}
+
 #[inline(always)]
 fn fold_lanes(acc: [f32; LANES]) -> f32 {
     let q = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
@@ -79,6 +131,27 @@ mod tests {
             let b: Vec<f32> = (0..n).map(|i| 1.0 - i as f32 * 0.25).collect();
             let naive: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
             assert!((dot(&a, &b) as f64 - naive).abs() < 1e-3, "n={n}");
+        }
+    }
+
+    #[test]
+    fn dots_are_dot_to_the_bit_for_every_tail_length() {
+        for n in 0..40 {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<Vec<f32>> =
+                (0..3).map(|q| (0..n).map(|i| ((i * 7 + q) as f32 * 0.11).cos()).collect()).collect();
+            let many = dots(&a, [&b[0], &b[1], &b[2]]);
+            for q in 0..3 {
+                assert_eq!(many[q].to_bits(), dot(&a, &b[q]).to_bits(), "n={n}, q={q}");
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx") {
+                // SAFETY: AVX is supported; every b is as long as a.
+                let four = unsafe { dots4_avx(&a, [&b[0], &b[1], &b[2], &b[0]]) };
+                for (q, v) in [0, 1, 2, 0].into_iter().zip(four) {
+                    assert_eq!(v.to_bits(), dot(&a, &b[q]).to_bits(), "avx: n={n}, q={q}");
+                }
+            }
         }
     }
 

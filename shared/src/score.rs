@@ -18,6 +18,58 @@ pub fn score_items(items: &[f32], dim: usize, query: &[f32], bias: Option<&[f32]
     }
 }
 
+/// [`score_items`] (no bias) for several queries: `out[q * n + i] = items[i] · queries[q]` for
+/// the `n` rows, each the same bits as [`score_items`] gives. Every row is read once per four
+/// queries rather than once per query: a table of megabytes streams from memory on each pass, and
+/// evaluation scores hundreds of people against it.
+pub fn score_items_many(items: &[f32], dim: usize, queries: &[&[f32]], out: &mut [f32]) {
+    assert!(dim > 0 && items.len().is_multiple_of(dim), "item table is not n x {dim}");
+    assert!(queries.iter().all(|q| q.len() == dim), "every query has {dim} dims");
+    assert_eq!(out.len(), queries.len() * (items.len() / dim), "one score per query and item");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports AVX (checked above).
+        return unsafe { score_items_many_avx(items, dim, queries, out) };
+    }
+    score_items_many_body(items, dim, queries, out)
+}
+
+/// Four queries per pass in AVX registers ([`crate::linalg::dots4_avx`]: the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn score_items_many_avx(items: &[f32], dim: usize, queries: &[&[f32]], out: &mut [f32]) {
+    score_items_many_with(items, dim, queries, out, |row, four| crate::linalg::dots4_avx(row, four))
+}
+
+fn score_items_many_body(items: &[f32], dim: usize, queries: &[&[f32]], out: &mut [f32]) {
+    score_items_many_with(items, dim, queries, out, crate::linalg::dots)
+}
+
+/// Rows outer, queries inner, so each row is read from memory once; `dots4` scores four queries.
+#[inline(always)]
+fn score_items_many_with(
+    items: &[f32],
+    dim: usize,
+    queries: &[&[f32]],
+    out: &mut [f32],
+    dots4: impl Fn(&[f32], [&[f32]; 4]) -> [f32; 4],
+) {
+    let n = items.len() / dim;
+    let groups = queries.chunks_exact(4);
+    let rest = groups.remainder();
+    for (i, row) in items.chunks_exact(dim).enumerate() {
+        for (g, four) in groups.clone().enumerate() {
+            let s = dots4(row, [four[0], four[1], four[2], four[3]]);
+            for (k, v) in s.into_iter().enumerate() {
+                out[(4 * g + k) * n + i] = v;
+            }
+        }
+        for (k, q) in rest.iter().enumerate() {
+            out[(queries.len() - rest.len() + k) * n + i] = dot(row, q);
+        }
+    }
+}
+
 /// `out[i] = row_i · query` for a table in either storage.
 pub fn score_matrix(m: &Matrix, cols: usize, query: &[f32], out: &mut [f32]) {
     match m {
@@ -121,6 +173,27 @@ mod tests {
         let mut out = [0f32; 3];
         score_items(&items, 2, &[3.0, -1.0], Some(&[0.0, 0.5, 1.0]), &mut out);
         assert_eq!(out, [3.0, -0.5, 5.0]);
+    }
+
+    #[test]
+    fn many_queries_score_as_each_alone_to_the_bit() {
+        for dim in [1, 13, 64, 200] {
+            let n = 37;
+            let items: Vec<f32> = (0..dim * n).map(|i| ((i * 7919 % 201) as f32 - 100.0) * 0.013).collect();
+            let queries: Vec<Vec<f32>> =
+                (0..9).map(|q| (0..dim).map(|i| ((i * 31 + q * 5) % 17) as f32 * 0.1 - 0.8).collect()).collect();
+            for m in 0..=queries.len() {
+                let refs: Vec<&[f32]> = queries[..m].iter().map(Vec::as_slice).collect();
+                let mut many = vec![f32::NAN; m * n];
+                score_items_many(&items, dim, &refs, &mut many);
+                for (q, row) in refs.iter().zip(many.chunks_exact(n)) {
+                    let mut alone = vec![0f32; n];
+                    score_items(&items, dim, q, None, &mut alone);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(row), bits(&alone), "dim {dim}, {m} queries");
+                }
+            }
+        }
     }
 
     #[test]

@@ -149,21 +149,11 @@ pub fn evaluate(model: &dyn Scorer, set: &EvalSet<'_>, ks: &[usize]) -> Vec<Metr
 /// it also computes (every user's negatives sorted). The validation grids read this one number
 /// hundreds of times per fit.
 pub fn ndcg(model: &dyn Scorer, set: &EvalSet<'_>, k: usize) -> f64 {
-    let n_items = set.candidates.len();
-    let per_user: Vec<f64> = set
-        .users
-        .par_iter()
-        .with_min_len(8)
-        .map_init(
-            || (vec![0f32; n_items], vec![0f32; n_items]),
-            |(scores, permuted), (user, relevant)| {
-                model.score(*user, scores);
-                let top = top_items(scores, permuted, *user, set, k);
-                let hits: Vec<bool> = top.iter().map(|i| relevant.binary_search(i).is_ok()).collect();
-                metrics::ndcg_at(&hits, relevant.len(), k)
-            },
-        )
-        .collect();
+    let per_user = per_user(model, set, |scores, permuted, user, relevant| {
+        let top = top_items(scores, permuted, user, set, k);
+        let hits: Vec<bool> = top.iter().map(|i| relevant.binary_search(i).is_ok()).collect();
+        metrics::ndcg_at(&hits, relevant.len(), k)
+    });
     // Summed in user order from zero, as `evaluate` sums its rows.
     per_user.iter().fold(0.0, |a, b| a + b) / set.users.len().max(1) as f64
 }
@@ -177,18 +167,9 @@ pub fn evaluate_with_users(
 ) -> (Vec<MetricRow>, bootstrap::PerUser) {
     let max_k = ks.iter().copied().max().unwrap_or(10);
     let n_items = set.candidates.len();
-    let per_user: Vec<(Sums, Vec<u32>)> = set
-        .users
-        .par_iter()
-        .with_min_len(8)
-        .map_init(
-            || (vec![0f32; n_items], vec![0f32; n_items]),
-            |(scores, permuted), (user, relevant)| {
-                model.score(*user, scores);
-                user_metrics(scores, permuted, *user, relevant, set, ks, max_k)
-            },
-        )
-        .collect();
+    let per_user = per_user(model, set, |scores, permuted, user, relevant| {
+        user_metrics(scores, permuted, user, relevant, set, ks, max_k)
+    });
 
     let mut total = Sums { per_k: vec![[0.0; metrics::AT_K.len()]; ks.len()], ..Sums::default() };
     let mut recommended: Vec<Vec<bool>> = vec![vec![false; n_items]; ks.len()];
@@ -233,6 +214,35 @@ pub fn evaluate_with_users(
         }
     }
     (rows, per_user_values)
+}
+
+/// Users scored together: a model that reads a whole item table per user reads it once per
+/// batch ([`Scorer::score_many`]).
+const BATCH: usize = 8;
+
+/// `f(scores, scratch, user, relevant items)` for each of the set's users, in their order, the
+/// users scored in batches across the cores.
+fn per_user<R: Send>(
+    model: &dyn Scorer,
+    set: &EvalSet<'_>,
+    f: impl Fn(&[f32], &mut [f32], u32, &[u32]) -> R + Sync,
+) -> Vec<R> {
+    let n_items = set.candidates.len();
+    let batches: Vec<Vec<R>> = set
+        .users
+        .par_chunks(BATCH)
+        .map_init(
+            || (vec![0f32; BATCH * n_items], vec![0f32; n_items]),
+            |(scores, permuted), batch| {
+                let users: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
+                let scores = &mut scores[..batch.len() * n_items];
+                model.score_many(&users, scores);
+                let row = |i: usize| &scores[i * n_items..(i + 1) * n_items];
+                batch.iter().enumerate().map(|(i, (user, relevant))| f(row(i), permuted, *user, relevant)).collect()
+            },
+        )
+        .collect();
+    batches.into_iter().flatten().collect()
 }
 
 /// The `k` best candidates for `user` by `scores`, never one of their training items; equal

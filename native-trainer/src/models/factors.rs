@@ -4,7 +4,7 @@ use super::{Fitted, Scorer};
 use crate::store::{read_tensors, write_tensors};
 use anyhow::Result;
 use nook_core::quant::encode_f32;
-use nook_core::score_items;
+use nook_core::{score_items, score_items_many};
 use std::path::Path;
 
 #[derive(Clone, Debug)]
@@ -56,6 +56,14 @@ impl Scorer for Factors {
     }
     fn score(&self, user: u32, out: &mut [f32]) {
         score_items(&self.items, self.dim, self.user(user), self.item_bias.as_deref(), out);
+    }
+    fn score_many(&self, users: &[u32], out: &mut [f32]) {
+        let queries: Vec<&[f32]> = users.iter().map(|&u| self.user(u)).collect();
+        score_items_many(&self.items, self.dim, &queries, out);
+        if let Some(bias) = &self.item_bias {
+            // Added after the products, as `score_items` adds it.
+            out.chunks_exact_mut(bias.len().max(1)).for_each(|o| o.iter_mut().zip(bias).for_each(|(o, b)| *o += b));
+        }
     }
 }
 

@@ -177,6 +177,17 @@ impl<F: Scorer> Scorer for Blend<'_, F> {
 
     fn score(&self, user: u32, out: &mut [f32]) {
         self.fused.score(user, out);
+        self.add_rules(user, out);
+    }
+    fn score_many(&self, users: &[u32], out: &mut [f32]) {
+        self.fused.score_many(users, out);
+        let n = out.len() / users.len().max(1);
+        users.iter().zip(out.chunks_exact_mut(n.max(1))).for_each(|(&u, o)| self.add_rules(u, o));
+    }
+}
+
+impl<F> Blend<'_, F> {
+    fn add_rules(&self, user: u32, out: &mut [f32]) {
         for (j, r) in self.rules.part(&self.sequence, &self.history[user as usize]) {
             out[j as usize] += r;
         }

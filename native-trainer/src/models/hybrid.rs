@@ -619,6 +619,11 @@ impl Scorer for HybridScorer<'_> {
     fn score(&self, user: u32, out: &mut [f32]) {
         self.catalog.score(&self.scoring, &self.users[user as usize], out);
     }
+    fn score_many(&self, users: &[u32], out: &mut [f32]) {
+        let blends: Vec<_> =
+            users.iter().map(|&u| self.catalog.blend(&self.scoring, &self.users[u as usize])).collect();
+        self.catalog.score_blend_many(&blends, out);
+    }
 }
 
 #[cfg(test)]

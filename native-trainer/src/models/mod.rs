@@ -83,6 +83,12 @@ pub trait Scorer: Sync {
     fn name(&self) -> &str;
     /// Writes one score per item into `out` (length = number of items).
     fn score(&self, user: u32, out: &mut [f32]);
+    /// [`Scorer::score`] for each of `users`, one row of `out` per user, to the bit. Models that
+    /// read a whole item table per user read it once per batch instead.
+    fn score_many(&self, users: &[u32], out: &mut [f32]) {
+        let n = out.len() / users.len().max(1);
+        users.iter().zip(out.chunks_exact_mut(n.max(1))).for_each(|(&u, o)| self.score(u, o));
+    }
 }
 
 impl<T: Scorer + ?Sized> Scorer for &T {
@@ -91,6 +97,9 @@ impl<T: Scorer + ?Sized> Scorer for &T {
     }
     fn score(&self, user: u32, out: &mut [f32]) {
         (**self).score(user, out)
+    }
+    fn score_many(&self, users: &[u32], out: &mut [f32]) {
+        (**self).score_many(users, out)
     }
 }
 
