@@ -273,7 +273,7 @@ impl<'a> Trainer<'a> {
             [] => vec![self.cfg.finetune.hard_negatives],
             many => many.to_vec(),
         };
-        let mut best: Option<(f64, TextFamily)> = None;
+        let mut best: Option<(f64, usize, TextFamily)> = None;
         let mut tried = Vec::new();
         for &n in &choices {
             let cfg = FinetuneConfig { hard_negatives: n, ..self.cfg.finetune.clone() };
@@ -291,17 +291,13 @@ impl<'a> Trainer<'a> {
             }
             tried.push((n, ndcg));
             // Ties keep the earlier (cheaper, when listed first) choice.
-            if best.as_ref().is_none_or(|(b, _)| ndcg > *b) {
-                best = Some((ndcg, family));
+            if best.as_ref().is_none_or(|(b, _, _)| ndcg > *b) {
+                best = Some((ndcg, n, family));
             }
         }
-        let (_, mut family) = best.context("no hard-negative count to fine-tune with")?;
+        let (_, n, mut family) = best.context("no hard-negative count to fine-tune with")?;
         if choices.len() > 1 {
             family.hard_negatives_validation = tried;
-            let n = match &family.encoder {
-                EncoderOrigin::FineTuned(ft) => ft.config.hard_negatives,
-                EncoderOrigin::Dir(_) => unreachable!("fine-tuned family"),
-            };
             tracing::info!("fine-tuning: chose {n} hard negatives on validation");
         }
         let family = Arc::new(family);
