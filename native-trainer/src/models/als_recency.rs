@@ -14,7 +14,6 @@ use crate::store::{read_json, read_tensors, write_tensors};
 use anyhow::Result;
 use nook_core::catalog::codec;
 use nook_core::quant::Quant;
-use nook_core::recommend::UserVector;
 use nook_core::{gramian, Catalog, ItemMeta, Scoring};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -35,7 +34,9 @@ pub const MODEL: ModelEntry = ModelEntry {
         let choice = t.timed("als-recency-selection", |t| {
             let catalog = build(t.split(), &selection, &cfg, items.clone())?;
             anyhow::Ok(select::on_validation(t.split(), ID, &HALF_LIVES, |_, history, h| {
-                Folded::new(catalog.clone(), scoring(&cfg, h), history)
+                let scoring = scoring(&cfg, h);
+                let users = Cow::Owned(user_vectors(&catalog, &scoring, history));
+                HybridScorer { name: ID, catalog: &catalog, scoring, users }
             }))
         })?;
         let als = t.final_als();
@@ -83,34 +84,6 @@ fn build(split: &Split, als: &Factors, cfg: &AlsConfig, items: Vec<ItemMeta>) ->
     split.train.iter().for_each(|i| popularity[i.item as usize] += 1.0);
     let n = split.n_items;
     Ok(Catalog::new(items, cf, dim, gramian(&als.items, dim, cfg.regularization), vec![0.0; n], 1, popularity)?)
-}
-
-/// A catalogue with the users folded into it, owned (for choosing the half-life).
-struct Folded {
-    catalog: Catalog,
-    scoring: Scoring,
-    users: Vec<UserVector>,
-}
-
-impl Folded {
-    fn new(catalog: Catalog, scoring: Scoring, history: &[Vec<u32>]) -> Self {
-        let users = user_vectors(&catalog, &scoring, history);
-        Self { catalog, scoring, users }
-    }
-}
-
-impl Scorer for Folded {
-    fn name(&self) -> &str {
-        ID
-    }
-    fn score(&self, user: u32, out: &mut [f32]) {
-        self.catalog.score(&self.scoring, &self.users[user as usize], out);
-    }
-    fn score_many(&self, users: &[u32], out: &mut [f32]) {
-        let blends: Vec<_> =
-            users.iter().map(|&u| self.catalog.blend(&self.scoring, &self.users[u as usize])).collect();
-        self.catalog.score_blend_many(&blends, out);
-    }
 }
 
 impl Fitted for AlsRecency {
