@@ -2,6 +2,8 @@
 //! script can set them beside other tools' numbers measured in the same run.
 
 use crate::finetune::adamw::{clip_factor, AdamW};
+use crate::finetune::{self, FinetuneConfig};
+use crate::split::{Split, SplitConfig};
 use crate::textvec::EncoderSource;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
@@ -110,6 +112,35 @@ pub fn finetune_step_seconds(
     step()?;
     let times = (0..repeats.max(1)).map(|_| step()).collect::<Result<Vec<_>>>()?;
     Ok(median(&times))
+}
+
+/// A whole fine-tuning run with the default settings ([`FinetuneConfig::default`]: 150 steps of
+/// 32 pairs × 64 tokens, the top 2 blocks) on the training pairs of the data set in `data`
+/// (default split), frozen blocks' output reused as in `nook train`.
+pub struct FinetuneRun {
+    pub config: FinetuneConfig,
+    pub seconds_per_step: f64,
+    /// Texts drawn over the run, and how many of them reused their frozen blocks' output.
+    pub texts: usize,
+    pub reused: usize,
+}
+
+pub fn finetune_run(source: &EncoderSource, data: &Path, device: &Device) -> Result<FinetuneRun> {
+    let dataset = crate::data::load(&crate::data::Source { data: Some(data.to_owned()), ..Default::default() })?;
+    let split = Split::new(&dataset, &SplitConfig::default())?;
+    let texts: Vec<String> = dataset.items.iter().map(|i| i.text()).collect();
+    let config = FinetuneConfig::default();
+    // Checkpoints go to a directory of this process's own, removed after the run.
+    let dir = std::env::temp_dir().join(format!("nook-bench-finetune-{}", std::process::id()));
+    let result = finetune::run(source, &texts, &split, &config, None, None, device, &dir, false);
+    std::fs::remove_dir_all(&dir).ok();
+    let ft = result?;
+    Ok(FinetuneRun {
+        seconds_per_step: ft.seconds / config.steps as f64,
+        texts: ft.texts_drawn,
+        reused: ft.frozen_reused,
+        config,
+    })
 }
 
 /// Bytes per second copying a 256 MiB buffer (median of 5): the machine's memory speed.

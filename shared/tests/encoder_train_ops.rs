@@ -287,15 +287,15 @@ fn tiny_config() -> BertConfig {
     }
 }
 
-#[test]
-fn a_bert_trained_through_the_fused_kernels_matches_the_composed_graph() {
-    let cfg = tiny_config();
+/// A tiny BERT with every weight seeded, those `trained` picks by name variables (the rest plain
+/// tensors, as fine-tuning's frozen blocks): the model, and its variables by name.
+fn seeded_bert(cfg: &BertConfig, trained: impl Fn(&str) -> bool) -> (Bert, Vec<String>, Vec<Var>) {
     let mut names = Vec::new();
     let mut map = HashMap::new();
     // Every weight, seeded, through the VarBuilder's own shapes: load once to learn them.
     let shapes = {
         let vm = candle_nn::VarMap::new();
-        Bert::load(VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu), &cfg).unwrap();
+        Bert::load(VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu), cfg).unwrap();
         let data = vm.data().lock().unwrap();
         let mut s: Vec<(String, Vec<usize>)> = data.iter().map(|(n, v)| (n.clone(), v.dims().to_vec())).collect();
         s.sort();
@@ -308,12 +308,22 @@ fn a_bert_trained_through_the_fused_kernels_matches_the_composed_graph() {
         } else {
             random(shape, seed as u64 + 1, 0.6)
         };
+        if !trained(name) {
+            map.insert(name.clone(), t);
+            continue;
+        }
         let var = Var::from_tensor(&t).unwrap();
         map.insert(name.clone(), var.as_tensor().clone());
         names.push(name.clone());
         vars.push(var);
     }
-    let bert = Bert::load(VarBuilder::from_tensors(map, DType::F32, &Device::Cpu), &cfg).unwrap();
+    (Bert::load(VarBuilder::from_tensors(map, DType::F32, &Device::Cpu), cfg).unwrap(), names, vars)
+}
+
+#[test]
+fn a_bert_trained_through_the_fused_kernels_matches_the_composed_graph() {
+    let cfg = tiny_config();
+    let (bert, names, vars) = seeded_bert(&cfg, |_| true);
     let ids = Tensor::new(&[[1u32, 5, 9, 2, 0, 0], [1, 7, 3, 11, 13, 2]], &Device::Cpu).unwrap();
     let mask = Tensor::new(&[[1u32, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], &Device::Cpu).unwrap();
     let run = |mode: Mode| {
@@ -335,5 +345,53 @@ fn a_bert_trained_through_the_fused_kernels_matches_the_composed_graph() {
         }
         let diff = rel_diff(&got, &want);
         assert!(diff < 1e-3, "{name}: gradients differ by {diff}");
+    }
+}
+
+/// Fine-tuning reuses the frozen blocks' output of a text drawn again (`finetune::FrozenCache`):
+/// computed in another batch of the same width, with padded rows left zero, the trained blocks
+/// must give the same states and gradients, to the bit, as the pass that runs every block.
+#[test]
+fn frozen_states_computed_apart_give_the_same_pass_and_gradients() {
+    let cfg = tiny_config();
+    let (bert, names, vars) = seeded_bert(&cfg, |name| name.starts_with("encoder.layer.1."));
+    let ids = Tensor::new(&[[1u32, 5, 9, 2, 0, 0], [1, 7, 3, 11, 13, 2]], &Device::Cpu).unwrap();
+    let mask = Tensor::new(&[[1u32, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], &Device::Cpu).unwrap();
+    let weights = random(&[2, cfg.hidden_size], 77, 1.0);
+    let loss_of = |hidden: &Tensor| {
+        let pooled = masked_mean_pool(hidden, &mask).unwrap();
+        (&pooled * &weights).unwrap().sum_all().unwrap().sqr().unwrap()
+    };
+    // Position 2: the embeddings and layer 0 frozen, layer 1 trained.
+    let whole = bert.forward_from(&ids, &mask, 2).unwrap();
+    let g_whole = loss_of(&whole).backward().unwrap();
+
+    // Each text's frozen rows from a batch of its own (padded to the same width, with another
+    // text beside it), its padding rows zeroed.
+    let (width, hidden) = (6, cfg.hidden_size);
+    let apart: Vec<f32> = [(0usize, 4usize), (1, 6)]
+        .iter()
+        .flat_map(|&(row, len)| {
+            let other = Tensor::new(&[[1u32, 2, 0, 0, 0, 0]], &Device::Cpu).unwrap();
+            let other_mask = Tensor::new(&[[1u32, 1, 0, 0, 0, 0]], &Device::Cpu).unwrap();
+            let own_ids = Tensor::cat(&[&ids.narrow(0, row, 1).unwrap(), &other], 0).unwrap();
+            let own_mask = Tensor::cat(&[&mask.narrow(0, row, 1).unwrap(), &other_mask], 0).unwrap();
+            let states = values(&bert.frozen_hidden(&own_ids, &own_mask, 2).unwrap().get(0).unwrap());
+            let mut rows = states[..len * hidden].to_vec();
+            rows.resize(width * hidden, 0.0);
+            rows
+        })
+        .collect();
+    let frozen = Tensor::from_vec(apart, (2, width, hidden), &Device::Cpu).unwrap();
+    let reused = bert.forward_trained(&frozen, &mask, 2).unwrap();
+    let g_reused = loss_of(&reused).backward().unwrap();
+
+    let real =
+        |t: &Tensor| values(&t.broadcast_mul(&mask.to_dtype(DType::F32).unwrap().unsqueeze(2).unwrap()).unwrap());
+    assert_eq!(real(&whole), real(&reused), "the real tokens' states differ");
+    for (name, var) in names.iter().zip(&vars) {
+        let a = g_whole.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient"));
+        let b = g_reused.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient (reused)"));
+        assert_eq!(values(a), values(b), "{name}: gradients differ");
     }
 }

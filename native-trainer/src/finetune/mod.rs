@@ -9,6 +9,7 @@
 //! exactly (weights, optimizer moments, batch order and step).
 
 pub mod adamw;
+mod frozen_cache;
 pub mod pairs;
 
 use crate::atomic;
@@ -21,6 +22,7 @@ use adamw::{clip_factor, AdamW};
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
+use frozen_cache::FrozenCache;
 use nook_core::bundle::sha256_hex;
 use nook_core::encoder::{block_prefix, BertConfig, Pooling, TextEncoder, POOLING_FILE};
 use nook_core::quant::encode_f32;
@@ -61,6 +63,10 @@ pub struct FinetuneConfig {
     /// of the settings a checkpoint must match: a resumed run may drop it.
     #[serde(skip)]
     pub stop_after: Option<usize>,
+    /// Memory for the frozen blocks' output of texts drawn again (0: recompute every time). The
+    /// weights trained are the same either way; not part of the settings a checkpoint must match.
+    #[serde(skip, default = "default_frozen_cache_bytes")]
+    pub frozen_cache_bytes: usize,
 }
 
 impl Default for FinetuneConfig {
@@ -80,6 +86,7 @@ impl Default for FinetuneConfig {
             checkpoint_every: 25,
             seed: 42,
             stop_after: None,
+            frozen_cache_bytes: default_frozen_cache_bytes(),
         }
     }
 }
@@ -90,6 +97,11 @@ fn is_zero(n: &usize) -> bool {
 
 fn default_checkpoint_every() -> usize {
     25
+}
+
+/// 128 MiB: about 1,300 texts at 64 tokens, which on movielens-small serve 58% of the draws.
+fn default_frozen_cache_bytes() -> usize {
+    128 << 20
 }
 
 /// A fine-tuned encoder: every weight (trained and frozen) by its Hugging Face name.
@@ -105,6 +117,9 @@ pub struct FineTuned {
     /// Identifies base encoder + settings + data, for caching what is computed from the result.
     pub fingerprint: String,
     pub config: FinetuneConfig,
+    /// Texts this run drew, and how many of them reused their frozen blocks' output.
+    pub texts_drawn: usize,
+    pub frozen_reused: usize,
 }
 
 impl FineTuned {
@@ -271,10 +286,26 @@ pub fn run(
         }
     }
 
+    // Frozen blocks below the trained ones compute the same rows for a text every time: on the
+    // CPU, keep those of the texts drawn again (on a GPU they are cheap, and copies are not).
+    let mut cache = (first_trained > 0 && cfg.frozen_cache_bytes > 0 && device.is_cpu()).then(|| {
+        let tokens: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let steps = cfg.steps - opt.step.min(cfg.steps);
+        FrozenCache::plan(
+            &batcher,
+            cfg.batch,
+            steps,
+            &tokens,
+            config.hidden_size,
+            first_trained,
+            cfg.frozen_cache_bytes,
+        )
+    });
     let start = Instant::now();
     let bar = progress::bar(cfg.steps as u64, "fine-tune");
     bar.set_position(opt.step as u64);
     let first_step = opt.step;
+    let mut texts_drawn = 0;
     while opt.step < cfg.steps {
         if cfg.stop_after.is_some_and(|n| opt.step - first_step >= n) {
             bail!(
@@ -295,13 +326,20 @@ pub fn run(
                 .collect(),
             None => Vec::new(),
         };
-        let seqs: Vec<Vec<u32>> = batch
+        let items: Vec<u32> = batch
             .iter()
-            .map(|&(a, _)| ids[a as usize].clone())
-            .chain(batch.iter().map(|&(_, p)| ids[p as usize].clone()))
-            .chain(negatives.iter().map(|&n| ids[n as usize].clone()))
+            .map(|&(a, _)| a)
+            .chain(batch.iter().map(|&(_, p)| p))
+            .chain(negatives.iter().copied())
             .collect();
-        let emb = encoder.forward_from(&encoder.batch(&seqs)?, first_trained)?;
+        texts_drawn += items.len();
+        let emb = match cache.as_mut() {
+            Some(cache) => cache.forward(&encoder, &ids, &items)?,
+            None => {
+                let seqs: Vec<Vec<u32>> = items.iter().map(|&i| ids[i as usize].clone()).collect();
+                encoder.forward_from(&encoder.batch(&seqs)?, first_trained)?
+            }
+        };
         let (anchors, positives) = (emb.narrow(0, 0, b)?, emb.narrow(0, b, b)?);
         let candidates = emb.narrow(0, b, emb.dim(0)? - b)?;
         let logits = (anchors.matmul(&candidates.t()?)? / cfg.temperature)?;
@@ -334,15 +372,27 @@ pub fn run(
     }
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
+    let frozen_reused = cache.map_or(0, |c| c.reused);
     tracing::info!(
-        "fine-tuned in {seconds:.1}s: loss {:.3} → {:.3}",
+        "fine-tuned in {seconds:.1}s: loss {:.3} → {:.3} (frozen blocks' output reused for {frozen_reused} of {texts_drawn} texts)",
         losses.first().copied().unwrap_or(f32::NAN),
         losses.last().copied().unwrap_or(f32::NAN)
     );
     for (n, v) in names.iter().zip(&vars) {
         weights.insert(n.clone(), v.as_tensor().detach());
     }
-    Ok(FineTuned { weights, config_json, tokenizer_json, pooling, losses, seconds, fingerprint, config: cfg.clone() })
+    Ok(FineTuned {
+        weights,
+        config_json,
+        tokenizer_json,
+        pooling,
+        losses,
+        seconds,
+        fingerprint,
+        config: cfg.clone(),
+        texts_drawn,
+        frozen_reused,
+    })
 }
 
 fn save_checkpoint(dir: &Path, state: &CheckpointState, names: &[String], vars: &[Var], opt: &AdamW) -> Result<()> {

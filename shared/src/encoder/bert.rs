@@ -315,9 +315,48 @@ impl Bert {
         )
     }
 
+    /// The hidden states `[batch, tokens, hidden]` after the blocks before position `until` (at
+    /// least 1: the embeddings and the first `until - 1` layers), all by the inference kernels:
+    /// what the frozen blocks of a fine-tuning pass compute. A text's rows depend on its tokens
+    /// and on the width its batch is padded to (the attention's sums group by it), never on the
+    /// other texts: they can be computed once and reused in batches of that width.
+    pub fn frozen_hidden(&self, ids: &Tensor, mask: &Tensor, until: usize) -> Result<Tensor> {
+        if until == 0 || until > self.layers.len() + 1 {
+            candle_core::bail!("frozen blocks end at position {until}, outside 1..={}", self.layers.len() + 1);
+        }
+        let (mut x, bias) = self.embed(ids, mask, Mode::Inference)?;
+        for layer in &self.layers[..until - 1] {
+            x = self.layer(layer, &x, &bias, Mode::Inference)?;
+        }
+        Ok(x)
+    }
+
+    /// The blocks from position `from` (at least 1) on, differentiable, over `x`: the hidden
+    /// states the blocks before it produced ([`Bert::frozen_hidden`]) for a batch masked by `mask`.
+    pub fn forward_trained(&self, x: &Tensor, mask: &Tensor, from: usize) -> Result<Tensor> {
+        if from == 0 || from > self.layers.len() + 1 {
+            candle_core::bail!("trained blocks start at position {from}, outside 1..={}", self.layers.len() + 1);
+        }
+        let bias = attention_bias(mask, x)?;
+        let mut x = x.clone();
+        for layer in &self.layers[from - 1..] {
+            x = self.layer(layer, &x, &bias, Mode::Training)?;
+        }
+        Ok(x)
+    }
+
     /// The forward pass with block `position`'s kernels chosen by `mode_at(position)`.
     fn forward_modes(&self, ids: &Tensor, mask: &Tensor, mode_at: impl Fn(usize) -> Mode) -> Result<Tensor> {
-        let (batch, tokens) = ids.dims2()?;
+        let (mut x, bias) = self.embed(ids, mask, mode_at(0))?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = self.layer(layer, &x, &bias, mode_at(i + 1))?;
+        }
+        Ok(x)
+    }
+
+    /// The embeddings block's output and the attention mask every layer adds.
+    fn embed(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
+        let tokens = ids.dims2()?.1;
         if tokens > self.config.max_position_embeddings {
             candle_core::bail!("{tokens} tokens exceed the model's {} positions", self.config.max_position_embeddings);
         }
@@ -325,13 +364,9 @@ impl Bert {
         let types = ids.zeros_like()?;
         let e = &self.embeddings;
         let words = e.word.forward(ids)?.broadcast_add(&e.position.forward(&positions)?)?;
-        let mut x = e.norm.forward(&words, &e.token_type.forward(&types)?, None, mode_at(0))?;
-        // Additive attention mask: 0 where attending is allowed, a large negative number on padding.
-        let bias = ((mask.to_dtype(x.dtype())? - 1.0)? * 1e4)?.reshape((batch, 1, 1, tokens))?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = self.layer(layer, &x, &bias, mode_at(i + 1))?;
-        }
-        Ok(x)
+        let x = e.norm.forward(&words, &e.token_type.forward(&types)?, None, mode)?;
+        let bias = attention_bias(mask, &x)?;
+        Ok((x, bias))
     }
 
     fn layer(&self, l: &Layer, x: &Tensor, bias: &Tensor, mode: Mode) -> Result<Tensor> {
@@ -366,6 +401,13 @@ impl Bert {
         let inner = gelu(&l.intermediate.forward(&attn)?, mode)?;
         l.out_norm.forward(&l.output.forward(&inner)?, &attn, None, mode)
     }
+}
+
+/// The additive attention mask `[batch, 1, 1, tokens]` for hidden states like `x`: 0 where
+/// attending is allowed, a large negative number on padding.
+fn attention_bias(mask: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let (batch, tokens) = mask.dims2()?;
+    ((mask.to_dtype(x.dtype())? - 1.0)? * 1e4)?.reshape((batch, 1, 1, tokens))
 }
 
 /// `x · Wᵀ` of a linear layer, without its bias.

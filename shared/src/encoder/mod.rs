@@ -143,7 +143,14 @@ impl TextEncoder {
 
     /// Pads token-id lists to the longest and builds the model's input tensors.
     pub fn batch(&self, ids: &[Vec<u32>]) -> Result<Batch> {
-        let longest = ids.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        self.batch_to(ids, ids.iter().map(Vec::len).max().unwrap_or(0))
+    }
+
+    /// Like [`TextEncoder::batch`], padded to at least `width` tokens. A text's hidden states
+    /// depend on the width it is padded to (the attention's sums group by it), never on the other
+    /// texts of its batch.
+    pub fn batch_to(&self, ids: &[Vec<u32>], width: usize) -> Result<Batch> {
+        let longest = ids.iter().map(Vec::len).max().unwrap_or(0).max(width).max(1);
         let mut flat_ids = Vec::with_capacity(ids.len() * longest);
         let mut flat_mask = Vec::with_capacity(ids.len() * longest);
         for seq in ids {
@@ -167,6 +174,19 @@ impl TextEncoder {
     /// [`Bert::forward_from`]): the fine-tuning forward pass.
     pub fn forward_from(&self, batch: &Batch, first_trained: usize) -> Result<Tensor> {
         let hidden = self.f32_model()?.forward_from(&batch.ids, &batch.mask, first_trained)?;
+        self.pooling.pool(&hidden, &batch.mask)
+    }
+
+    /// The hidden states after the frozen blocks before position `until` (see
+    /// [`Bert::frozen_hidden`]): what fine-tuning may compute once per text and reuse.
+    pub fn frozen_hidden(&self, batch: &Batch, until: usize) -> Result<Tensor> {
+        Ok(self.f32_model()?.frozen_hidden(&batch.ids, &batch.mask, until)?)
+    }
+
+    /// Sentence embeddings from the frozen blocks' hidden states `hidden` of `batch` through the
+    /// differentiable blocks from position `from` on: [`TextEncoder::forward_from`] in two parts.
+    pub fn forward_trained(&self, hidden: &Tensor, batch: &Batch, from: usize) -> Result<Tensor> {
+        let hidden = self.f32_model()?.forward_trained(hidden, &batch.mask, from)?;
         self.pooling.pool(&hidden, &batch.mask)
     }
 
