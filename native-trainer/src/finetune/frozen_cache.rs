@@ -6,33 +6,37 @@
 //! them distinct). The batcher is deterministic, so the plan reads its future draws from a copy
 //! of it: the texts drawn more than once, most-drawn first, are kept within a memory budget, and
 //! the frozen blocks run only for the rest. A text's rows do not depend on the other texts in its
-//! batch, only on the width the batch is padded to (the attention's sums group by it), so rows are
-//! reused at the width they were computed at; padded rows never reach the loss or a gradient. A
-//! run with the cache trains the same weights, to the bit, as one without.
+//! batch, only on the width the batch is padded to (the attention's sums group by it), so the plan
+//! and the cache go by (item, width): on data with long texts (plot overviews) nearly every batch
+//! is as wide as the token limit; with short ones (titles) widths vary and fewer draws repeat.
+//! Padded rows never reach the loss or a gradient. A run with the cache trains the same weights,
+//! to the bit, as one without.
 
 use super::pairs::Batcher;
 use anyhow::Result;
 use candle_core::Tensor;
 use nook_core::encoder::TextEncoder;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub struct FrozenCache {
     /// The first trained block's position: the frozen blocks are those before it.
     until: usize,
     hidden: usize,
-    /// Whether each item's rows are worth keeping (planned), by item index.
-    keep: Vec<bool>,
-    /// Kept items' hidden rows, `[tokens × hidden]` for their own tokens only, and the batch
-    /// width they were computed at.
-    rows: HashMap<u32, (usize, Vec<f32>)>,
+    /// The (item, batch width) pairs whose rows are worth keeping (planned).
+    keep: HashSet<(u32, usize)>,
+    /// Their hidden rows, `[tokens × hidden]` for the item's own tokens only.
+    rows: HashMap<(u32, usize), Vec<f32>>,
     /// Texts whose frozen rows came from the cache.
     pub reused: usize,
 }
 
 impl FrozenCache {
     /// Plans what to keep over the next `steps` batches of `size` pairs that `batcher` will draw
-    /// (read from a copy): the items drawn at least twice, most-drawn first, while their rows
+    /// (read from a copy): each item at each width its batches will be padded to (the longest of
+    /// the batch's `tokens`), where it is drawn at least twice, most-drawn first, while their rows
     /// (`tokens[item]` × `hidden` floats) fit in `budget` bytes. `until`: the first trained block.
+    /// (Hard negatives join a batch after the plan: one longer than the pairs widens the batch,
+    /// and its texts then miss.)
     pub fn plan(
         batcher: &Batcher,
         size: usize,
@@ -43,29 +47,31 @@ impl FrozenCache {
         budget: usize,
     ) -> Self {
         let mut future = Batcher::restore(batcher.checkpoint());
-        let mut draws = vec![0u32; tokens.len()];
+        let mut draws: HashMap<(u32, usize), u32> = HashMap::new();
         for _ in 0..steps {
-            for (a, b) in future.next_batch(size) {
-                draws[a as usize] += 1;
-                draws[b as usize] += 1;
+            let batch: Vec<u32> = future.next_batch(size).into_iter().flat_map(|(a, b)| [a, b]).collect();
+            let width = batch.iter().map(|&i| tokens[i as usize]).max().unwrap_or(0).max(1);
+            for item in batch {
+                *draws.entry((item, width)).or_default() += 1;
             }
         }
-        let mut order: Vec<usize> = (0..tokens.len()).filter(|&i| draws[i] >= 2).collect();
-        order.sort_by_key(|&i| (std::cmp::Reverse(draws[i]), i));
-        let mut keep = vec![false; tokens.len()];
+        let mut order: Vec<((u32, usize), u32)> =
+            draws.iter().filter(|(_, &n)| n >= 2).map(|(&k, &n)| (k, n)).collect();
+        order.sort_by_key(|&(key, n)| (std::cmp::Reverse(n), key));
+        let mut keep = HashSet::new();
         let mut used = 0;
-        for i in order {
-            let bytes = tokens[i] * hidden * std::mem::size_of::<f32>();
+        for ((item, width), _) in order {
+            let bytes = tokens[item as usize] * hidden * std::mem::size_of::<f32>();
             if used + bytes > budget {
                 break;
             }
             used += bytes;
-            keep[i] = true;
+            keep.insert((item, width));
         }
         tracing::debug!(
-            "frozen-block cache: {} of {} drawn items kept ({:.0} MB)",
-            keep.iter().filter(|&&k| k).count(),
-            draws.iter().filter(|&&d| d > 0).count(),
+            "frozen-block cache: {} of {} drawn (item, width) pairs kept ({:.0} MB)",
+            keep.len(),
+            draws.len(),
             used as f64 / 1e6
         );
         Self { until, hidden, keep, rows: HashMap::new(), reused: 0 }
@@ -80,8 +86,7 @@ impl FrozenCache {
         let h = self.hidden;
 
         // The frozen blocks for the texts not kept at this width, padded to it, as one batch.
-        let kept = |k: usize| self.rows.get(&items[k]).filter(|(w, _)| *w == width).map(|(_, r)| r);
-        let missing: Vec<usize> = (0..n).filter(|&k| kept(k).is_none()).collect();
+        let missing: Vec<usize> = (0..n).filter(|&k| !self.rows.contains_key(&(items[k], width))).collect();
         let mut fresh: HashMap<usize, Vec<f32>> = HashMap::new();
         if !missing.is_empty() {
             let miss_seqs: Vec<Vec<u32>> = missing.iter().map(|&k| seqs[k].clone()).collect();
@@ -89,9 +94,9 @@ impl FrozenCache {
             let flat = out.flatten_all()?.to_vec1::<f32>()?;
             for (j, &k) in missing.iter().enumerate() {
                 let own = flat[j * width * h..(j * width + seqs[k].len()) * h].to_vec();
-                let item = items[k];
-                if self.keep[item as usize] {
-                    self.rows.insert(item, (width, own));
+                let key = (items[k], width);
+                if self.keep.contains(&key) {
+                    self.rows.insert(key, own);
                 } else {
                     fresh.insert(k, own);
                 }
@@ -104,7 +109,7 @@ impl FrozenCache {
         for (k, item) in items.iter().enumerate() {
             let own = match fresh.get(&k) {
                 Some(own) => own,
-                None => &self.rows.get(item).expect("a text not computed now was kept").1,
+                None => self.rows.get(&(*item, width)).expect("a text not computed now was kept"),
             };
             x[k * width * h..k * width * h + own.len()].copy_from_slice(own);
         }
