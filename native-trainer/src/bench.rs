@@ -130,8 +130,10 @@ pub fn finetune_run(source: &EncoderSource, data: &Path, device: &Device) -> Res
     let split = Split::new(&dataset, &SplitConfig::default())?;
     let texts: Vec<String> = dataset.items.iter().map(|i| i.text()).collect();
     let config = FinetuneConfig::default();
-    // Checkpoints go to a directory of this process's own, removed after the run.
+    // Checkpoints go to a directory of this process's own, removed after the run (never one
+    // that was there before: nook deletes only what it wrote).
     let dir = std::env::temp_dir().join(format!("nook-bench-finetune-{}", std::process::id()));
+    anyhow::ensure!(!dir.exists(), "{} already exists; remove it and run again", dir.display());
     let result = finetune::run(source, &texts, &split, &config, None, None, device, &dir, false);
     std::fs::remove_dir_all(&dir).ok();
     let ft = result?;
