@@ -208,6 +208,33 @@ fn linear_layer_matches_the_composed_ops() {
     check_against_composed(no_bias, &[true; 2], fused, composed, "linear without bias");
 }
 
+/// A linear layer's output and gradients, bit for bit, on a pool of `threads` threads.
+#[cfg(not(target_arch = "wasm32"))]
+fn linear_bits_on(threads: usize) -> Vec<Vec<f32>> {
+    // 3 × 150 = 450 rows (up to 7 bands of 64) into 200 outputs (the weight's gradient: up to 3
+    // bands), so 2, 3 and 5 threads cut every product differently.
+    let inputs = [random(&[3, 150, 40], 34, 2.0), random(&[200, 40], 35, 0.5), random(&[200], 36, 1.0)];
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+        let y = linear(vars[0].as_tensor(), vars[1].as_tensor(), Some(vars[2].as_tensor())).unwrap();
+        let g = (&y * random(y.dims(), 37, 1.0)).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut out = vec![values(&y)];
+        out.extend(vars.iter().map(|v| values(g.get(v.as_tensor()).unwrap())));
+        out
+    })
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn row_bands_give_the_same_bits() {
+    // Each thread multiplies its own band of rows; an element's sum must not depend on the band.
+    let one = linear_bits_on(1);
+    for threads in [2, 3, 5] {
+        assert!(linear_bits_on(threads) == one, "the linear layer's bits changed on {threads} threads");
+    }
+}
+
 fn attention_inputs() -> Vec<Tensor> {
     // 2 batches of 23 tokens, hidden 24 in 3 heads of 8; the second batch's last 5 tokens padding.
     let (b, t) = (2, 23);
