@@ -50,7 +50,7 @@ impl FrozenCache {
         let mut draws: HashMap<(u32, usize), u32> = HashMap::new();
         for _ in 0..steps {
             let batch: Vec<u32> = future.next_batch(size).into_iter().flat_map(|(a, b)| [a, b]).collect();
-            let width = batch.iter().map(|&i| tokens[i as usize]).max().unwrap_or(0).max(1);
+            let width = TextEncoder::padded_width(batch.iter().map(|&i| tokens[i as usize]));
             for item in batch {
                 *draws.entry((item, width)).or_default() += 1;
             }

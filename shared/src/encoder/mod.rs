@@ -143,14 +143,20 @@ impl TextEncoder {
 
     /// Pads token-id lists to the longest and builds the model's input tensors.
     pub fn batch(&self, ids: &[Vec<u32>]) -> Result<Batch> {
-        self.batch_to(ids, ids.iter().map(Vec::len).max().unwrap_or(0))
+        self.batch_to(ids, 0)
+    }
+
+    /// The width texts of these token counts are padded to as one batch (the longest, at least 1):
+    /// what [`TextEncoder::batch`] gives, for planning around it without building the batch.
+    pub fn padded_width(lengths: impl IntoIterator<Item = usize>) -> usize {
+        lengths.into_iter().max().unwrap_or(0).max(1)
     }
 
     /// Like [`TextEncoder::batch`], padded to at least `width` tokens. A text's hidden states
     /// depend on the width it is padded to (the attention's sums group by it), never on the other
     /// texts of its batch.
     pub fn batch_to(&self, ids: &[Vec<u32>], width: usize) -> Result<Batch> {
-        let longest = ids.iter().map(Vec::len).max().unwrap_or(0).max(width).max(1);
+        let longest = Self::padded_width(ids.iter().map(Vec::len)).max(width);
         let mut flat_ids = Vec::with_capacity(ids.len() * longest);
         let mut flat_mask = Vec::with_capacity(ids.len() * longest);
         for seq in ids {
