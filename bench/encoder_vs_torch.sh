@@ -74,6 +74,15 @@ for r in (n for n in nook if n["bench"] == "finetune-run"):
     print(f"{label:<46}{r['seconds_per_step']:>10.3f}{b:>10.3f}{b / r['seconds_per_step']:>13.2f}x")
     print(f"  (nook: {r['steps']} steps on {r['data']}'s pairs, frozen blocks' output reused for {r['reused']} of {r['texts']} texts;")
     print("   PyTorch: its step at the same shapes, which runs every block for every text)")
+print("fine-tuning step by phase, s (medians over the rounds; forward includes the loss, optimizer is clip + AdamW):")
+for key in sorted({(n["trained_blocks"], n["tokens"]) for n in nook if n["bench"] == "finetune"}):
+    same = lambda x: x["bench"] == "finetune" and (x["trained_blocks"], x["tokens"]) == key
+    cells = []
+    for phase in ("forward", "backward", "optimizer"):
+        a = statistics.median(x[f"{phase}_s"] for x in nook if same(x))
+        b = statistics.median(x[f"{phase}_s"] for x in torch if same(x))
+        cells.append(f"{phase} {a:.3f} / {b:.3f} ({b / a:.2f}x)")
+    print(f"  {key[0]} blocks, {key[1]} tok, nook / PyTorch: " + ", ".join(cells))
 print("(x = how many times faster nook is; fine-tuning: medians over the rounds)")
 print("fine-tuning ratio per round (PyTorch s / nook s):", "; ".join(rounds))
 PY

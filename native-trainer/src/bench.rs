@@ -62,8 +62,20 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
+/// One fine-tuning step's seconds and its three phases', each the median over the repeats.
+pub struct StepTimes {
+    pub step: f64,
+    /// The encoder's forward pass and the loss.
+    pub forward: f64,
+    /// Gradients of every trained weight.
+    pub backward: f64,
+    /// Clipping and AdamW.
+    pub optimizer: f64,
+}
+
 /// Seconds per fine-tuning step (forward of `2 * pairs` texts, InfoNCE, backward, clip, AdamW)
-/// training the top `layers` blocks; median of `repeats` steps after one warm-up step.
+/// training the top `layers` blocks, with the phases apart (the device is synchronised between
+/// them); medians of `repeats` steps after one warm-up step.
 pub fn finetune_step_seconds(
     source: &EncoderSource,
     texts: &[String],
@@ -72,7 +84,7 @@ pub fn finetune_step_seconds(
     layers: usize,
     repeats: usize,
     device: &Device,
-) -> Result<f64> {
+) -> Result<StepTimes> {
     let [config_path, tokenizer_path, weights_path] = source.files();
     let config_json = std::fs::read(&config_path)?;
     let config: nook_core::encoder::BertConfig = serde_json::from_slice(&config_json)?;
@@ -94,24 +106,31 @@ pub fn finetune_step_seconds(
         texts.iter().cycle().take(2 * pairs).map(|t| encoder.tokenize(t)).collect::<nook_core::Result<_>>()?;
     let batch = encoder.batch(&seqs)?;
     let mut opt = AdamW::new(&vars, 0.01)?;
-    let mut step = || -> Result<f64> {
+    // GPU kernels run asynchronously: each phase waits for its work before reading the clock.
+    let mut step = || -> Result<[f64; 3]> {
         let start = Instant::now();
         let emb = encoder.forward_from(&batch, first)?;
         let (a, p) = (emb.narrow(0, 0, pairs)?, emb.narrow(0, pairs, pairs)?);
         let logits = (a.matmul(&p.t()?)? / 0.05)?;
         let targets = Tensor::arange(0u32, pairs as u32, device)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
+        device.synchronize()?;
+        let forward = start.elapsed().as_secs_f64();
         let grads = loss.backward()?;
+        device.synchronize()?;
+        let backward = start.elapsed().as_secs_f64();
         let g: Vec<Option<Tensor>> = vars.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect();
         let (_, clip) = clip_factor(&g, 1.0)?;
         opt.step(&vars, &g, 1e-5, clip)?;
-        // GPU kernels run asynchronously: wait for the step to finish before reading the clock.
         device.synchronize()?;
-        Ok(start.elapsed().as_secs_f64())
+        let end = start.elapsed().as_secs_f64();
+        Ok([forward, backward - forward, end - backward])
     };
     step()?;
     let times = (0..repeats.max(1)).map(|_| step()).collect::<Result<Vec<_>>>()?;
-    Ok(median(&times))
+    let phase = |i: usize| median(&times.iter().map(|t| t[i]).collect::<Vec<_>>());
+    let steps: Vec<f64> = times.iter().map(|t| t.iter().sum()).collect();
+    Ok(StepTimes { step: median(&steps), forward: phase(0), backward: phase(1), optimizer: phase(2) })
 }
 
 /// A whole fine-tuning run with the default settings ([`FinetuneConfig::default`]: 150 steps of

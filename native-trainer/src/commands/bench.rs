@@ -136,9 +136,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let dev = parse_device(device)?;
             let source = EncoderSource { dir: encoder.clone(), max_tokens: 512 };
             for &l in layers {
-                let secs = bench::finetune_step_seconds(&source, &texts, *tokens, *pairs, l, *repeats, &dev)?;
+                let t = bench::finetune_step_seconds(&source, &texts, *tokens, *pairs, l, *repeats, &dev)?;
                 let line = serde_json::json!({"bench": "finetune", "device": device, "tokens": tokens, "pairs": pairs,
-                    "trained_blocks": l, "seconds_per_step": secs});
+                    "trained_blocks": l, "seconds_per_step": t.step, "forward_s": t.forward, "backward_s": t.backward,
+                    "optimizer_s": t.optimizer});
                 println!("{line}");
             }
             if let Some(data) = run {
