@@ -106,20 +106,21 @@ pub fn finetune_step_seconds(
         texts.iter().cycle().take(2 * pairs).map(|t| encoder.tokenize(t)).collect::<nook_core::Result<_>>()?;
     let batch = encoder.batch(&seqs)?;
     let mut opt = AdamW::new(&vars, 0.01)?;
+    let named: Vec<(&str, &Var)> = names.iter().map(String::as_str).zip(&vars).collect();
     // GPU kernels run asynchronously: each phase waits for its work before reading the clock.
     let mut step = || -> Result<[f64; 3]> {
         let start = Instant::now();
-        let emb = encoder.forward_from(&batch, first)?;
+        let pass = encoder.train_pass(&batch, first)?;
+        let emb = &pass.embeddings;
         let (a, p) = (emb.narrow(0, 0, pairs)?, emb.narrow(0, pairs, pairs)?);
         let logits = (a.matmul(&p.t()?)? / 0.05)?;
         let targets = Tensor::arange(0u32, pairs as u32, device)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
         device.synchronize()?;
         let forward = start.elapsed().as_secs_f64();
-        let grads = loss.backward()?;
+        let g = pass.gradients(&loss, &named)?;
         device.synchronize()?;
         let backward = start.elapsed().as_secs_f64();
-        let g: Vec<Option<Tensor>> = vars.iter().map(|v| grads.get(v.as_tensor()).cloned()).collect();
         let (_, clip) = clip_factor(&g, 1.0)?;
         opt.step(&vars, &g, 1e-5, clip)?;
         device.synchronize()?;

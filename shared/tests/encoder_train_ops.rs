@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarBuilder;
 use nook_core::encoder::train_ops::{add_layer_norm, attention, bias_gelu, linear, masked_softmax};
-use nook_core::encoder::{masked_mean_pool, Bert, BertConfig, Mode};
+use nook_core::encoder::{block_prefix, masked_mean_pool, Bert, BertConfig, Mode, Pooling};
 use std::collections::HashMap;
 
 fn random(shape: &[usize], seed: u64, scale: f32) -> Tensor {
@@ -420,5 +420,47 @@ fn frozen_states_computed_apart_give_the_same_pass_and_gradients() {
         let a = g_whole.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient"));
         let b = g_reused.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient (reused)"));
         assert_eq!(values(a), values(b), "{name}: gradients differ");
+    }
+}
+
+/// Fine-tuning's trained layers run on a tape outside candle's graph (`encoder::tape`): the same
+/// embeddings and, to the bit, the same gradient for every trained weight as the graph, with one
+/// trained layer, with two (where the lower layer's input gradient sums four parts), and with the
+/// embeddings block trained too (its gradients through the graph, from the tape's).
+#[test]
+fn the_tape_gives_the_graphs_gradients_to_the_bit() {
+    let cfg = tiny_config();
+    let ids = Tensor::new(&[[1u32, 5, 9, 2, 0, 0], [1, 7, 3, 11, 13, 2], [1, 4, 2, 0, 0, 0]], &Device::Cpu).unwrap();
+    let mask = Tensor::new(&[[1u32, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], &Device::Cpu).unwrap();
+    let weights = random(&[3, cfg.hidden_size], 91, 1.0);
+    let loss_of = |pooled: &Tensor| (pooled * &weights).unwrap().sum_all().unwrap().sqr().unwrap();
+    for from in [0, 1, 2] {
+        let (bert, names, vars) = seeded_bert(&cfg, |name| (from..=2).any(|p| name.starts_with(&block_prefix(p))));
+        assert!(!names.is_empty());
+        let (graph, pass) = if from == 0 {
+            let graph = bert.forward_from(&ids, &mask, 0).unwrap();
+            (graph, bert.train_pass_all(&ids, &mask, Pooling::Mean).unwrap())
+        } else {
+            let frozen = bert.frozen_hidden(&ids, &mask, from).unwrap();
+            (
+                bert.forward_trained(&frozen, &mask, from).unwrap(),
+                bert.train_pass(&frozen, &mask, from, Pooling::Mean).unwrap(),
+            )
+        };
+        let graph = masked_mean_pool(&graph, &mask).unwrap();
+        let g_graph = loss_of(&graph).backward().unwrap();
+        assert_eq!(values(&pass.embeddings), values(&graph), "from {from}: embeddings differ");
+        let loss = loss_of(&pass.embeddings);
+        let named: Vec<(&str, &Var)> = names.iter().map(String::as_str).zip(&vars).collect();
+        let g_tape = pass.gradients(&loss, &named).unwrap();
+        for ((name, var), got) in names.iter().zip(&vars).zip(g_tape) {
+            let want = g_graph.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient (graph)"));
+            let got = got.unwrap_or_else(|| panic!("from {from}, {name}: no gradient (tape)"));
+            assert_eq!(got.dims(), want.dims(), "{name}");
+            let (got, want) = (values(&got), values(want));
+            assert!(want.iter().any(|&v| v != 0.0), "{name}: a zero gradient proves nothing");
+            let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "from {from}, {name}: gradients differ by {}", rel_diff(&got, &want));
+        }
     }
 }

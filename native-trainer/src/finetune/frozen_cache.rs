@@ -15,7 +15,7 @@
 use super::pairs::Batcher;
 use anyhow::Result;
 use candle_core::Tensor;
-use nook_core::encoder::TextEncoder;
+use nook_core::encoder::{TextEncoder, TrainedPass};
 use std::collections::{HashMap, HashSet};
 
 pub struct FrozenCache {
@@ -77,9 +77,9 @@ impl FrozenCache {
         Self { until, hidden, keep, rows: HashMap::new(), reused: 0 }
     }
 
-    /// Sentence embeddings of `items` (their token ids in `ids`), differentiable in the trained
-    /// blocks: [`TextEncoder::forward_from`], with the frozen blocks run only for texts not kept.
-    pub fn forward(&mut self, encoder: &TextEncoder, ids: &[Vec<u32>], items: &[u32]) -> Result<Tensor> {
+    /// The training pass over `items` (their token ids in `ids`): [`TextEncoder::train_pass`],
+    /// with the frozen blocks run only for texts not kept.
+    pub fn pass<'e>(&mut self, encoder: &'e TextEncoder, ids: &[Vec<u32>], items: &[u32]) -> Result<TrainedPass<'e>> {
         let seqs: Vec<Vec<u32>> = items.iter().map(|&i| ids[i as usize].clone()).collect();
         let batch = encoder.batch(&seqs)?;
         let (n, width) = batch.ids.dims2()?;
@@ -114,6 +114,6 @@ impl FrozenCache {
             x[k * width * h..k * width * h + own.len()].copy_from_slice(own);
         }
         let x = Tensor::from_vec(x, (n, width, h), batch.ids.device())?;
-        Ok(encoder.forward_trained(&x, &batch, self.until)?)
+        Ok(encoder.train_pass_over(&x, &batch, self.until)?)
     }
 }

@@ -302,6 +302,7 @@ pub fn run(
             cfg.frozen_cache_bytes,
         )
     });
+    let named: Vec<(&str, &Var)> = names.iter().map(String::as_str).zip(&vars).collect();
     let start = Instant::now();
     let bar = progress::bar(cfg.steps as u64, "fine-tune");
     bar.set_position(opt.step as u64);
@@ -334,13 +335,14 @@ pub fn run(
             .chain(negatives.iter().copied())
             .collect();
         texts_drawn += items.len();
-        let emb = match cache.as_mut() {
-            Some(cache) => cache.forward(&encoder, &ids, &items)?,
+        let pass = match cache.as_mut() {
+            Some(cache) => cache.pass(&encoder, &ids, &items)?,
             None => {
                 let seqs: Vec<Vec<u32>> = items.iter().map(|&i| ids[i as usize].clone()).collect();
-                encoder.forward_from(&encoder.batch(&seqs)?, first_trained)?
+                encoder.train_pass(&encoder.batch(&seqs)?, first_trained)?
             }
         };
+        let emb = &pass.embeddings;
         let (anchors, positives) = (emb.narrow(0, 0, b)?, emb.narrow(0, b, b)?);
         let candidates = emb.narrow(0, b, emb.dim(0)? - b)?;
         let logits = (anchors.matmul(&candidates.t()?)? / cfg.temperature)?;
@@ -353,8 +355,7 @@ pub fn run(
         if !value.is_finite() {
             bail!("fine-tuning diverged at step {step} (loss {value}); lower --ft-lr");
         }
-        let grad_store = loss.backward()?;
-        let grads: Vec<Option<Tensor>> = vars.iter().map(|v| grad_store.get(v.as_tensor()).cloned()).collect();
+        let grads = pass.gradients(&loss, &named)?;
         let (_, clip) = clip_factor(&grads, cfg.clip_norm)?;
         opt.step(&vars, &grads, learning_rate(cfg, step), clip)?;
         losses.push(value);

@@ -69,15 +69,20 @@ impl Mode {
     }
 }
 
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f64,
+pub(super) struct LayerNorm {
+    pub(super) weight: Tensor,
+    pub(super) bias: Tensor,
+    pub(super) eps: f64,
 }
 
 impl LayerNorm {
     fn load(vb: VarBuilder, size: usize, eps: f64) -> Result<Self> {
         Ok(Self { weight: vb.get(size, "weight")?, bias: vb.get(size, "bias")?, eps })
+    }
+
+    /// `[3, h]`: gamma, beta and `shift`, as [`train_ops::add_layer_norm`] takes them.
+    pub(super) fn params(&self, shift: &Tensor) -> Result<Tensor> {
+        Tensor::stack(&[&self.weight, &self.bias, shift], 0)
     }
 
     /// `LayerNorm(a + r + shift)`: a residual block's output, `shift` the bias of the linear
@@ -88,8 +93,7 @@ impl LayerNorm {
                 Some(s) => s.clone(),
                 None => self.bias.zeros_like()?,
             };
-            let params = Tensor::stack(&[&self.weight, &self.bias, &shift], 0)?;
-            return train_ops::add_layer_norm(a, r, &params, self.eps);
+            return train_ops::add_layer_norm(a, r, &self.params(&shift)?, self.eps);
         }
         let x = match shift {
             Some(s) => (a + r)?.broadcast_add(s)?,
@@ -215,23 +219,23 @@ struct Embeddings {
     norm: LayerNorm,
 }
 
-struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attn_out: Linear,
-    attn_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
-    out_norm: LayerNorm,
+pub(super) struct Layer {
+    pub(super) query: Linear,
+    pub(super) key: Linear,
+    pub(super) value: Linear,
+    pub(super) attn_out: Linear,
+    pub(super) attn_norm: LayerNorm,
+    pub(super) intermediate: Linear,
+    pub(super) output: Linear,
+    pub(super) out_norm: LayerNorm,
 }
 
 /// BERT without the pooler: token ids in, last hidden states out.
 pub struct Bert {
     embeddings: Embeddings,
-    layers: Vec<Layer>,
-    heads: usize,
-    head_dim: usize,
+    pub(super) layers: Vec<Layer>,
+    pub(super) heads: usize,
+    pub(super) head_dim: usize,
     pub config: BertConfig,
 }
 
@@ -355,7 +359,7 @@ impl Bert {
     }
 
     /// The embeddings block's output and the attention mask every layer adds.
-    fn embed(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
+    pub(super) fn embed(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
         let tokens = ids.dims2()?.1;
         if tokens > self.config.max_position_embeddings {
             candle_core::bail!("{tokens} tokens exceed the model's {} positions", self.config.max_position_embeddings);
@@ -405,7 +409,7 @@ impl Bert {
 
 /// The additive attention mask `[batch, 1, 1, tokens]` for hidden states like `x`: 0 where
 /// attending is allowed, a large negative number on padding.
-fn attention_bias(mask: &Tensor, x: &Tensor) -> Result<Tensor> {
+pub(super) fn attention_bias(mask: &Tensor, x: &Tensor) -> Result<Tensor> {
     let (batch, tokens) = mask.dims2()?;
     ((mask.to_dtype(x.dtype())? - 1.0)? * 1e4)?.reshape((batch, 1, 1, tokens))
 }
@@ -415,7 +419,7 @@ fn project(linear: &Linear, x: &Tensor) -> Result<Tensor> {
     train_ops::linear(x, linear.weight(), None)
 }
 
-fn linear_bias(linear: &Linear) -> Result<&Tensor> {
+pub(super) fn linear_bias(linear: &Linear) -> Result<&Tensor> {
     linear.bias().ok_or_else(|| candle_core::Error::msg("a BERT linear layer without bias"))
 }
 

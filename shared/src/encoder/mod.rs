@@ -6,11 +6,13 @@ pub mod int8;
 mod par;
 pub mod pooling;
 pub mod qmatmul;
+pub mod tape;
 pub mod train_ops;
 
 pub use bert::{block_prefix, masked_mean_pool, Bert, BertConfig, Mode};
 pub use int8::Int8Bert;
 pub use pooling::{Pooling, POOLING_FILE};
+pub use tape::TrainedPass;
 
 use crate::error::{NookError, Result};
 use candle_core::{DType, Device, Tensor};
@@ -194,6 +196,24 @@ impl TextEncoder {
     pub fn forward_trained(&self, hidden: &Tensor, batch: &Batch, from: usize) -> Result<Tensor> {
         let hidden = self.f32_model()?.forward_trained(hidden, &batch.mask, from)?;
         self.pooling.pool(&hidden, &batch.mask)
+    }
+
+    /// The fine-tuning pass over `batch` with blocks from `first_trained` on trained: sentence
+    /// embeddings and the way back to the trained weights' gradients ([`TrainedPass`]). The
+    /// same embeddings and gradients as [`TextEncoder::forward_from`] through candle's graph; on
+    /// x86 CPUs the trained layers run on the tape instead ([`tape`]).
+    pub fn train_pass(&self, batch: &Batch, first_trained: usize) -> Result<TrainedPass<'_>> {
+        if first_trained == 0 {
+            return Ok(self.f32_model()?.train_pass_all(&batch.ids, &batch.mask, self.pooling)?);
+        }
+        let hidden = self.frozen_hidden(batch, first_trained)?;
+        self.train_pass_over(&hidden, batch, first_trained)
+    }
+
+    /// [`TextEncoder::train_pass`] over the frozen blocks' hidden states `hidden` of `batch`
+    /// (see [`TextEncoder::forward_trained`]).
+    pub fn train_pass_over(&self, hidden: &Tensor, batch: &Batch, from: usize) -> Result<TrainedPass<'_>> {
+        Ok(self.f32_model()?.train_pass(hidden, &batch.mask, from, self.pooling)?)
     }
 
     /// Unit-length embeddings of `texts`, row-major `[texts.len() x dim]`.

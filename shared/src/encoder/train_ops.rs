@@ -219,17 +219,30 @@ impl CustomOp3 for AddLayerNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let h = params.dim(1)?;
-        let backward = AddLayerNormBackward { eps: self.eps, params: params.flatten_all()?.to_vec1()? };
-        // One tensor: dx for every row, then d gamma, d beta, d shift.
-        let packed = a.apply_op3_no_bwd(r, &grad.contiguous()?, &backward)?;
-        let n = a.elem_count();
-        let dx = packed.narrow(0, 0, n)?.reshape(a.shape())?;
-        let dparams = packed.narrow(0, n, 3 * h)?.reshape((3, h))?;
+        let (dx, dparams) = add_layer_norm_backward(a, r, params, self.eps as f64, grad)?;
         // An untracked residual (the first trained block's input, from frozen layers) needs none.
         let dr = r.track_op().then(|| dx.clone());
         Ok((Some(dx), dr, Some(dparams)))
     }
+}
+
+/// The backward pass of [`add_layer_norm`] for the output's gradient `grad`: `(dx, dparams)`,
+/// `dx` the gradient of `a` and of `r` alike, `dparams` `[3, h]` (d gamma, d beta, d shift).
+pub fn add_layer_norm_backward(
+    a: &Tensor,
+    r: &Tensor,
+    params: &Tensor,
+    eps: f64,
+    grad: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let h = params.dim(1)?;
+    let backward = AddLayerNormBackward { eps: eps as f32, params: params.flatten_all()?.to_vec1()? };
+    // One tensor: dx for every row, then d gamma, d beta, d shift.
+    let packed = a.apply_op3_no_bwd(r, &grad.contiguous()?, &backward)?;
+    let n = a.elem_count();
+    let dx = packed.narrow(0, 0, n)?.reshape(a.shape())?;
+    let dparams = packed.narrow(0, n, 3 * h)?.reshape((3, h))?;
+    Ok((dx, dparams))
 }
 
 struct AddLayerNormBackward {
@@ -378,13 +391,19 @@ impl CustomOp2 for BiasGelu {
     }
 
     fn bwd(&self, x: &Tensor, bias: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let n = bias.elem_count();
-        let packed = x.apply_op3_no_bwd(bias, &grad.contiguous()?, &BiasGeluBackward)?;
-        let len = x.elem_count();
-        let dx = packed.narrow(0, 0, len)?.reshape(x.shape())?;
-        let dbias = packed.narrow(0, len, n)?.reshape(bias.shape())?;
+        let (dx, dbias) = bias_gelu_backward(x, bias, grad)?;
         Ok((Some(dx), Some(dbias)))
     }
+}
+
+/// The backward pass of [`bias_gelu`] for the output's gradient `grad`: `(dx, d bias)`.
+pub fn bias_gelu_backward(x: &Tensor, bias: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+    let n = bias.elem_count();
+    let packed = x.apply_op3_no_bwd(bias, &grad.contiguous()?, &BiasGeluBackward)?;
+    let len = x.elem_count();
+    let dx = packed.narrow(0, 0, len)?.reshape(x.shape())?;
+    let dbias = packed.narrow(0, len, n)?.reshape(bias.shape())?;
+    Ok((dx, dbias))
 }
 
 struct BiasGeluBackward;
@@ -612,9 +631,14 @@ impl Dense {
     /// Gradients `(dx, dw, d bias)` from the saved input and weight; no `dx` for an input no
     /// gradient flows back to (the first trained block's, computed by frozen layers): at two
     /// trained blocks its three products are 2.5% of a step's arithmetic.
-    fn backward(x: &Tensor, w: &Tensor, grad: &Tensor, bias: bool) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    fn backward(
+        x: &Tensor,
+        w: &Tensor,
+        grad: &Tensor,
+        bias: bool,
+        input_grad: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let (out_f, in_f) = w.dims2()?;
-        let input_grad = x.track_op();
         let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &DenseBackward { bias, input_grad })?;
         let n = if input_grad { x.elem_count() } else { 0 };
         let dx = if input_grad { Some(packed.narrow(0, 0, n)?.reshape(x.shape())?) } else { None };
@@ -635,7 +659,7 @@ impl CustomOp2 for Dense {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = Dense::backward(x, w, grad, false)?;
+        let (dx, dw, _) = Dense::backward(x, w, grad, false, x.track_op())?;
         Ok((dx, Some(dw)))
     }
 }
@@ -666,9 +690,22 @@ impl CustomOp3 for Dense {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = Dense::backward(x, w, grad, true)?;
+        let (dx, dw, db) = Dense::backward(x, w, grad, true, x.track_op())?;
         Ok((dx, Some(dw), db))
     }
+}
+
+/// The backward pass of [`linear`] for the output's gradient `grad`: `(dx, dw, d bias)`, `dx`
+/// only with `input_grad`, `d bias` only with `bias`.
+#[cfg(target_arch = "x86_64")]
+pub fn linear_backward(
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+    bias: bool,
+    input_grad: bool,
+) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+    Dense::backward(&x.contiguous()?, &w.contiguous()?, grad, bias, input_grad)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -883,15 +920,35 @@ impl CustomOp3 for Attention {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let backward = AttentionBackward {
-            forward: Attention { heads: self.heads, scale: self.scale, mask: self.mask.clone() },
-            grad: grad.contiguous()?,
-        };
-        let packed = q.apply_op3_no_bwd(k, v, &backward)?;
+        let forward = Attention { heads: self.heads, scale: self.scale, mask: self.mask.clone() };
+        let (dq, dk, dv) = forward.backward(q, k, v, grad)?;
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Attention {
+    /// `(dq, dk, dv)` for the context's gradient `grad`, the head weights recomputed.
+    fn backward(self, q: &Tensor, k: &Tensor, v: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let backward = AttentionBackward { forward: self, grad: grad.contiguous()? };
+        let packed = q.contiguous()?.apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &backward)?;
         let n = q.elem_count();
         let part = |i: usize| packed.narrow(0, i * n, n)?.reshape(q.shape());
-        Ok((Some(part(0)?), Some(part(1)?), Some(part(2)?)))
+        Ok((part(0)?, part(1)?, part(2)?))
     }
+}
+
+/// The backward pass of [`attention`] for the context's gradient `grad`: `(dq, dk, dv)`.
+#[cfg(target_arch = "x86_64")]
+pub fn attention_backward(
+    (q, k, v): (&Tensor, &Tensor, &Tensor),
+    bias: &Tensor,
+    heads: usize,
+    scale: f64,
+    grad: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let mask = bias.flatten_all()?.to_vec1::<f32>()?;
+    Attention { heads, scale: scale as f32, mask }.backward(q, k, v, grad)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,303 @@
+//! The trained blocks' forward and backward passes run by hand, outside candle's autograd graph.
+//!
+//! Why: candle's backward pass gives every input of every op a gradient accumulator of its own (a
+//! zeroed tensor the op's gradient is then added to: two allocations and two passes over memory
+//! per input), frees the activations only at the end, and walks a graph of some 15 ops per block.
+//! For fine-tuning's two trained blocks that bookkeeping was 0.038 s of a 0.178 s backward pass on
+//! 2 cores (the products 0.109 s) and did not shrink with threads. Here the forward pass runs the
+//! same fused kernels of [`super::train_ops`] on detached tensors (no graph), keeps the tensors
+//! their backward passes read, and the backward pass calls those kernels' backward halves in
+//! turn, each gradient written once.
+//!
+//! The gradients are the graph's to the bit: every kernel is the same, and where a tensor feeds
+//! several ops its gradient's parts are added in the order candle's backward pass adds them (a
+//! block's input: the residual's part, then the value, key and query layers'), which
+//! `tests/encoder_train_ops.rs` checks. Only encoder layers run on the tape: when the embeddings
+//! block trains too, the first layer's input gradient is carried into candle's graph of that
+//! block (as the gradient of `Σ embeddings · dx`, which is `dx` exactly). Only on x86 CPUs with
+//! f32 weights, where the fused linear and attention kernels exist; elsewhere [`TrainedPass`]
+//! falls back to the graph.
+
+use super::bert::Bert;
+#[cfg(target_arch = "x86_64")]
+use super::bert::Layer;
+use super::pooling::Pooling;
+use candle_core::{Result, Tensor, Var};
+#[cfg(target_arch = "x86_64")]
+use std::collections::HashMap;
+
+/// One training pass's sentence embeddings, differentiable, and how to turn a loss computed from
+/// them into the trained weights' gradients.
+pub struct TrainedPass<'a> {
+    /// `[batch, dim]`: what the loss is computed from.
+    pub embeddings: Tensor,
+    route: Route<'a>,
+}
+
+enum Route<'a> {
+    /// The embeddings hang off candle's graph, which reaches every trained weight.
+    Graph(std::marker::PhantomData<&'a Bert>),
+    /// The embeddings hang off `top`, the last hidden states of `bert`; the tape carries the rest.
+    #[cfg(target_arch = "x86_64")]
+    Tape { bert: &'a Bert, top: Var, tape: Tape },
+}
+
+impl TrainedPass<'_> {
+    /// A pass through candle's graph (`embeddings` computed from the trained weights' Vars).
+    pub fn graph(embeddings: Tensor) -> Self {
+        Self { embeddings, route: Route::Graph(std::marker::PhantomData) }
+    }
+
+    /// The gradient of `loss` (a scalar computed from [`TrainedPass::embeddings`]) for each of
+    /// `vars` (trained weights named as in Hugging Face's `BertModel`); `None` where it has none.
+    pub fn gradients(self, loss: &Tensor, vars: &[(&str, &Var)]) -> Result<Vec<Option<Tensor>>> {
+        let grads = loss.backward()?;
+        match self.route {
+            Route::Graph(_) => Ok(vars.iter().map(|(_, v)| grads.get(v.as_tensor()).cloned()).collect()),
+            #[cfg(target_arch = "x86_64")]
+            Route::Tape { bert, top, tape } => {
+                let Some(grad) = grads.get(top.as_tensor()) else {
+                    return Ok(vec![None; vars.len()]);
+                };
+                let below = tape.below.clone();
+                let (mut by_name, dx) = bert.backward_taped(tape, grad)?;
+                // The embeddings block's weights, through its graph from the first layer's input.
+                let rest = match (below, dx) {
+                    (Some(below), Some(dx)) => Some((below * dx)?.sum_all()?.backward()?),
+                    _ => None,
+                };
+                let from_graph = |v: &Var| rest.as_ref().and_then(|g| g.get(v.as_tensor()).cloned());
+                Ok(vars.iter().map(|(name, v)| by_name.remove(*name).or_else(|| from_graph(v))).collect())
+            }
+        }
+    }
+}
+
+impl Bert {
+    /// The fine-tuning pass of the blocks from position `from` (at least 1) on over `x`, the
+    /// hidden states the blocks before it produced for a batch masked by `mask`, pooled by
+    /// `pooling`: on the tape where it runs, else through candle's graph
+    /// ([`Bert::forward_trained`]). The same embeddings and gradients either way.
+    pub fn train_pass(&self, x: &Tensor, mask: &Tensor, from: usize, pooling: Pooling) -> Result<TrainedPass<'_>> {
+        #[cfg(target_arch = "x86_64")]
+        if tape_runs(x, from) {
+            return TrainedPass::taped(self, x, None, mask, from, pooling);
+        }
+        let hidden = self.forward_trained(x, mask, from)?;
+        Ok(TrainedPass::graph(pooling.pool(&hidden, mask).map_err(candle_core::Error::wrap)?))
+    }
+
+    /// The fine-tuning pass with every block trained, the embeddings block's included, over
+    /// token ids `ids` masked by `mask`: the layers on the tape where it runs, the embeddings
+    /// block through candle's graph (everything through it elsewhere, as [`Bert::forward_from`]
+    /// from position 0).
+    pub fn train_pass_all(&self, ids: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<TrainedPass<'_>> {
+        let (embedded, _) = self.embed(ids, mask, super::Mode::Training)?;
+        #[cfg(target_arch = "x86_64")]
+        if tape_runs(&embedded, 1) {
+            return TrainedPass::taped(self, &embedded.detach(), Some(embedded), mask, 1, pooling);
+        }
+        let hidden = self.forward_trained(&embedded, mask, 1)?;
+        Ok(TrainedPass::graph(pooling.pool(&hidden, mask).map_err(candle_core::Error::wrap)?))
+    }
+}
+
+/// What one trained layer's backward pass reads: its input and the activations between its ops.
+#[cfg(target_arch = "x86_64")]
+struct LayerTape {
+    x: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    ctx: Tensor,
+    /// The attention output's product (before its bias, which the LayerNorm adds).
+    proj: Tensor,
+    attn_params: Tensor,
+    attn: Tensor,
+    /// The intermediate product before its bias and GELU, and after.
+    inner: Tensor,
+    act: Tensor,
+    out: Tensor,
+    out_params: Tensor,
+}
+
+/// The trained layers' activations, first layer first.
+#[cfg(target_arch = "x86_64")]
+pub(super) struct Tape {
+    /// Block position of the first trained layer (at least 1).
+    from: usize,
+    /// The attention mask every layer adds.
+    bias: Tensor,
+    layers: Vec<LayerTape>,
+    /// The first layer's input as the trained blocks below computed it (their graph), when they
+    /// train: the first layer's input gradient is then computed and carried there.
+    below: Option<Tensor>,
+}
+
+/// Whether a pass from block `from` over `hidden` can run on the tape.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn tape_runs(hidden: &Tensor, from: usize) -> bool {
+    from >= 1 && hidden.device().is_cpu() && hidden.dtype() == candle_core::DType::F32
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a> TrainedPass<'a> {
+    /// The blocks from position `from` (at least 1) on over hidden states `x` on the tape,
+    /// pooled; `below`: `x` on the graph of trained blocks before `from`, if any.
+    fn taped(
+        bert: &'a Bert,
+        x: &Tensor,
+        below: Option<Tensor>,
+        mask: &Tensor,
+        from: usize,
+        pooling: Pooling,
+    ) -> Result<Self> {
+        let (top, mut tape) = bert.forward_taped(x, mask, from)?;
+        tape.below = below;
+        let top = Var::from_tensor(&top)?;
+        let embeddings = pooling.pool(top.as_tensor(), mask).map_err(candle_core::Error::wrap)?;
+        Ok(Self { embeddings, route: Route::Tape { bert, top, tape } })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Bert {
+    /// The blocks from position `from` (at least 1) on over `x`, the hidden states the blocks
+    /// before it produced, as [`Bert::forward_trained`] computes them (the same bits), with no
+    /// graph: the last hidden states and the tape their backward pass reads.
+    fn forward_taped(&self, x: &Tensor, mask: &Tensor, from: usize) -> Result<(Tensor, Tape)> {
+        if from == 0 || from > self.layers.len() + 1 {
+            candle_core::bail!("trained blocks start at position {from}, outside 1..={}", self.layers.len() + 1);
+        }
+        let bias = super::bert::attention_bias(mask, x)?;
+        let mut x = x.detach();
+        let mut layers = Vec::new();
+        for layer in &self.layers[from - 1..] {
+            let tape = self.layer_taped(layer, x, &bias)?;
+            x = layer_output(layer, &tape)?;
+            layers.push(tape);
+        }
+        Ok((x, Tape { from, bias, layers, below: None }))
+    }
+
+    /// One layer's forward pass up to its last LayerNorm's input, on detached weights.
+    fn layer_taped(&self, l: &Layer, x: Tensor, bias: &Tensor) -> Result<LayerTape> {
+        use super::train_ops::{add_layer_norm, attention, bias_gelu, linear};
+        let w = |lin: &candle_nn::Linear| lin.weight().detach();
+        let b = |lin: &candle_nn::Linear| super::bert::linear_bias(lin).map(Tensor::detach);
+        let dense = |lin: &candle_nn::Linear| linear(&x, &w(lin), Some(&b(lin)?));
+        let (q, k, v) = (dense(&l.query)?, dense(&l.key)?, dense(&l.value)?);
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let ctx = attention(&q, &k, &v, bias, self.heads, scale)?;
+        let proj = linear(&ctx, &w(&l.attn_out), None)?;
+        let attn_params = l.attn_norm.params(&b(&l.attn_out)?)?.detach();
+        let attn = add_layer_norm(&proj, &x, &attn_params, l.attn_norm.eps)?;
+        let inner = linear(&attn, &w(&l.intermediate), None)?;
+        let act = bias_gelu(&inner, &b(&l.intermediate)?)?;
+        let out = linear(&act, &w(&l.output), None)?;
+        let out_params = l.out_norm.params(&b(&l.output)?)?.detach();
+        Ok(LayerTape { x, q, k, v, ctx, proj, attn_params, attn, inner, act, out, out_params })
+    }
+
+    /// The trained layers' weights' gradients, by their Hugging Face names, for the last hidden
+    /// states' gradient `grad`; and the first layer's input gradient when blocks below it train.
+    fn backward_taped(&self, tape: Tape, grad: &Tensor) -> Result<(HashMap<String, Tensor>, Option<Tensor>)> {
+        let Tape { from, bias, layers, below } = tape;
+        let mut grads = HashMap::new();
+        let mut grad = Some(grad.clone());
+        for (i, t) in layers.into_iter().enumerate().rev() {
+            let layer = &self.layers[from - 1 + i];
+            let prefix = super::bert::block_prefix(from + i);
+            // An input from frozen blocks needs no gradient.
+            let input_grad = i > 0 || below.is_some();
+            let Some(g) = grad else { break };
+            grad = self.layer_backward(layer, t, &bias, &g, input_grad, &mut Named { prefix, grads: &mut grads })?;
+        }
+        Ok((grads, grad))
+    }
+
+    /// One layer's backward pass: its weights' gradients through `put`, its input's gradient
+    /// returned (with `input_grad`).
+    fn layer_backward(
+        &self,
+        l: &Layer,
+        t: LayerTape,
+        bias: &Tensor,
+        grad: &Tensor,
+        input_grad: bool,
+        out: &mut Named,
+    ) -> Result<Option<Tensor>> {
+        use super::train_ops::{add_layer_norm_backward, attention_backward, bias_gelu_backward, linear_backward};
+        // Feed-forward half: LayerNorm(out + attn), out = gelu(attn · Wiᵀ + bi) · Woᵀ.
+        let (d_out, d) = add_layer_norm_backward(&t.out, &t.attn, &t.out_params, l.out_norm.eps, grad)?;
+        out.norm("output.LayerNorm", "output.dense", d)?;
+        let (d_act, dw, _) = linear_backward(&t.act, l.output.weight(), &d_out, false, true)?;
+        let d_act = asked(d_act, "output layer's input")?;
+        out.put("output.dense.weight", dw);
+        drop((t.act, t.out));
+        let (d_inner, db) = bias_gelu_backward(&t.inner, &super::bert::linear_bias(&l.intermediate)?.detach(), &d_act)?;
+        out.put("intermediate.dense.bias", db);
+        drop((d_act, t.inner));
+        let (d_attn, dw, _) = linear_backward(&t.attn, l.intermediate.weight(), &d_inner, false, true)?;
+        out.put("intermediate.dense.weight", dw);
+        // attn feeds the residual and the intermediate layer: two parts (their order does not
+        // change a sum of two).
+        let d_attn = (asked(d_attn, "intermediate layer's input")? + &d_out)?;
+        drop((d_inner, d_out, t.attn));
+
+        // Attention half: LayerNorm(ctx · Woᵀ + x).
+        let (d_proj, d) = add_layer_norm_backward(&t.proj, &t.x, &t.attn_params, l.attn_norm.eps, &d_attn)?;
+        out.norm("attention.output.LayerNorm", "attention.output.dense", d)?;
+        let (d_ctx, dw, _) = linear_backward(&t.ctx, l.attn_out.weight(), &d_proj, false, true)?;
+        out.put("attention.output.dense.weight", dw);
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let d_ctx = asked(d_ctx, "attention output layer's input")?;
+        let (dq, dk, dv) = attention_backward((&t.q, &t.k, &t.v), bias, self.heads, scale, &d_ctx)?;
+        let mut dx = input_grad.then(|| d_proj.clone());
+        // candle's order for x's parts: the residual's, then value, key, query.
+        for (name, lin, d) in [("value", &l.value, dv), ("key", &l.key, dk), ("query", &l.query, dq)] {
+            let (dxi, dw, db) = linear_backward(&t.x, lin.weight(), &d, true, input_grad)?;
+            out.put(&format!("attention.self.{name}.weight"), dw);
+            out.put(&format!("attention.self.{name}.bias"), asked(db, "bias")?);
+            if let (Some(sum), Some(part)) = (dx.as_mut(), dxi) {
+                *sum = (&*sum + part)?;
+            }
+        }
+        Ok(dx)
+    }
+}
+
+/// The layer's output from its tape: `LayerNorm(out + attn + output bias)`.
+#[cfg(target_arch = "x86_64")]
+fn layer_output(l: &Layer, t: &LayerTape) -> Result<Tensor> {
+    super::train_ops::add_layer_norm(&t.out, &t.attn, &t.out_params, l.out_norm.eps)
+}
+
+/// The gradients of one layer's weights, by name under the layer's prefix.
+#[cfg(target_arch = "x86_64")]
+struct Named<'a> {
+    prefix: String,
+    grads: &'a mut HashMap<String, Tensor>,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Named<'_> {
+    fn put(&mut self, name: &str, grad: Tensor) {
+        self.grads.insert(format!("{}{name}", self.prefix), grad);
+    }
+
+    /// A LayerNorm's `[3, h]` parameter gradient: gamma, beta, and the bias of the linear layer
+    /// before it (which the kernel adds).
+    fn norm(&mut self, norm: &str, dense: &str, d: Tensor) -> Result<()> {
+        self.put(&format!("{norm}.weight"), d.get(0)?);
+        self.put(&format!("{norm}.bias"), d.get(1)?);
+        self.put(&format!("{dense}.bias"), d.get(2)?);
+        Ok(())
+    }
+}
+
+/// A gradient the backward kernel was asked for.
+#[cfg(target_arch = "x86_64")]
+fn asked(grad: Option<Tensor>, what: &str) -> Result<Tensor> {
+    grad.ok_or_else(|| candle_core::Error::msg(format!("tape: no gradient for the {what}")))
+}
