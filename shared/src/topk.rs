@@ -41,7 +41,8 @@ impl Ord for Worst {
     }
 }
 
-/// The `k` best items by [`better`] order among those `keep` accepts, best first.
+/// The `k` best items among those `keep` accepts, best first: higher score first, then lower
+/// index (ties resolve the same way on every platform), NaN scores last.
 pub fn top_k(scores: &[f32], k: usize, mut keep: impl FnMut(u32) -> bool) -> Vec<Scored> {
     if k == 0 {
         return Vec::new();

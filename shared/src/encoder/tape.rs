@@ -75,9 +75,10 @@ impl TrainedPass<'_> {
 
 impl Bert {
     /// The fine-tuning pass of the blocks from position `from` (at least 1) on over `x`, the
-    /// hidden states the blocks before it produced for a batch masked by `mask`, pooled by
+    /// hidden states the frozen blocks before it produced for a batch masked by `mask`, pooled by
     /// `pooling`: on the tape where it runs, else through candle's graph
-    /// ([`Bert::forward_trained`]). The same embeddings and gradients either way.
+    /// ([`Bert::forward_trained`]). The same embeddings and gradients either way; `x` is taken
+    /// as a constant (no gradient flows into it: [`Bert::train_pass_all`] trains every block).
     pub fn train_pass(&self, x: &Tensor, mask: &Tensor, from: usize, pooling: Pooling) -> Result<TrainedPass<'_>> {
         #[cfg(target_arch = "x86_64")]
         if tape_runs(x, from) {
