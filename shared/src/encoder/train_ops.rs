@@ -627,25 +627,6 @@ impl Dense {
         *dims.last_mut().expect("x has a last dimension") = out_f;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
-
-    /// Gradients `(dx, dw, d bias)` from the saved input and weight; no `dx` for an input no
-    /// gradient flows back to (the first trained block's, computed by frozen layers): at two
-    /// trained blocks its three products are 2.5% of a step's arithmetic.
-    fn backward(
-        x: &Tensor,
-        w: &Tensor,
-        grad: &Tensor,
-        bias: bool,
-        input_grad: bool,
-    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
-        let (out_f, in_f) = w.dims2()?;
-        let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &DenseBackward { bias, input_grad })?;
-        let n = if input_grad { x.elem_count() } else { 0 };
-        let dx = if input_grad { Some(packed.narrow(0, 0, n)?.reshape(x.shape())?) } else { None };
-        let dw = packed.narrow(0, n, out_f * in_f)?.reshape((out_f, in_f))?;
-        let db = if bias { Some(packed.narrow(0, n + out_f * in_f, out_f)?) } else { None };
-        Ok((dx, dw, db))
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -659,7 +640,7 @@ impl CustomOp2 for Dense {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = Dense::backward(x, w, grad, false, x.track_op())?;
+        let (dx, dw, _) = linear_backward(x, w, grad, false, x.track_op())?;
         Ok((dx, Some(dw)))
     }
 }
@@ -690,13 +671,15 @@ impl CustomOp3 for Dense {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = Dense::backward(x, w, grad, true, x.track_op())?;
+        let (dx, dw, db) = linear_backward(x, w, grad, true, x.track_op())?;
         Ok((dx, Some(dw), db))
     }
 }
 
 /// The backward pass of [`linear`] for the output's gradient `grad`: `(dx, dw, d bias)`, `dx`
-/// only with `input_grad`, `d bias` only with `bias`.
+/// only with `input_grad` (not for an input no gradient flows back to, such as the first trained
+/// block's, computed by frozen layers: at two trained blocks its three products are 2.5% of a
+/// step's arithmetic), `d bias` only with `bias`.
 #[cfg(target_arch = "x86_64")]
 pub fn linear_backward(
     x: &Tensor,
@@ -705,7 +688,14 @@ pub fn linear_backward(
     bias: bool,
     input_grad: bool,
 ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
-    Dense::backward(&x.contiguous()?, &w.contiguous()?, grad, bias, input_grad)
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    let (out_f, in_f) = w.dims2()?;
+    let packed = x.apply_op3_no_bwd(&w, &grad.contiguous()?, &DenseBackward { bias, input_grad })?;
+    let n = if input_grad { x.elem_count() } else { 0 };
+    let dx = if input_grad { Some(packed.narrow(0, 0, n)?.reshape(x.shape())?) } else { None };
+    let dw = packed.narrow(0, n, out_f * in_f)?.reshape((out_f, in_f))?;
+    let db = if bias { Some(packed.narrow(0, n + out_f * in_f, out_f)?) } else { None };
+    Ok((dx, dw, db))
 }
 
 #[cfg(target_arch = "x86_64")]
