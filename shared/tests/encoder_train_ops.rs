@@ -5,7 +5,9 @@
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarBuilder;
-use nook_core::encoder::train_ops::{add_layer_norm, attention, bias_gelu, linear, masked_softmax};
+use nook_core::encoder::train_ops::{
+    add_layer_norm, add_layer_norm_backward, attention, bias_gelu, bias_gelu_backward, linear, masked_softmax,
+};
 use nook_core::encoder::{block_prefix, masked_mean_pool, Bert, BertConfig, Mode, Pooling};
 use std::collections::HashMap;
 
@@ -152,6 +154,63 @@ fn layer_norm_with_residual_matches_the_composed_ops() {
     check_finite_differences(&inputs, &[true; 3], fused, "layer norm");
 }
 
+/// LayerNorm with residual one row at a time, as the kernel computed it before it normalised rows
+/// in interleaved groups: `(y, dx, d gamma, d beta)` for output gradient `dy`, d gamma and d beta
+/// summed over blocks of 64 rows, then the blocks in order.
+fn layer_norm_row_by_row(a: &[f32], r: &[f32], p: &[f32], dy: &[f32], h: usize, eps: f32) -> [Vec<f32>; 4] {
+    let (gamma, beta, shift) = (&p[..h], &p[h..2 * h], &p[2 * h..]);
+    let (mut y, mut dx) = (vec![0f32; a.len()], vec![0f32; a.len()]);
+    let mut total = vec![0f32; 2 * h];
+    for block in (0..a.len() / h).collect::<Vec<_>>().chunks(64) {
+        let mut part = vec![0f32; 2 * h];
+        for &row in block {
+            let at = row * h..(row + 1) * h;
+            let x: Vec<f32> =
+                a[at.clone()].iter().zip(&r[at.clone()]).zip(shift).map(|((a, r), s)| a + r + s).collect();
+            let n = h as f32;
+            let mean = x.iter().sum::<f32>() / n;
+            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+            let rstd = 1.0 / (var + eps).sqrt();
+            let xhat: Vec<f32> = x.iter().map(|v| (v - mean) * rstd).collect();
+            for (j, v) in x.iter().enumerate() {
+                y[row * h + j] = (v - mean) * rstd * gamma[j] + beta[j];
+            }
+            let d = &dy[at];
+            let (mut mg, mut mgx) = (0f32, 0f32);
+            for j in 0..h {
+                mg += d[j] * gamma[j];
+                mgx += d[j] * gamma[j] * xhat[j];
+            }
+            let (mg, mgx) = (mg / n, mgx / n);
+            for j in 0..h {
+                dx[row * h + j] = rstd * (d[j] * gamma[j] - mg - xhat[j] * mgx);
+                part[j] += d[j] * xhat[j];
+                part[h + j] += d[j];
+            }
+        }
+        total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+    }
+    let (dgamma, dbeta) = total.split_at(h);
+    [y, dx, dgamma.to_vec(), dbeta.to_vec()]
+}
+
+#[test]
+fn layer_norm_in_row_groups_gives_the_row_by_row_bits() {
+    // 140 rows: blocks of 64, 64 and 12, so whole groups of eight rows and a remainder of four.
+    let t = layer_norm_inputs();
+    let h = t[0].dim(2).unwrap();
+    let dy = random(t[0].dims(), 9, 1.0);
+    let eps = 1e-12;
+    let want = layer_norm_row_by_row(&values(&t[0]), &values(&t[1]), &values(&t[2]), &values(&dy), h, eps as f32);
+    let y = add_layer_norm(&t[0], &t[1], &t[2], eps).unwrap();
+    let (dx, dparams) = add_layer_norm_backward(&t[0], &t[1], &t[2], eps, &dy).unwrap();
+    let got = [values(&y), values(&dx), values(&dparams.get(0).unwrap()), values(&dparams.get(1).unwrap())];
+    for (what, (got, want)) in ["y", "dx", "d gamma", "d beta"].iter().zip(got.iter().zip(&want)) {
+        let same = got.iter().zip(want).all(|(g, w)| g.to_bits() == w.to_bits());
+        assert!(same, "{what}: the grouped kernel's bits differ from row by row's (max diff {})", rel_diff(got, want));
+    }
+}
+
 fn softmax_inputs() -> Vec<Tensor> {
     // [2 batches, 3 heads, 23 queries, 37 keys]: 138 rows, blocks that straddle batches; the
     // second batch's last 9 keys are padding.
@@ -184,6 +243,29 @@ fn gelu_with_bias_matches_the_composed_ops() {
     let composed = |t: &[Tensor]| composed_gelu(&t[0], &t[1]);
     check_against_composed(&inputs, &[true, true], fused, composed, "gelu");
     check_finite_differences(&inputs, &[true, true], fused, "gelu");
+}
+
+#[test]
+fn gelu_kernels_give_the_bits_of_one_value_at_a_time() {
+    // The kernels run 16 or 8 lanes wide where the CPU has AVX-512 or AVX2; this test's own
+    // loops are compiled for the x86-64 baseline: the same operations, so the same bits.
+    use nook_core::encoder::bert::{erf_f32, exp_f32};
+    let (x, bias, g) = (random(&[37, 53], 21, 4.0), random(&[53], 22, 1.0), random(&[37, 53], 23, 1.0));
+    let (xs, bs, gs) = (values(&x), values(&bias), values(&g));
+    let u = |i: usize| xs[i] + bs[i % 53];
+    let want: Vec<f32> =
+        (0..xs.len()).map(|i| 0.5 * u(i) * (1.0 + erf_f32(u(i) * std::f32::consts::FRAC_1_SQRT_2))).collect();
+    let want_dx: Vec<f32> = (0..xs.len())
+        .map(|i| {
+            let (u, inv_sqrt_2pi) = (u(i), 0.398_942_3f32);
+            let cdf = 0.5 * (1.0 + erf_f32(u * std::f32::consts::FRAC_1_SQRT_2));
+            gs[i] * (cdf + u * inv_sqrt_2pi * exp_f32(-0.5 * u * u))
+        })
+        .collect();
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&values(&bias_gelu(&x, &bias).unwrap())), bits(&want), "gelu");
+    let (dx, _) = bias_gelu_backward(&x, &bias, &g).unwrap();
+    assert_eq!(bits(&values(&dx)), bits(&want_dx), "gelu's gradient");
 }
 
 fn linear_inputs() -> Vec<Tensor> {
