@@ -217,7 +217,12 @@ mod tests {
             let status = status.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_millis(300));
-                std::fs::write(status, "0\n").unwrap();
+                // Whole or not at all, as scripts/demo.sh writes it: a plain write creates the
+                // file empty first, and the waiting side may read it then (it did, on a busy
+                // machine: "exit status ;").
+                let partial = status.with_extension("partial");
+                std::fs::write(&partial, "0\n").unwrap();
+                std::fs::rename(&partial, &status).unwrap();
             })
         };
         WasmBuild::Caller(status.clone()).wait().unwrap();
