@@ -466,10 +466,22 @@ pub fn erf_f32(x: f32) -> f32 {
 /// Mean of the hidden states over real tokens only (padding excluded), then L2-normalised: the
 /// sentence-transformers pooling of all-MiniLM-L6-v2. `hidden`: `[b, t, h]`; `mask`: `[b, t]`.
 pub fn masked_mean_pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let (summed, counts) = masked_sum(hidden, mask)?;
+    normalised_mean(&summed, &counts)
+}
+
+/// The first half of [`masked_mean_pool`]: the real tokens' states summed, `[b, h]`, and their
+/// counts, `[b, 1]`.
+pub(crate) fn masked_sum(hidden: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor)> {
     let mask = mask.to_dtype(hidden.dtype())?.unsqueeze(2)?;
     let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
     let counts = mask.sum(1)?.clamp(1e-9, f64::INFINITY)?;
-    let mean = summed.broadcast_div(&counts)?;
+    Ok((summed, counts))
+}
+
+/// The second half of [`masked_mean_pool`]: the mean from [`masked_sum`]'s parts, L2-normalised.
+pub(crate) fn normalised_mean(summed: &Tensor, counts: &Tensor) -> Result<Tensor> {
+    let mean = summed.broadcast_div(counts)?;
     let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
     mean.broadcast_div(&norm)
 }
