@@ -83,3 +83,51 @@ fn long_input_is_truncated_not_refused() {
     assert_eq!(enc.tokenize(&long).unwrap().len(), enc.max_tokens());
     assert_eq!(enc.embed(&[&long]).unwrap().len(), 384);
 }
+
+/// Fine-tuning every block, the embeddings block's included: on x86 the layers and the
+/// embeddings block run on the tape (`encoder::tape`), whose gradients must be the graph's to
+/// the bit on the real model too — a word-embedding gradient summed over repeated tokens, the
+/// position and token-type tables over a padded batch — for a contrastive loss like
+/// fine-tuning's.
+#[test]
+fn the_tape_trains_every_block_to_the_graphs_gradients() {
+    let dir = model_dir();
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let vars: std::collections::HashMap<String, candle_core::Var> = weights
+        .iter()
+        .filter(|(_, t)| t.dtype() == candle_core::DType::F32)
+        .map(|(name, t)| (name.clone(), candle_core::Var::from_tensor(t).unwrap()))
+        .collect();
+    let tensors = vars.iter().map(|(name, v)| (name.clone(), v.as_tensor().clone())).collect();
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, candle_core::DType::F32, &Device::Cpu);
+    let enc = TextEncoder::new(&read("config.json"), &read("tokenizer.json"), vb, 64).unwrap();
+    let texts = reference().sentences;
+    let ids: Vec<Vec<u32>> = texts[..4].iter().map(|t| enc.tokenize(t).unwrap()).collect();
+    let batch = enc.batch(&ids).unwrap();
+    let loss = |emb: &Tensor| {
+        let (a, p) = (emb.narrow(0, 0, 2).unwrap(), emb.narrow(0, 2, 2).unwrap());
+        let logits = (a.matmul(&p.t().unwrap()).unwrap() * 20.0).unwrap();
+        candle_nn::loss::cross_entropy(&logits, &Tensor::new(&[0u32, 1], &Device::Cpu).unwrap()).unwrap()
+    };
+    let graph = loss(&enc.forward_from(&batch, 0).unwrap()).backward().unwrap();
+    let pass = enc.train_pass(&batch, 0).unwrap();
+    let named: Vec<(&str, &candle_core::Var)> = vars.iter().map(|(n, v)| (n.as_str(), v)).collect();
+    let tape_loss = loss(&pass.embeddings);
+    let tape = pass.gradients(&tape_loss, &named).unwrap();
+    let mut checked = 0;
+    for ((name, var), got) in named.iter().zip(tape) {
+        let Some(want) = graph.get(var.as_tensor()) else {
+            assert!(got.is_none(), "{name}: a gradient on the tape, none through the graph");
+            continue;
+        };
+        let got = got.unwrap_or_else(|| panic!("{name}: no gradient on the tape"));
+        let bits = |t: &Tensor| -> Vec<u32> {
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+        };
+        assert!(bits(&got) == bits(want), "{name}: the tape's gradient differs from the graph's");
+        checked += 1;
+    }
+    let embeddings = named.iter().filter(|(n, _)| n.starts_with("embeddings.")).count();
+    assert!(embeddings >= 5 && checked >= 100, "{checked} gradients checked, {embeddings} in the embeddings block");
+}

@@ -508,7 +508,8 @@ fn frozen_states_computed_apart_give_the_same_pass_and_gradients() {
 /// Fine-tuning's trained layers run on a tape outside candle's graph (`encoder::tape`): the same
 /// embeddings and, to the bit, the same gradient for every trained weight as the graph, with one
 /// trained layer, with two (where the lower layer's input gradient sums four parts), and with the
-/// embeddings block trained too (its gradients through the graph, from the tape's).
+/// embeddings block trained too (its tables' gradients summed by hand; the ids repeat, so a
+/// word's rows are summed in an order the test checks).
 #[test]
 fn the_tape_gives_the_graphs_gradients_to_the_bit() {
     let cfg = tiny_config();

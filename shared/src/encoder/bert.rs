@@ -212,11 +212,11 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
-struct Embeddings {
-    word: Embedding,
-    position: Embedding,
-    token_type: Embedding,
-    norm: LayerNorm,
+pub(super) struct Embeddings {
+    pub(super) word: Embedding,
+    pub(super) position: Embedding,
+    pub(super) token_type: Embedding,
+    pub(super) norm: LayerNorm,
 }
 
 pub(super) struct Layer {
@@ -232,7 +232,7 @@ pub(super) struct Layer {
 
 /// BERT without the pooler: token ids in, last hidden states out.
 pub struct Bert {
-    embeddings: Embeddings,
+    pub(super) embeddings: Embeddings,
     pub(super) layers: Vec<Layer>,
     pub(super) heads: usize,
     pub(super) head_dim: usize,
@@ -360,6 +360,15 @@ impl Bert {
 
     /// The embeddings block's output and the attention mask every layer adds.
     pub(super) fn embed(&self, ids: &Tensor, mask: &Tensor, mode: Mode) -> Result<(Tensor, Tensor)> {
+        let (words, types) = self.embedding_rows(ids)?;
+        let x = self.embeddings.norm.forward(&words, &types, None, mode)?;
+        let bias = attention_bias(mask, &x)?;
+        Ok((x, bias))
+    }
+
+    /// What the embeddings block normalises for token ids `ids` `[b, t]`: each token's word row
+    /// plus its position's row, and its token type's row (type 0 throughout), both `[b, t, h]`.
+    pub(super) fn embedding_rows(&self, ids: &Tensor) -> Result<(Tensor, Tensor)> {
         let tokens = ids.dims2()?.1;
         if tokens > self.config.max_position_embeddings {
             candle_core::bail!("{tokens} tokens exceed the model's {} positions", self.config.max_position_embeddings);
@@ -368,9 +377,7 @@ impl Bert {
         let types = ids.zeros_like()?;
         let e = &self.embeddings;
         let words = e.word.forward(ids)?.broadcast_add(&e.position.forward(&positions)?)?;
-        let x = e.norm.forward(&words, &e.token_type.forward(&types)?, None, mode)?;
-        let bias = attention_bias(mask, &x)?;
-        Ok((x, bias))
+        Ok((words, e.token_type.forward(&types)?))
     }
 
     fn layer(&self, l: &Layer, x: &Tensor, bias: &Tensor, mode: Mode) -> Result<Tensor> {

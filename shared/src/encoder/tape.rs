@@ -12,11 +12,12 @@
 //! The gradients are the graph's to the bit: every kernel is the same, and where a tensor feeds
 //! several ops its gradient's parts are added in the order candle's backward pass adds them (a
 //! block's input: the residual's part, then the value, key and query layers'), which
-//! `tests/encoder_train_ops.rs` checks. Only encoder layers run on the tape: when the embeddings
-//! block trains too, the first layer's input gradient is carried into candle's graph of that
-//! block (as the gradient of `Σ embeddings · dx`, which is `dx` exactly). Only on x86 CPUs with
-//! f32 weights, where the fused linear and attention kernels exist; elsewhere [`TrainedPass`]
-//! falls back to the graph.
+//! `tests/encoder_train_ops.rs` checks; sums candle makes from a zeroed accumulator start from
+//! +0 here too. The graph of the loss is cut where the tape begins (the pooled sum of the last
+//! hidden states, for mean pooling), and the embeddings block, when it trains, runs on the tape
+//! as well (its tables' gradients summed row by row). Only on x86 CPUs with f32 weights, where
+//! the fused linear and attention kernels exist; elsewhere [`TrainedPass`] falls back to the
+//! graph.
 
 use super::bert::Bert;
 #[cfg(target_arch = "x86_64")]
@@ -79,15 +80,8 @@ impl TrainedPass<'_> {
                 let Some(grad) = grad else {
                     return Ok(vec![None; vars.len()]);
                 };
-                let below = tape.below.clone();
-                let (mut by_name, dx) = bert.backward_taped(tape, &grad)?;
-                // The embeddings block's weights, through its graph from the first layer's input.
-                let rest = match (below, dx) {
-                    (Some(below), Some(dx)) => Some((below * dx)?.sum_all()?.backward()?),
-                    _ => None,
-                };
-                let from_graph = |v: &Var| rest.as_ref().and_then(|g| g.get(v.as_tensor()).cloned());
-                Ok(vars.iter().map(|(name, v)| by_name.remove(*name).or_else(|| from_graph(v))).collect())
+                let mut by_name = bert.backward_taped(tape, &grad)?;
+                Ok(vars.iter().map(|(name, _)| by_name.remove(*name)).collect())
             }
         }
     }
@@ -109,15 +103,15 @@ impl Bert {
     }
 
     /// The fine-tuning pass with every block trained, the embeddings block's included, over
-    /// token ids `ids` masked by `mask`: the layers on the tape where it runs, the embeddings
-    /// block through candle's graph (everything through it elsewhere, as [`Bert::forward_from`]
-    /// from position 0).
+    /// token ids `ids` masked by `mask`: on the tape where it runs, else through candle's graph
+    /// (as [`Bert::forward_from`] from position 0).
     pub fn train_pass_all(&self, ids: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<TrainedPass<'_>> {
-        let (embedded, _) = self.embed(ids, mask, super::Mode::Training)?;
         #[cfg(target_arch = "x86_64")]
-        if tape_runs(&embedded, 1) {
-            return TrainedPass::taped(self, &embedded.detach(), Some(embedded), mask, 1, pooling);
+        if tape_runs(self.embeddings.word.embeddings(), 1) && ids.device().is_cpu() {
+            let (x, embeddings) = self.embed_taped(ids)?;
+            return TrainedPass::taped(self, &x, Some(embeddings), mask, 1, pooling);
         }
+        let (embedded, _) = self.embed(ids, mask, super::Mode::Training)?;
         let hidden = self.forward_trained(&embedded, mask, 1)?;
         Ok(TrainedPass::graph(pooling.pool(&hidden, mask).map_err(candle_core::Error::wrap)?))
     }
@@ -150,9 +144,19 @@ pub(super) struct Tape {
     /// The attention mask every layer adds.
     bias: Tensor,
     layers: Vec<LayerTape>,
-    /// The first layer's input as the trained blocks below computed it (their graph), when they
-    /// train: the first layer's input gradient is then computed and carried there.
-    below: Option<Tensor>,
+    /// The embeddings block's, when it trains: the first layer's input gradient is then
+    /// computed and carried into it.
+    embeddings: Option<EmbeddingsTape>,
+}
+
+/// What the embeddings block's backward pass reads: the token ids, row-major, and the
+/// LayerNorm's inputs and parameters ([`Bert::embedding_rows`]).
+#[cfg(target_arch = "x86_64")]
+pub(super) struct EmbeddingsTape {
+    ids: Vec<u32>,
+    words: Tensor,
+    types: Tensor,
+    params: Tensor,
 }
 
 /// Whether a pass from block `from` over `hidden` can run on the tape.
@@ -164,17 +168,17 @@ pub(super) fn tape_runs(hidden: &Tensor, from: usize) -> bool {
 #[cfg(target_arch = "x86_64")]
 impl<'a> TrainedPass<'a> {
     /// The blocks from position `from` (at least 1) on over hidden states `x` on the tape,
-    /// pooled; `below`: `x` on the graph of trained blocks before `from`, if any.
+    /// pooled; `embeddings`: the embeddings block's tape when it produced `x` and trains.
     fn taped(
         bert: &'a Bert,
         x: &Tensor,
-        below: Option<Tensor>,
+        embeddings: Option<EmbeddingsTape>,
         mask: &Tensor,
         from: usize,
         pooling: Pooling,
     ) -> Result<Self> {
         let (states, mut tape) = bert.forward_taped(x, mask, from)?;
-        tape.below = below;
+        tape.embeddings = embeddings;
         let (embeddings, top) = match pooling {
             // The same ops as `Pooling::Mean`'s, cut where the tape takes over.
             Pooling::Mean => {
@@ -210,7 +214,20 @@ impl Bert {
             x = layer_output(layer, &tape)?;
             layers.push(tape);
         }
-        Ok((x, Tape { from, bias, layers, below: None }))
+        Ok((x, Tape { from, bias, layers, embeddings: None }))
+    }
+
+    /// The embeddings block's forward pass for token ids `ids`, as [`Bert::embed`] computes it
+    /// for training (the same bits), with no graph: its output and the tape its backward pass
+    /// reads.
+    fn embed_taped(&self, ids: &Tensor) -> Result<(Tensor, EmbeddingsTape)> {
+        let (words, types) = self.embedding_rows(ids)?;
+        let (words, types) = (words.detach(), types.detach());
+        let norm = &self.embeddings.norm;
+        let params = norm.params(&norm.bias.zeros_like()?)?.detach();
+        let x = super::train_ops::add_layer_norm(&words, &types, &params, norm.eps)?;
+        let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+        Ok((x, EmbeddingsTape { ids, words, types, params }))
     }
 
     /// One layer's forward pass up to its last LayerNorm's input, on detached weights.
@@ -232,21 +249,66 @@ impl Bert {
         Ok(LayerTape { x, q, k, v, ctx, proj, attn_params, attn, inner, act, out, out_params })
     }
 
-    /// The trained layers' weights' gradients, by their Hugging Face names, for the last hidden
-    /// states' gradient `grad`; and the first layer's input gradient when blocks below it train.
-    fn backward_taped(&self, tape: Tape, grad: &Tensor) -> Result<(HashMap<String, Tensor>, Option<Tensor>)> {
-        let Tape { from, bias, layers, below } = tape;
+    /// The trained blocks' weights' gradients, by their Hugging Face names, for the last hidden
+    /// states' gradient `grad`.
+    fn backward_taped(&self, tape: Tape, grad: &Tensor) -> Result<HashMap<String, Tensor>> {
+        let Tape { from, bias, layers, embeddings } = tape;
         let mut grads = HashMap::new();
         let mut grad = Some(grad.clone());
         for (i, t) in layers.into_iter().enumerate().rev() {
             let layer = &self.layers[from - 1 + i];
             let prefix = super::bert::block_prefix(from + i);
             // An input from frozen blocks needs no gradient.
-            let input_grad = i > 0 || below.is_some();
+            let input_grad = i > 0 || embeddings.is_some();
             let Some(g) = grad else { break };
             grad = self.layer_backward(layer, t, &bias, &g, input_grad, &mut Named { prefix, grads: &mut grads })?;
         }
-        Ok((grads, grad))
+        if let (Some(e), Some(dx)) = (embeddings, grad) {
+            self.embeddings_backward(e, &dx, &mut Named { prefix: super::bert::block_prefix(0), grads: &mut grads })?;
+        }
+        Ok(grads)
+    }
+
+    /// The embeddings block's backward pass for its output's gradient `grad`: the LayerNorm's
+    /// kernel, then each table's rows summed from +0 in the order candle's graph sums them (a
+    /// word's over its tokens in batch order, a position's over the batch, type 0's over every
+    /// token). Through candle's graph this built a zeroed 30,522 × 384 word gradient, then a
+    /// copy of it to add the rows to (`index_add`), and a dozen `[b, t, h]` tensors on one
+    /// thread: 33–63 ms of a 7-block step.
+    fn embeddings_backward(&self, t: EmbeddingsTape, grad: &Tensor, out: &mut Named) -> Result<()> {
+        let e = &self.embeddings;
+        // candle's graph hands the LayerNorm `0 + grad` (its accumulator), -0 turned to +0.
+        let grad = plus_zero(grad)?;
+        let (d, dparams) = super::train_ops::add_layer_norm_backward(&t.words, &t.types, &t.params, e.norm.eps, &grad)?;
+        let (b, tokens, h) = d.dims3()?;
+        let d = d.flatten_all()?.to_vec1::<f32>()?;
+        let rows = |i: usize| &d[i * h..(i + 1) * h];
+        let table = |emb: &candle_nn::Embedding, fill: &dyn Fn(&mut [f32])| -> Result<Tensor> {
+            let w = emb.embeddings();
+            let mut g = vec![0f32; w.elem_count()];
+            fill(&mut g);
+            Tensor::from_vec(g, w.shape(), w.device())
+        };
+        let add = |acc: &mut [f32], row: &[f32]| acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+        let word = table(&e.word, &|g| {
+            for (i, &id) in t.ids.iter().enumerate() {
+                add(&mut g[id as usize * h..(id as usize + 1) * h], rows(i));
+            }
+        })?;
+        let position = table(&e.position, &|g| {
+            for bi in 0..b {
+                for j in 0..tokens {
+                    add(&mut g[j * h..(j + 1) * h], rows(bi * tokens + j));
+                }
+            }
+        })?;
+        let token_type = table(&e.token_type, &|g| (0..b * tokens).for_each(|i| add(&mut g[..h], rows(i))))?;
+        out.put("word_embeddings.weight", word);
+        out.put("position_embeddings.weight", position);
+        out.put("token_type_embeddings.weight", token_type);
+        out.put("LayerNorm.weight", plus_zero(&dparams.get(0)?)?);
+        out.put("LayerNorm.bias", plus_zero(&dparams.get(1)?)?);
+        Ok(())
     }
 
     /// One layer's backward pass: its weights' gradients through `put`, its input's gradient
@@ -347,6 +409,14 @@ impl Named<'_> {
         self.put(&format!("{dense}.bias"), d.get(2)?);
         Ok(())
     }
+}
+
+/// `0 + x` element-wise: what adding `x` to one of candle's zeroed gradient accumulators gives
+/// (-0 becomes +0, all else stays).
+#[cfg(target_arch = "x86_64")]
+fn plus_zero(x: &Tensor) -> Result<Tensor> {
+    let v: Vec<f32> = x.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|v| 0.0 + v).collect();
+    Tensor::from_vec(v, x.shape(), x.device())
 }
 
 /// A gradient the backward kernel was asked for.
