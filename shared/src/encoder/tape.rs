@@ -371,7 +371,12 @@ fn spread_over_tokens(grad: &Tensor, mask: &Tensor, (b, t, h): (usize, usize, us
     let g = grad.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
     let m = mask.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
     if g.len() != b || m.len() != b || m.iter().any(|r| r.len() != t) || g.iter().any(|r| r.len() != h) {
-        candle_core::bail!("tape: pooled gradient {:?}, mask {:?} for states {:?}", grad.dims(), mask.dims(), (b, t, h));
+        candle_core::bail!(
+            "tape: pooled gradient {:?}, mask {:?} for states {:?}",
+            grad.dims(),
+            mask.dims(),
+            (b, t, h)
+        );
     }
     let mut out = vec![0f32; b * t * h];
     out.par_chunks_mut(t * h).zip(&g).zip(&m).for_each(|((rows, g), m)| {

@@ -121,16 +121,12 @@ fn map_blocks<R: Send>(out: &mut [f32], row: usize, f: impl Fn(usize, &mut [f32]
     out.chunks_mut(len).enumerate().map(|(i, c)| f(i, c)).collect()
 }
 
-/// Like [`map_blocks`] over a matrix that is only read.
+/// Like [`map_blocks`] over a matrix that is only read (only the x86 linear layer's backward
+/// pass reads one whole).
+#[cfg(target_arch = "x86_64")]
 fn map_row_blocks<R: Send>(m: &[f32], row: usize, f: impl Fn(&[f32]) -> R + Sync + Send) -> Vec<R> {
-    let len = (BLOCK_ROWS * row).max(1);
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        m.par_chunks(len).map(f).collect()
-    }
-    #[cfg(target_arch = "wasm32")]
-    m.chunks(len).map(f).collect()
+    use rayon::prelude::*;
+    m.par_chunks((BLOCK_ROWS * row).max(1)).map(f).collect()
 }
 
 /// A new vector of `len` values (room for `capacity`) filled by `f(block_index, rows)` block by
@@ -425,6 +421,7 @@ impl CustomOp3 for AddLayerNormBackward {
 }
 
 /// Sums of each column of a row-major `[rows, width]` matrix, by blocks in order.
+#[cfg(target_arch = "x86_64")]
 fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
     let parts = map_row_blocks(m, width, |rows| block_column_sums(rows, width));
     sum_in_order(parts, width)
