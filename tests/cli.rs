@@ -36,6 +36,7 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
         "bpr.safetensors",
         "finetune.json",
         "sr.safetensors",
+        "slit.safetensors",
     ] {
         assert!(model.join(f).is_file(), "{f} written");
     }
@@ -65,6 +66,7 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
         "rp3b",
         "als-recency",
         "sr",
+        "slit",
         "content",
         "hybrid",
         "content-ft",
@@ -97,6 +99,8 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
         ("als-recency", "als", "warm", "recall@20"),
         ("fused-sr", "fused-ft", "warm", "ndcg@10"),
         ("fused-sr", "sr", "warm", "ndcg@10"),
+        ("fused-sr", "slit", "warm", "ndcg@10"),
+        ("slit", "sr", "warm", "recall@20"),
         ("content-ft", "content", "cold", "auc"),
     ] {
         let d = find(model, baseline, split, metric);

@@ -93,6 +93,37 @@ pub fn spd_inverse(a: &mut [f32], n: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The product `A · B` of a row-major `m × k` and a row-major `k × n` matrix, on every core.
+pub fn product(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    assert!(a.len() == m * k && b.len() == k * n, "A is m x k, B is k x n");
+    let mut c = vec![0f32; m * n];
+    // SAFETY: every pointer covers the extent given with its strides.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
+    }
+    c
+}
+
 /// Unblocked Gauss–Jordan inverse of a small positive-definite block, in f64 for accuracy.
 fn small_inverse(a: &mut [f32], n: usize) -> Result<(), String> {
     let mut m: Vec<f64> = a.iter().map(|&v| v as f64).collect();

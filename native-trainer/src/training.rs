@@ -15,6 +15,7 @@ use crate::matrix::Csr;
 use crate::models::family::{EncoderOrigin, TextFamily};
 use crate::models::hybrid::{self, Hybrid, HybridSpec, QueryColumns, FINETUNED, FROZEN};
 use crate::models::seq_rules::{self, SeqRules};
+use crate::models::slit::{self, Slit};
 use crate::models::{als, pca, AlsConfig, BprConfig, Factors, Fitted, ModelEntry};
 use crate::split::Split;
 use crate::textvec::{self, EncoderSource, TextEngine};
@@ -117,6 +118,7 @@ pub struct Trainer<'a> {
     frozen: Option<Arc<TextFamily>>,
     finetuned: Option<Arc<TextFamily>>,
     seq_rules: Option<Arc<SeqRules>>,
+    slit: Option<Arc<Slit>>,
     /// The validation part's query cases and their queries through the frozen encoder.
     query_bench: Option<Arc<EmbeddedBench>>,
     fit_seconds: BTreeMap<String, f64>,
@@ -138,6 +140,7 @@ impl<'a> Trainer<'a> {
             frozen: None,
             finetuned: None,
             seq_rules: None,
+            slit: None,
             query_bench: None,
             fit_seconds: BTreeMap::new(),
             peak_rss_mb: BTreeMap::new(),
@@ -391,6 +394,17 @@ impl<'a> Trainer<'a> {
         let rules = Arc::new(self.timed(seq_rules::ID, |t| seq_rules::fit_chosen(t.inputs.split, &sequences)));
         self.seq_rules = Some(rules.clone());
         Ok(rules)
+    }
+
+    /// Learned transitions, their setting chosen on validation, fitted on the final fit.
+    pub fn slit(&mut self) -> Result<Arc<Slit>> {
+        if let Some(s) = &self.slit {
+            return Ok(s.clone());
+        }
+        let sequences = self.final_split.train_sequences();
+        let fitted = Arc::new(self.timed(slit::ID, |t| slit::fit_chosen(t.inputs.split, &sequences))?);
+        self.slit = Some(fitted.clone());
+        Ok(fitted)
     }
 
     pub fn item_meta(&self) -> Vec<ItemMeta> {

@@ -177,6 +177,43 @@ fn sequential_rules_read_the_order_of_likes_on_movielens_small() {
     assert!(sr > unordered * 1.15, "in time order {sr} vs shuffled {unordered}: the order carries signal");
 }
 
+/// The learned transitions (`slit`) beat the counted rules (`sr`) at the settings validation
+/// chose for each on movielens-small, and read the order of likes as the rules do.
+#[test]
+#[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
+fn learned_transitions_beat_the_counted_rules_on_movielens_small() {
+    use nook_trainer::models::item_item::WithHistory;
+    use nook_trainer::models::seq_rules::{Rules, SeqRules};
+    use nook_trainer::models::slit::{Slit, Transitions};
+    let split = small_split().0.final_fit();
+    let train = split.train_matrix();
+    let history = split.train_sequences();
+    let n = split.n_items;
+    let setting = Transitions { window: 1, decay: 0.8, lambda: 100.0 };
+    let slit = |h: &[Vec<u32>]| WithHistory { model: Slit::fit(h, n, setting).unwrap(), history: h.to_vec() };
+    let learned = ndcg10(&slit(&history), &split, &train, Target::Warm);
+    let rules = Rules { window: 10, alpha: 0.3, decay: 0.9 };
+    let counted = ndcg10(
+        &WithHistory { model: SeqRules::fit(&history, n, rules), history: &history },
+        &split,
+        &train,
+        Target::Warm,
+    );
+    let shuffled: Vec<Vec<u32>> = history
+        .iter()
+        .enumerate()
+        .map(|(u, h)| {
+            let mut h = h.clone();
+            nook_trainer::rng::Rng::stream(u as u64, "shuffle-history").shuffle(&mut h);
+            h
+        })
+        .collect();
+    let unordered = ndcg10(&slit(&shuffled), &split, &train, Target::Warm);
+    eprintln!("ndcg@10 slit {learned:.4} sr {counted:.4}, slit from shuffled histories {unordered:.4}");
+    assert!(learned > counted * 1.03, "learned transitions {learned} should beat the counted rules {counted}");
+    assert!(learned > unordered * 1.15, "in time order {learned} vs shuffled {unordered}: the order carries signal");
+}
+
 #[test]
 fn the_validation_grids_ndcg_is_the_tables_to_the_bit_on_movielens_100k() {
     let d = load_dir(&ml100k(), false).unwrap();

@@ -1,7 +1,9 @@
-//! The order of a person's likes: sequential rules (Ludewig & Jannach 2018, "Evaluation of
-//! session-based recommendation algorithms"). Each item keeps its strongest rules `i → j` (what
-//! people liked soon after liking `i`, learnt by the trainer); a person's newest likes lend
-//! their rules to the items that tend to follow them:
+//! The order of a person's likes: a table of item-to-item rules, either sequential rules counted
+//! from what people liked soon after each item (Ludewig & Jannach 2018, "Evaluation of
+//! session-based recommendation algorithms") or transitions learnt by a ridge regression from a
+//! person's recent likes to their next (SLIT, Choi et al. 2021) — the trainer chooses on
+//! validation; both are scored the same way. Each item keeps its strongest rules `i → j`; a
+//! person's newest likes lend their rules to the items that tend to follow them:
 //!
 //! ```text
 //! r(j)     = Σ over the `recent` newest likes i (newest first, m = 0, 1, …)  decay^m · rule(i → j)

@@ -64,7 +64,7 @@ pub fn paired(a: &[f64], b: &[f64], resamples: usize, seed: u64) -> Option<(f64,
 
 /// Models that rank cold items (no training positives) by nothing: on cold items they are all
 /// random, and comparisons with them say nothing.
-const BLIND_TO_COLD: [&str; 8] = ["pop", "random", "als", "bpr", "ease", "rp3b", "als-recency", "sr"];
+const BLIND_TO_COLD: [&str; 9] = ["pop", "random", "als", "bpr", "ease", "rp3b", "als-recency", "sr", "slit"];
 
 /// Which comparisons a table reports on `split`: every model against `ease`, and each model
 /// against its ablation (what the one change it makes is worth); on cold items only those
@@ -80,9 +80,11 @@ pub fn comparisons(models: &[String], split: &str) -> Vec<(String, String)> {
 }
 
 fn all_comparisons(models: &[String]) -> Vec<(String, String)> {
-    const ABLATIONS: [(&str, &str); 8] = [
+    const ABLATIONS: [(&str, &str); 10] = [
         ("fused-sr", "fused-ft"),
         ("fused-sr", "sr"),
+        ("fused-sr", "slit"),
+        ("slit", "sr"),
         ("fused-ft", "als-recency"),
         ("hybrid", "als-recency"),
         ("fused-ft", "hybrid"),

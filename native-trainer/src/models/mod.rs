@@ -22,6 +22,7 @@ pub mod ridge;
 pub mod rp3b;
 pub mod select;
 pub mod seq_rules;
+pub mod slit;
 
 pub use als::AlsConfig;
 pub use bpr::BprConfig;
@@ -44,6 +45,7 @@ pub const REGISTRY: &[&ModelEntry] = &[
     &rp3b::MODEL,
     &als_recency::MODEL,
     &seq_rules::MODEL,
+    &slit::MODEL,
     &random::MODEL,
     &family::CONTENT,
     &family::HYBRID,
