@@ -376,10 +376,27 @@ impl Catalog {
         let personal = !req.likes.is_empty() || !req.dislikes.is_empty() || req.query.is_some();
         let user =
             if personal { Some(self.user_vector(s, &req.likes, &req.dislikes, req.query.as_deref())?) } else { None };
+        let sequence = self.sequence_part(s, &req.likes);
+        let s = &self.words_against_both_parts(s, req, &sequence);
         let blend = user.as_ref().map(|u| self.blend(s, u));
         let pool = if req.diversity > 0.0 { (req.k * 3).max(MMR_POOL) } else { req.k };
-        let sequence = self.sequence_part(s, &req.likes);
         Ok(Plan { user, blend, exclude, pool, sequence })
+    }
+
+    /// With a query and an order part, the likes lift their best items twice: through the history
+    /// (by about 1 on the calibrated scale) and through their order (by up to the part's largest
+    /// value `m`, often several times its weight: a table's row is peaked). The query's weight
+    /// means "how much my words count against my likes", so it counts against both together:
+    /// `query_weight · (1 + m)`, ranking as the likes' two parts shrunk back to the history's
+    /// scale. Without this a typed mood lost to a strong order part (a person who had just liked
+    /// Star Wars got Return of the Jedi first whatever they typed). Without a query, or when the
+    /// order part reaches nothing, nothing changes.
+    fn words_against_both_parts(&self, s: &Scoring, req: &Request, sequence: &[(u32, f32)]) -> Scoring {
+        let lift = sequence.iter().map(|&(_, v)| v).fold(0f32, f32::max);
+        match req.query.is_some() && lift > 0.0 {
+            true => Scoring { query_weight: s.query_weight * (1.0 + lift), ..*s },
+            false => *s,
+        }
     }
 
     /// The order of likes' part of the score for `likes` (see [`crate::sequence`]): empty without

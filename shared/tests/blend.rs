@@ -158,3 +158,45 @@ fn out_of_range_weights_are_refused() {
         assert!(err.contains("query weight"), "{err}");
     }
 }
+
+/// With an order part the likes lift their best items twice (history and order), so the words'
+/// weight counts against both: `query_weight · (1 + m)`, `m` the order part's largest value.
+/// Without a query, or without likes the order part reaches, nothing changes; and a typed mood
+/// wins back the list's top from a strong order part.
+#[test]
+fn the_words_count_against_the_likes_order_too() {
+    use nook_core::sequence::{Rules, Sequence};
+    // Item 6's rules point at its neighbours 7..=10 on the circle, none of them shark items.
+    let p = Rules::PAD;
+    let (mut index, mut weights) = (vec![p; N * 4], vec![0f32; N * 4]);
+    for (slot, j) in (7..=10u32).enumerate() {
+        index[6 * 4 + slot] = j;
+        weights[6 * 4 + slot] = 1.0 / (slot + 1) as f32;
+    }
+    let c = catalog().with_rules(Rules::new(N, 4, index, weights).unwrap()).unwrap();
+    let sequence = Sequence { weight: 1.5, decay: 0.9, recent: 30, similar_weight: None };
+    let ordered = Scoring { sequence: Some(sequence), ..scoring(1.0) };
+    let plan = |s: &Scoring, req: &Request| c.plan(s, req).unwrap();
+    let query_scale = |s: &Scoring, req: &Request| plan(s, req).blend.unwrap().query_scale;
+    let plain = query_scale(&scoring(1.0), &sharks(None));
+    let m = plan(&ordered, &sharks(None)).sequence.iter().map(|p| p.1).fold(0f32, f32::max);
+    assert!(m > 1.5, "a peaked row lifts its best item beyond the weight: {m}");
+    let scaled = query_scale(&ordered, &sharks(None));
+    assert!((scaled - (1.0 + m) * plain).abs() < 1e-6 * scaled, "{scaled} against (1 + {m}) x {plain}");
+    // No query: the same blend. Likes the rules do not reach: the same query weight.
+    let history = Request { query: None, ..sharks(None) };
+    assert_eq!(plan(&ordered, &history).blend, plan(&scoring(1.0), &history).blend);
+    let unreached = Request { likes: vec![5], ..sharks(None) };
+    assert!(plan(&ordered, &unreached).sequence.is_empty());
+    assert_eq!(query_scale(&ordered, &unreached), query_scale(&scoring(1.0), &unreached));
+    // The words keep the list's top from the order part: at weight 1 the shark items lead as
+    // they do without rules, and at weight 0 the order part's items do.
+    let top3 = |s: &Scoring, w: Option<f32>| ids(&c, s, &sharks(w))[..3].to_vec();
+    assert!(top3(&scoring(1.0), None).iter().all(|&i| i >= 30), "{:?}", top3(&scoring(1.0), None));
+    assert!(
+        top3(&ordered, None).iter().all(|&i| i >= 30),
+        "the order part drowned the words: {:?}",
+        top3(&ordered, None)
+    );
+    assert_eq!(top3(&ordered, Some(0.0)), vec![7, 8, 9]);
+}
