@@ -1,5 +1,6 @@
 //! Dense linear algebra the item-item models need: the inverse of a symmetric positive-definite
-//! matrix (EASE's regularised Gram matrix, ~10k × 10k on movielens-small).
+//! matrix (EASE's and `slit`'s regularised Gram matrices, ~10k × 10k on movielens-small), and a
+//! matrix product (`slit`'s weights from that inverse).
 //!
 //! Blocked Gauss–Jordan elimination in place: `2n³` flops, nearly all of them in one `n × n × b`
 //! matrix product per block, which `gemm` (candle's engine: AVX-512/AVX2, all cores) runs near

@@ -15,8 +15,8 @@
 //! its [`RULES`] largest positive weights as a rules table the bundle and the browser score the
 //! same way. Where [`super::seq_rules`] counts what followed an item, this learns it: an item's
 //! weights are fitted jointly with every other item's, so a like explained by an older one does
-//! not count twice. Dense like EASE over the items with training likes (`m²` f32 three times:
-//! 370 MB at movielens-small's 5.6k items), the inverse and one `m³` product per setting.
+//! not count twice. Dense like EASE over the items with training likes (two `m²` f32 matrices:
+//! ~250 MB at movielens-small's 5.6k items), the inverse and one `m³` product per setting.
 //!
 //! The window, decay and λ are chosen on the validation split.
 
