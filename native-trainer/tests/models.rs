@@ -138,40 +138,37 @@ fn item_item_models_beat_popularity_and_sum_the_rows_of_a_history_on_movielens_1
     }
 }
 
+/// Each person's history shuffled (seeded): the same likes, not their order.
+fn shuffled(history: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    let shuffle = |(u, h): (usize, &Vec<u32>)| {
+        let mut h = h.clone();
+        nook_trainer::rng::Rng::stream(u as u64, "shuffle-history").shuffle(&mut h);
+        h
+    };
+    history.iter().enumerate().map(shuffle).collect()
+}
+
+/// Warm test NDCG@10 of the sequential rules (the setting validation chooses on movielens-small)
+/// fitted on and scoring from `history`.
+fn rules_ndcg10(history: &[Vec<u32>], split: &Split, train: &Csr) -> f64 {
+    use nook_trainer::models::item_item::WithHistory;
+    use nook_trainer::models::seq_rules::{Rules, SeqRules};
+    let rules = Rules { window: 10, alpha: 0.3, decay: 0.9 };
+    let model = SeqRules::fit(history, split.n_items, rules);
+    ndcg10(&WithHistory { model, history }, split, train, Target::Warm)
+}
+
 #[test]
 #[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
 fn sequential_rules_read_the_order_of_likes_on_movielens_small() {
-    use nook_trainer::models::item_item::WithHistory;
-    use nook_trainer::models::seq_rules::{Rules, SeqRules};
     // As `nook eval` measures by default: fitted on train + validation, tested on what follows.
     let split = small_split().0.final_fit();
     let train = split.train_matrix();
     let history = split.train_sequences();
-    let rules = Rules { window: 10, alpha: 0.3, decay: 0.9 };
-    let n = split.n_items;
     let pop = ndcg10(&Popularity::fit(&train), &split, &train, Target::Warm);
-    let sr = ndcg10(
-        &WithHistory { model: SeqRules::fit(&history, n, rules), history: &history },
-        &split,
-        &train,
-        Target::Warm,
-    );
+    let sr = rules_ndcg10(&history, &split, &train);
     // The same rules from each history shuffled (seeded): the likes are the same, their order is not.
-    let shuffled: Vec<Vec<u32>> = history
-        .iter()
-        .enumerate()
-        .map(|(u, h)| {
-            let mut h = h.clone();
-            nook_trainer::rng::Rng::stream(u as u64, "shuffle-history").shuffle(&mut h);
-            h
-        })
-        .collect();
-    let unordered = ndcg10(
-        &WithHistory { model: SeqRules::fit(&shuffled, n, rules), history: &shuffled },
-        &split,
-        &train,
-        Target::Warm,
-    );
+    let unordered = rules_ndcg10(&shuffled(&history), &split, &train);
     eprintln!("ndcg@10 pop {pop:.4} sequential rules {sr:.4}, from shuffled histories {unordered:.4}");
     assert!(sr > pop * 1.4, "sequential rules {sr} should clearly beat popularity {pop}");
     assert!(sr > unordered * 1.15, "in time order {sr} vs shuffled {unordered}: the order carries signal");
@@ -183,7 +180,6 @@ fn sequential_rules_read_the_order_of_likes_on_movielens_small() {
 #[ignore = "needs movielens-small (NOOK_MOVIELENS_SMALL or ../shared/data/movielens-small)"]
 fn learned_transitions_beat_the_counted_rules_on_movielens_small() {
     use nook_trainer::models::item_item::WithHistory;
-    use nook_trainer::models::seq_rules::{Rules, SeqRules};
     use nook_trainer::models::slit::{Slit, Transitions};
     let split = small_split().0.final_fit();
     let train = split.train_matrix();
@@ -192,23 +188,8 @@ fn learned_transitions_beat_the_counted_rules_on_movielens_small() {
     let setting = Transitions { window: 1, decay: 0.8, lambda: 100.0 };
     let slit = |h: &[Vec<u32>]| WithHistory { model: Slit::fit(h, n, setting).unwrap(), history: h.to_vec() };
     let learned = ndcg10(&slit(&history), &split, &train, Target::Warm);
-    let rules = Rules { window: 10, alpha: 0.3, decay: 0.9 };
-    let counted = ndcg10(
-        &WithHistory { model: SeqRules::fit(&history, n, rules), history: &history },
-        &split,
-        &train,
-        Target::Warm,
-    );
-    let shuffled: Vec<Vec<u32>> = history
-        .iter()
-        .enumerate()
-        .map(|(u, h)| {
-            let mut h = h.clone();
-            nook_trainer::rng::Rng::stream(u as u64, "shuffle-history").shuffle(&mut h);
-            h
-        })
-        .collect();
-    let unordered = ndcg10(&slit(&shuffled), &split, &train, Target::Warm);
+    let counted = rules_ndcg10(&history, &split, &train);
+    let unordered = ndcg10(&slit(&shuffled(&history)), &split, &train, Target::Warm);
     eprintln!("ndcg@10 slit {learned:.4} sr {counted:.4}, slit from shuffled histories {unordered:.4}");
     assert!(learned > counted * 1.03, "learned transitions {learned} should beat the counted rules {counted}");
     assert!(learned > unordered * 1.15, "in time order {learned} vs shuffled {unordered}: the order carries signal");
