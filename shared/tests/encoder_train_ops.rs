@@ -6,7 +6,8 @@
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarBuilder;
 use nook_core::encoder::train_ops::{
-    add_layer_norm, add_layer_norm_backward, attention, bias_gelu, bias_gelu_backward, linear, masked_softmax,
+    add_layer_norm, add_layer_norm_backward, add_layer_norm_keeping_moments, attention, bias_gelu, bias_gelu_backward,
+    linear, masked_softmax,
 };
 use nook_core::encoder::{block_prefix, masked_mean_pool, Bert, BertConfig, Mode, Pooling};
 use std::collections::HashMap;
@@ -202,13 +203,28 @@ fn layer_norm_in_row_groups_gives_the_row_by_row_bits() {
     let dy = random(t[0].dims(), 9, 1.0);
     let eps = 1e-12;
     let want = layer_norm_row_by_row(&values(&t[0]), &values(&t[1]), &values(&t[2]), &values(&dy), h, eps as f32);
-    let y = add_layer_norm(&t[0], &t[1], &t[2], eps).unwrap();
-    let (dx, dparams) = add_layer_norm_backward(&t[0], &t[1], &t[2], eps, &dy).unwrap();
-    let got = [values(&y), values(&dx), values(&dparams.get(0).unwrap()), values(&dparams.get(1).unwrap())];
-    for (what, (got, want)) in ["y", "dx", "d gamma", "d beta"].iter().zip(got.iter().zip(&want)) {
-        let same = got.iter().zip(want).all(|(g, w)| g.to_bits() == w.to_bits());
-        assert!(same, "{what}: the grouped kernel's bits differ from row by row's (max diff {})", rel_diff(got, want));
+    // The backward pass recomputing the row moments, and reading the forward pass's.
+    let (kept_y, moments) = add_layer_norm_keeping_moments(&t[0], &t[1], &t[2], eps).unwrap();
+    assert_eq!(kept_y.dims(), t[0].dims());
+    for (how, y, moments) in
+        [("recomputed", add_layer_norm(&t[0], &t[1], &t[2], eps).unwrap(), None), ("kept", kept_y, Some(&moments))]
+    {
+        let (dx, dparams) = add_layer_norm_backward(&t[0], &t[1], &t[2], eps, &dy, moments).unwrap();
+        let got = [values(&y), values(&dx), values(&dparams.get(0).unwrap()), values(&dparams.get(1).unwrap())];
+        for (what, (got, want)) in ["y", "dx", "d gamma", "d beta"].iter().zip(got.iter().zip(&want)) {
+            let same = got.iter().zip(want).all(|(g, w)| g.to_bits() == w.to_bits());
+            let diff = rel_diff(got, want);
+            assert!(
+                same,
+                "{what}, moments {how}: the grouped kernel's bits differ from row by row's (max diff {diff})"
+            );
+        }
     }
+    // Moments of other rows are refused, not read past.
+    let (_, other) =
+        add_layer_norm_keeping_moments(&t[0].narrow(1, 0, 10).unwrap(), &t[1].narrow(1, 0, 10).unwrap(), &t[2], eps)
+            .unwrap();
+    assert!(add_layer_norm_backward(&t[0], &t[1], &t[2], eps, &dy, Some(&other)).is_err());
 }
 
 fn softmax_inputs() -> Vec<Tensor> {

@@ -23,6 +23,8 @@ use super::bert::Bert;
 #[cfg(target_arch = "x86_64")]
 use super::bert::Layer;
 use super::pooling::Pooling;
+#[cfg(target_arch = "x86_64")]
+use super::train_ops::RowMoments;
 use candle_core::{Result, Tensor, Var};
 #[cfg(target_arch = "x86_64")]
 use std::collections::HashMap;
@@ -128,12 +130,15 @@ struct LayerTape {
     /// The attention output's product (before its bias, which the LayerNorm adds).
     proj: Tensor,
     attn_params: Tensor,
+    /// The row moments of the two LayerNorms' inputs, from the forward pass.
+    attn_moments: RowMoments,
     attn: Tensor,
     /// The intermediate product before its bias and GELU, and after.
     inner: Tensor,
     act: Tensor,
     out: Tensor,
     out_params: Tensor,
+    out_moments: RowMoments,
 }
 
 /// The trained layers' activations, first layer first.
@@ -157,6 +162,7 @@ pub(super) struct EmbeddingsTape {
     words: Tensor,
     types: Tensor,
     params: Tensor,
+    moments: RowMoments,
 }
 
 /// Whether a pass from block `from` over `hidden` can run on the tape.
@@ -210,8 +216,8 @@ impl Bert {
         let mut x = x.detach();
         let mut layers = Vec::new();
         for layer in &self.layers[from - 1..] {
-            let tape = self.layer_taped(layer, x, &bias)?;
-            x = layer_output(layer, &tape)?;
+            let (tape, out) = self.layer_taped(layer, x, &bias)?;
+            x = out;
             layers.push(tape);
         }
         Ok((x, Tape { from, bias, layers, embeddings: None }))
@@ -225,14 +231,14 @@ impl Bert {
         let (words, types) = (words.detach(), types.detach());
         let norm = &self.embeddings.norm;
         let params = norm.params(&norm.bias.zeros_like()?)?.detach();
-        let x = super::train_ops::add_layer_norm(&words, &types, &params, norm.eps)?;
+        let (x, moments) = super::train_ops::add_layer_norm_keeping_moments(&words, &types, &params, norm.eps)?;
         let ids = ids.flatten_all()?.to_vec1::<u32>()?;
-        Ok((x, EmbeddingsTape { ids, words, types, params }))
+        Ok((x, EmbeddingsTape { ids, words, types, params, moments }))
     }
 
-    /// One layer's forward pass up to its last LayerNorm's input, on detached weights.
-    fn layer_taped(&self, l: &Layer, x: Tensor, bias: &Tensor) -> Result<LayerTape> {
-        use super::train_ops::{add_layer_norm, attention, bias_gelu, linear};
+    /// One layer's forward pass on detached weights: its tape and its output.
+    fn layer_taped(&self, l: &Layer, x: Tensor, bias: &Tensor) -> Result<(LayerTape, Tensor)> {
+        use super::train_ops::{add_layer_norm_keeping_moments as add_layer_norm, attention, bias_gelu, linear};
         let w = |lin: &candle_nn::Linear| lin.weight().detach();
         let b = |lin: &candle_nn::Linear| super::bert::linear_bias(lin).map(Tensor::detach);
         let dense = |lin: &candle_nn::Linear| linear(&x, &w(lin), Some(&b(lin)?));
@@ -241,12 +247,29 @@ impl Bert {
         let ctx = attention(&q, &k, &v, bias, self.heads, scale)?;
         let proj = linear(&ctx, &w(&l.attn_out), None)?;
         let attn_params = l.attn_norm.params(&b(&l.attn_out)?)?.detach();
-        let attn = add_layer_norm(&proj, &x, &attn_params, l.attn_norm.eps)?;
+        let (attn, attn_moments) = add_layer_norm(&proj, &x, &attn_params, l.attn_norm.eps)?;
         let inner = linear(&attn, &w(&l.intermediate), None)?;
         let act = bias_gelu(&inner, &b(&l.intermediate)?)?;
         let out = linear(&act, &w(&l.output), None)?;
         let out_params = l.out_norm.params(&b(&l.output)?)?.detach();
-        Ok(LayerTape { x, q, k, v, ctx, proj, attn_params, attn, inner, act, out, out_params })
+        let (y, out_moments) = add_layer_norm(&out, &attn, &out_params, l.out_norm.eps)?;
+        let tape = LayerTape {
+            x,
+            q,
+            k,
+            v,
+            ctx,
+            proj,
+            attn_params,
+            attn_moments,
+            attn,
+            inner,
+            act,
+            out,
+            out_params,
+            out_moments,
+        };
+        Ok((tape, y))
     }
 
     /// The trained blocks' weights' gradients, by their Hugging Face names, for the last hidden
@@ -279,7 +302,14 @@ impl Bert {
         let e = &self.embeddings;
         // candle's graph hands the LayerNorm `0 + grad` (its accumulator), -0 turned to +0.
         let grad = plus_zero(grad)?;
-        let (d, dparams) = super::train_ops::add_layer_norm_backward(&t.words, &t.types, &t.params, e.norm.eps, &grad)?;
+        let (d, dparams) = super::train_ops::add_layer_norm_backward(
+            &t.words,
+            &t.types,
+            &t.params,
+            e.norm.eps,
+            &grad,
+            Some(&t.moments),
+        )?;
         let (b, tokens, h) = d.dims3()?;
         let d = d.flatten_all()?.to_vec1::<f32>()?;
         let rows = |i: usize| &d[i * h..(i + 1) * h];
@@ -324,7 +354,8 @@ impl Bert {
     ) -> Result<Option<Tensor>> {
         use super::train_ops::{add_layer_norm_backward, attention_backward, bias_gelu_backward, linear_backward};
         // Feed-forward half: LayerNorm(out + attn), out = gelu(attn · Wiᵀ + bi) · Woᵀ.
-        let (d_out, d) = add_layer_norm_backward(&t.out, &t.attn, &t.out_params, l.out_norm.eps, grad)?;
+        let (d_out, d) =
+            add_layer_norm_backward(&t.out, &t.attn, &t.out_params, l.out_norm.eps, grad, Some(&t.out_moments))?;
         out.norm("output.LayerNorm", "output.dense", d)?;
         let (d_act, dw, _) = linear_backward(&t.act, l.output.weight(), &d_out, false, true)?;
         let d_act = asked(d_act, "output layer's input")?;
@@ -341,7 +372,8 @@ impl Bert {
         drop((d_inner, d_out, t.attn));
 
         // Attention half: LayerNorm(ctx · Woᵀ + x).
-        let (d_proj, d) = add_layer_norm_backward(&t.proj, &t.x, &t.attn_params, l.attn_norm.eps, &d_attn)?;
+        let (d_proj, d) =
+            add_layer_norm_backward(&t.proj, &t.x, &t.attn_params, l.attn_norm.eps, &d_attn, Some(&t.attn_moments))?;
         out.norm("attention.output.LayerNorm", "attention.output.dense", d)?;
         let (d_ctx, dw, _) = linear_backward(&t.ctx, l.attn_out.weight(), &d_proj, false, true)?;
         out.put("attention.output.dense.weight", dw);
@@ -385,12 +417,6 @@ fn spread_over_tokens(grad: &Tensor, mask: &Tensor, (b, t, h): (usize, usize, us
         }
     });
     Tensor::from_vec(out, (b, t, h), grad.device())
-}
-
-/// The layer's output from its tape: `LayerNorm(out + attn + output bias)`.
-#[cfg(target_arch = "x86_64")]
-fn layer_output(l: &Layer, t: &LayerTape) -> Result<Tensor> {
-    super::train_ops::add_layer_norm(&t.out, &t.attn, &t.out_params, l.out_norm.eps)
 }
 
 /// The gradients of one layer's weights, by name under the layer's prefix.

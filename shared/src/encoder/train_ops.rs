@@ -4,8 +4,9 @@
 //! Why: candle's own fused LayerNorm and softmax have no backward pass, so the training graph was
 //! built from generic ops (mean, subtract, square, divide, ...), each a pass over memory and a
 //! tensor the autograd graph keeps alive until the backward pass. Here each function is one pass
-//! forward and one backward, and saves only its inputs: the backward recomputes row statistics
-//! (two passes over a row that is in cache) instead of storing them.
+//! forward and one backward, and saves only its inputs. LayerNorm's backward pass recomputes its
+//! row statistics (two one-lane passes over each row) unless the caller kept the forward pass's:
+//! [`add_layer_norm_keeping_moments`], two floats a row, which the fine-tuning tape does.
 //!
 //! Reductions across rows (the gradients of LayerNorm's and the linear layers' weight and bias)
 //! sum fixed blocks of rows in a fixed order, so results do not depend on the thread count or on
@@ -71,7 +72,31 @@ macro_rules! row_kernel {
 /// block's output. `params` is `[3, h]`: gamma, beta and `shift` (the bias of the linear layer
 /// that produced `a`, folded in here to save a pass and a saved tensor).
 pub fn add_layer_norm(a: &Tensor, r: &Tensor, params: &Tensor, eps: f64) -> Result<Tensor> {
-    a.contiguous()?.apply_op3(&r.contiguous()?, &params.contiguous()?, AddLayerNorm { eps: eps as f32 })
+    let op = AddLayerNorm { eps: eps as f32, keep_moments: false };
+    a.contiguous()?.apply_op3(&r.contiguous()?, &params.contiguous()?, op)
+}
+
+/// Each row's mean and 1/standard deviation as a LayerNorm's forward pass computed them
+/// (`[rows, 2]`, row-major), for its backward pass ([`add_layer_norm_backward`]) to read instead
+/// of summing every row twice again: the same values, so the same bits.
+#[derive(Clone, Debug)]
+pub struct RowMoments(Vec<f32>);
+
+/// [`add_layer_norm`] with no gradient (detached inputs, as on the fine-tuning tape), also
+/// returning its row moments for the backward pass.
+pub fn add_layer_norm_keeping_moments(
+    a: &Tensor,
+    r: &Tensor,
+    params: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, RowMoments)> {
+    let op = AddLayerNorm { eps: eps as f32, keep_moments: true };
+    // One tensor: the output, then two floats a row.
+    let packed = a.contiguous()?.apply_op3_no_bwd(&r.contiguous()?, &params.contiguous()?, &op)?;
+    let n = a.elem_count();
+    let y = packed.narrow(0, 0, n)?.reshape(a.shape())?;
+    let moments = packed.narrow(0, n, packed.elem_count() - n)?.to_vec1()?;
+    Ok((y, RowMoments(moments)))
 }
 
 /// `softmax(scores · scale + bias)` over the last dimension; `scores` `[b, heads, t, s]`, `bias`
@@ -200,10 +225,13 @@ fn moments<const G: usize>(x: &[f32], h: usize, eps: f32) -> [(f32, f32); G] {
     std::array::from_fn(|g| (mean[g], 1.0 / (var[g] + eps).sqrt()))
 }
 
-/// `G` rows of [`add_layer_norm`]: `y = LayerNorm(a + r + shift) · gamma + beta`.
+/// `G` rows of [`add_layer_norm`]: `y = LayerNorm(a + r + shift) · gamma + beta`; each row's
+/// mean and 1/standard deviation written to `kept` (`2 · G`).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn add_norm_group<const G: usize>(
     y: &mut [f32],
+    kept: &mut [f32],
     a: &[f32],
     r: &[f32],
     shift: &[f32],
@@ -216,22 +244,35 @@ fn add_norm_group<const G: usize>(
         y.iter_mut().zip(a).zip(r).zip(shift).for_each(|(((y, a), r), s)| *y = a + r + s);
     }
     let stats = moments::<G>(y, h, eps);
-    for (y, (mean, rstd)) in y.chunks_mut(h).zip(stats) {
+    for ((y, (mean, rstd)), kept) in y.chunks_mut(h).zip(stats).zip(kept.chunks_mut(2)) {
         y.iter_mut().zip(gamma).zip(beta).for_each(|((y, g), b)| *y = (*y - mean) * rstd * g + b);
+        kept.copy_from_slice(&[mean, rstd]);
     }
 }
 
 row_kernel! {
-    /// Rows of [`add_layer_norm`] (`y`, `a`, `r`: whole rows of `shift.len()` values), in groups.
-    fn add_norm_rows(y: &mut [f32], a: &[f32], r: &[f32], shift: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    /// Rows of [`add_layer_norm`] (`y`, `a`, `r`: whole rows of `shift.len()` values), in groups;
+    /// `kept`: two floats a row, the row moments.
+    fn add_norm_rows(
+        y: &mut [f32],
+        kept: &mut [f32],
+        a: &[f32],
+        r: &[f32],
+        shift: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) {
         let len = GROUP * shift.len();
-        for ((y, a), r) in y.chunks_mut(len).zip(a.chunks(len)).zip(r.chunks(len)) {
+        let groups = y.chunks_mut(len).zip(kept.chunks_mut(2 * GROUP)).zip(a.chunks(len)).zip(r.chunks(len));
+        for (((y, kept), a), r) in groups {
             if y.len() == len {
-                add_norm_group::<GROUP>(y, a, r, shift, gamma, beta, eps);
+                add_norm_group::<GROUP>(y, kept, a, r, shift, gamma, beta, eps);
             } else {
                 let h = shift.len();
-                for ((y, a), r) in y.chunks_mut(h).zip(a.chunks(h)).zip(r.chunks(h)) {
-                    add_norm_group::<1>(y, a, r, shift, gamma, beta, eps);
+                let rows = y.chunks_mut(h).zip(kept.chunks_mut(2)).zip(a.chunks(h)).zip(r.chunks(h));
+                for (((y, kept), a), r) in rows {
+                    add_norm_group::<1>(y, kept, a, r, shift, gamma, beta, eps);
                 }
             }
         }
@@ -239,7 +280,8 @@ row_kernel! {
 }
 
 /// `G` rows of LayerNorm's backward pass: `dx` from `dy`, and the rows' d gamma, d beta added to
-/// `part` (`[2, h]`) in row order; `xhat` is scratch (`G · h`).
+/// `part` (`[2, h]`) in row order; `xhat` is scratch (`G · h`); `kept`: the rows' moments from
+/// the forward pass (`2 · G`), else empty and recomputed.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn add_norm_grad_group<const G: usize>(
@@ -249,6 +291,7 @@ fn add_norm_grad_group<const G: usize>(
     a: &[f32],
     r: &[f32],
     dy: &[f32],
+    kept: &[f32],
     shift: &[f32],
     gamma: &[f32],
     eps: f32,
@@ -258,7 +301,11 @@ fn add_norm_grad_group<const G: usize>(
     for ((x, a), r) in xhat.chunks_mut(h).zip(a.chunks(h)).zip(r.chunks(h)) {
         x.iter_mut().zip(a).zip(r).zip(shift).for_each(|(((x, a), r), s)| *x = a + r + s);
     }
-    let stats = moments::<G>(xhat, h, eps);
+    let stats = if kept.is_empty() {
+        moments::<G>(xhat, h, eps)
+    } else {
+        std::array::from_fn(|g| (kept[2 * g], kept[2 * g + 1]))
+    };
     for (x, (mean, rstd)) in xhat.chunks_mut(h).zip(stats) {
         x.iter_mut().for_each(|x| *x = (*x - mean) * rstd);
     }
@@ -289,7 +336,8 @@ fn add_norm_grad_group<const G: usize>(
 
 row_kernel! {
     /// Rows of LayerNorm's backward pass (whole rows of `shift.len()` values), in groups; d gamma
-    /// and d beta added to `part` in row order. `xhat`: scratch of `GROUP` rows.
+    /// and d beta added to `part` in row order. `xhat`: scratch of `GROUP` rows; `kept`: the
+    /// rows' moments (two floats a row), or empty.
     fn add_norm_grad_rows(
         dx: &mut [f32],
         xhat: &mut [f32],
@@ -297,17 +345,23 @@ row_kernel! {
         a: &[f32],
         r: &[f32],
         dy: &[f32],
+        kept: &[f32],
         shift: &[f32],
         gamma: &[f32],
         eps: f32,
     ) {
         let (h, len) = (shift.len(), GROUP * shift.len());
-        for (((dx, a), r), dy) in dx.chunks_mut(len).zip(a.chunks(len)).zip(r.chunks(len)).zip(dy.chunks(len)) {
+        // Each group's (and row's) moments, or an empty slice for each.
+        let kept_for = |i: usize, rows: usize| if kept.is_empty() { kept } else { &kept[2 * i..2 * (i + rows)] };
+        let groups = dx.chunks_mut(len).zip(a.chunks(len)).zip(r.chunks(len)).zip(dy.chunks(len));
+        for (gi, (((dx, a), r), dy)) in groups.enumerate() {
             if dx.len() == len {
-                add_norm_grad_group::<GROUP>(dx, xhat, part, a, r, dy, shift, gamma, eps);
+                add_norm_grad_group::<GROUP>(dx, xhat, part, a, r, dy, kept_for(gi * GROUP, GROUP), shift, gamma, eps);
             } else {
-                for (((dx, a), r), dy) in dx.chunks_mut(h).zip(a.chunks(h)).zip(r.chunks(h)).zip(dy.chunks(h)) {
-                    add_norm_grad_group::<1>(dx, xhat, part, a, r, dy, shift, gamma, eps);
+                let rows = dx.chunks_mut(h).zip(a.chunks(h)).zip(r.chunks(h)).zip(dy.chunks(h));
+                for (ri, (((dx, a), r), dy)) in rows.enumerate() {
+                    let k = kept_for(gi * GROUP + ri, 1);
+                    add_norm_grad_group::<1>(dx, xhat, part, a, r, dy, k, shift, gamma, eps);
                 }
             }
         }
@@ -316,6 +370,8 @@ row_kernel! {
 
 struct AddLayerNorm {
     eps: f32,
+    /// Output the row moments after `y` (a tensor of `n + 2 · rows` values).
+    keep_moments: bool,
 }
 
 impl CustomOp3 for AddLayerNorm {
@@ -338,12 +394,19 @@ impl CustomOp3 for AddLayerNorm {
             candle_core::bail!("add-layer-norm: shapes {:?}, {:?}, {:?}", l1.dims(), l2.dims(), l3.dims());
         }
         let (gamma, beta, shift) = (&p[..h], &p[h..2 * h], &p[2 * h..]);
-        let (out, _) = new_blocks(a.len(), a.len(), h, |block, rows| {
+        let (n, kept) = (a.len(), if self.keep_moments { 2 * a.len() / h } else { 0 });
+        let (mut out, moments) = new_blocks(n, n + kept, h, |block, rows| {
             let at = block * BLOCK_ROWS * h;
             let len = rows.len();
-            add_norm_rows(rows, &a[at..at + len], &r[at..at + len], shift, gamma, beta, self.eps);
+            let mut moments = vec![0f32; 2 * len / h];
+            add_norm_rows(rows, &mut moments, &a[at..at + len], &r[at..at + len], shift, gamma, beta, self.eps);
+            moments
         });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        if !self.keep_moments {
+            return Ok((CpuStorage::F32(out), l1.shape().clone()));
+        }
+        moments.iter().for_each(|m| out.extend_from_slice(m));
+        Ok((CpuStorage::F32(out), Shape::from(n + kept)))
     }
 
     fn bwd(
@@ -354,7 +417,7 @@ impl CustomOp3 for AddLayerNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dparams) = add_layer_norm_backward(a, r, params, self.eps as f64, grad)?;
+        let (dx, dparams) = add_layer_norm_backward(a, r, params, self.eps as f64, grad, None)?;
         // An untracked residual (the first trained block's input, from frozen layers) needs none.
         let dr = r.track_op().then(|| dx.clone());
         Ok((Some(dx), dr, Some(dparams)))
@@ -363,15 +426,21 @@ impl CustomOp3 for AddLayerNorm {
 
 /// The backward pass of [`add_layer_norm`] for the output's gradient `grad`: `(dx, dparams)`,
 /// `dx` the gradient of `a` and of `r` alike, `dparams` `[3, h]` (d gamma, d beta, d shift).
+/// `moments`: the forward pass's ([`add_layer_norm_keeping_moments`]), else recomputed.
 pub fn add_layer_norm_backward(
     a: &Tensor,
     r: &Tensor,
     params: &Tensor,
     eps: f64,
     grad: &Tensor,
+    moments: Option<&RowMoments>,
 ) -> Result<(Tensor, Tensor)> {
     let h = params.dim(1)?;
-    let backward = AddLayerNormBackward { eps: eps as f32, params: params.flatten_all()?.to_vec1()? };
+    let moments = moments.map(|m| m.0.clone()).unwrap_or_default();
+    if !moments.is_empty() && moments.len() != 2 * a.elem_count() / h {
+        candle_core::bail!("add-layer-norm-backward: {} moments for {:?}", moments.len(), a.dims());
+    }
+    let backward = AddLayerNormBackward { eps: eps as f32, params: params.flatten_all()?.to_vec1()?, moments };
     // One tensor: dx for every row, then d gamma, d beta, d shift.
     let packed = a.apply_op3_no_bwd(r, &grad.contiguous()?, &backward)?;
     let n = a.elem_count();
@@ -383,6 +452,8 @@ pub fn add_layer_norm_backward(
 struct AddLayerNormBackward {
     eps: f32,
     params: Vec<f32>,
+    /// Two floats a row, or empty.
+    moments: Vec<f32>,
 }
 
 impl CustomOp3 for AddLayerNormBackward {
@@ -409,7 +480,8 @@ impl CustomOp3 for AddLayerNormBackward {
             let mut xhat = vec![0f32; GROUP * h];
             let (at, len) = (block * BLOCK_ROWS * h, rows.len());
             let (a, r, dy) = (&a[at..at + len], &r[at..at + len], &dy[at..at + len]);
-            add_norm_grad_rows(rows, &mut xhat, &mut part, a, r, dy, shift, gamma, self.eps);
+            let kept = if self.moments.is_empty() { &[][..] } else { &self.moments[2 * at / h..2 * (at + len) / h] };
+            add_norm_grad_rows(rows, &mut xhat, &mut part, a, r, dy, kept, shift, gamma, self.eps);
             // d shift = Σ dx over rows.
             (part, block_column_sums(rows, h))
         });
