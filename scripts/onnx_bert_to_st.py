@@ -8,9 +8,12 @@ exporter keeps the names of the biases, LayerNorms and embedding tables but stor
 layer's weight transposed under an anonymous name (`val_84`), feeding a MatMul whose output the
 layer's bias is then added to: the bias's name therefore names the weight.
 
-usage: onnx_bert_to_st.py MODEL.onnx TOKENIZER_DIR OUT_DIR
+usage: onnx_bert_to_st.py MODEL.onnx TOKENIZER_DIR OUT_DIR [HEADS]
   TOKENIZER_DIR: a directory with the same vocabulary's tokenizer.json (bert-base-uncased's for
   e5-small: all-MiniLM-L6-v2's; its vocab.txt is checked against the embedding table's size).
+  HEADS: attention heads; the weights do not say. Default: hidden size / 32, which holds for the
+  384-wide small family (MiniLM, e5-small, bge-small, gte-small: 12 heads) but not for, say,
+  BERT-base (768 wide, 12 heads: pass 12).
 Needs the `onnx` and `numpy` packages.
 """
 
@@ -89,15 +92,18 @@ def write_safetensors(path, tensors):
 
 def main():
     global BASE
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
-    src, tok_dir, out = sys.argv[1:]
+    src, tok_dir, out = sys.argv[1:4]
     BASE = os.path.dirname(os.path.abspath(src))
     model = onnx.load(src, load_external_data=False)
     weights = named_weights(model)
     layers = layers_of(weights)
     vocab, hidden = weights["embeddings.word_embeddings.weight"].shape
     inner = weights["encoder.layer.0.intermediate.dense.weight"].shape[0]
+    heads = int(sys.argv[4]) if len(sys.argv) == 5 else hidden // 32
+    if heads <= 0 or hidden % heads:
+        sys.exit(f"{heads} attention heads do not divide the hidden size {hidden}")
     eps = {a.f for n in model.graph.node if n.op_type == "LayerNormalization" for a in n.attribute if a.name == "epsilon"}
     with open(os.path.join(tok_dir, "vocab.txt")) as f:
         tok_vocab = sum(1 for _ in f)
@@ -107,7 +113,7 @@ def main():
     write_safetensors(os.path.join(out, "model.safetensors"), weights)
     config = {
         "architectures": ["BertModel"], "model_type": "bert", "hidden_act": "gelu", "hidden_size": int(hidden),
-        "intermediate_size": int(inner), "num_hidden_layers": layers, "num_attention_heads": int(hidden) // 32,
+        "intermediate_size": int(inner), "num_hidden_layers": layers, "num_attention_heads": int(heads),
         "layer_norm_eps": float(min(eps)) if eps else 1e-12,
         "max_position_embeddings": int(weights["embeddings.position_embeddings.weight"].shape[0]),
         "type_vocab_size": int(weights["embeddings.token_type_embeddings.weight"].shape[0]), "vocab_size": int(vocab),

