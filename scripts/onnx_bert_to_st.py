@@ -8,12 +8,16 @@ exporter keeps the names of the biases, LayerNorms and embedding tables but stor
 layer's weight transposed under an anonymous name (`val_84`), feeding a MatMul whose output the
 layer's bias is then added to: the bias's name therefore names the weight.
 
-usage: onnx_bert_to_st.py MODEL.onnx TOKENIZER_DIR OUT_DIR [HEADS]
+usage: onnx_bert_to_st.py MODEL.onnx TOKENIZER_DIR OUT_DIR [HEADS] [--prompt NAME=TEXT ...]
   TOKENIZER_DIR: a directory with the same vocabulary's tokenizer.json (bert-base-uncased's for
   e5-small: all-MiniLM-L6-v2's; its vocab.txt is checked against the embedding table's size).
   HEADS: attention heads; the weights do not say. Default: hidden size / 32, which holds for the
   384-wide small family (MiniLM, e5-small, bge-small, gte-small: 12 heads) but not for, say,
   BERT-base (768 wide, 12 heads: pass 12).
+  --prompt NAME=TEXT: an instruction prefix the model was trained with, written to
+  `config_sentence_transformers.json` as sentence-transformers names them (`query`, `document`
+  or `passage`); nook puts them before typed queries and item texts. The weights do not say
+  either: e5 reads `query: ` and `passage: `.
 Needs the `onnx` and `numpy` packages.
 """
 
@@ -92,16 +96,27 @@ def write_safetensors(path, tensors):
 
 def main():
     global BASE
-    if len(sys.argv) not in (4, 5):
+    args, prompts = [], {}
+    argv = sys.argv[1:]
+    while argv:
+        a = argv.pop(0)
+        if a == "--prompt" and argv and "=" in argv[0]:
+            name, text = argv.pop(0).split("=", 1)
+            prompts[name] = text
+        elif a.startswith("--"):
+            sys.exit(__doc__)
+        else:
+            args.append(a)
+    if len(args) not in (3, 4):
         sys.exit(__doc__)
-    src, tok_dir, out = sys.argv[1:4]
+    src, tok_dir, out = args[:3]
     BASE = os.path.dirname(os.path.abspath(src))
     model = onnx.load(src, load_external_data=False)
     weights = named_weights(model)
     layers = layers_of(weights)
     vocab, hidden = weights["embeddings.word_embeddings.weight"].shape
     inner = weights["encoder.layer.0.intermediate.dense.weight"].shape[0]
-    heads = int(sys.argv[4]) if len(sys.argv) == 5 else hidden // 32
+    heads = int(args[3]) if len(args) == 4 else hidden // 32
     if heads <= 0 or hidden % heads:
         sys.exit(f"{heads} attention heads do not divide the hidden size {hidden}")
     eps = {a.f for n in model.graph.node if n.op_type == "LayerNormalization" for a in n.attribute if a.name == "epsilon"}
@@ -126,6 +141,8 @@ def main():
         json.dump(pooling, f, indent=2)
     with open(os.path.join(out, "sentence_bert_config.json"), "w") as f:
         json.dump({"max_seq_length": 512, "do_lower_case": False}, f)
+    with open(os.path.join(out, "config_sentence_transformers.json"), "w") as f:
+        json.dump({"prompts": prompts, "default_prompt_name": None}, f, indent=2)
     for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         if os.path.exists(os.path.join(tok_dir, name)):
             shutil.copy(os.path.join(tok_dir, name), os.path.join(out, name))

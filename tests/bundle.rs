@@ -328,3 +328,41 @@ fn int8_bundle_is_a_quarter_of_f32_and_embeds_and_ranks_alike() {
     let overlap = a.iter().filter(|id| b.contains(id)).count();
     assert!(overlap >= 8, "top-10 overlap {overlap}: {a:?} vs {b:?}");
 }
+
+/// An encoder directory's prompts (sentence-transformers' `config_sentence_transformers.json`)
+/// travel through training and export into the manifest, and `nook recommend` puts the query
+/// prompt before what is typed, as the browser does through the same nook-core call.
+#[test]
+fn the_encoder_prompts_reach_the_manifest_and_prefix_typed_queries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let encoder = tmp.path().join("encoder");
+    std::fs::create_dir(&encoder).unwrap();
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(encoder_dir().join(f), encoder.join(f)).unwrap();
+    }
+    std::fs::write(
+        encoder.join("config_sentence_transformers.json"),
+        r#"{"prompts": {"query": "a film about ", "document": "film: "}, "default_prompt_name": null}"#,
+    )
+    .unwrap();
+    let (model, bundle) = (tmp.path().join("model"), tmp.path().join("bundle"));
+    let data = ml100k();
+    let args = ["train", "--data", path_str(&data), "--out", path_str(&model), "--models", "pop,als,content,hybrid"];
+    nook_ok(&[&args[..], &["--encoder", path_str(&encoder)]].concat());
+    nook_ok(&["export", "--model", path_str(&model), "--out", path_str(&bundle)]);
+    let manifest: Value = serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["encoder"]["prompts"], serde_json::json!({"query": "a film about ", "document": "film: "}));
+
+    let ranked = |bundle: &Path, query: &str| {
+        let out = nook_ok(&["recommend", "--bundle", path_str(bundle), "--query", query, "--k", "10", "--json"]);
+        items(&out).iter().map(|r| r["id"].clone()).collect::<Vec<_>>()
+    };
+    let prompted = ranked(&bundle, "zombies and horror");
+    // The same bundle with the prompt taken out of its manifest, the prompt typed instead.
+    let unprompted = copy_bundle(&bundle);
+    let mut edited = manifest.clone();
+    edited["encoder"].as_object_mut().unwrap().remove("prompts");
+    write_sealed(&unprompted.path().join("manifest.json"), edited);
+    assert_eq!(prompted, ranked(unprompted.path(), "a film about zombies and horror"));
+    assert_ne!(prompted, ranked(unprompted.path(), "zombies and horror"), "the prompt should move the list");
+}

@@ -73,8 +73,11 @@ pub fn export(model_dir: &Path, out: &Path, variant: Variant, quant: Quant) -> R
         dataset: info.dataset.clone(),
         model: model.to_string(),
         scoring,
-        max_tokens: info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
-        pooling: crate::textvec::read_pooling(encoder_dir)?,
+        encoder: EncoderInfo {
+            max_tokens: info.encoder_max_tokens.unwrap_or(nook_core::encoder::DEFAULT_MAX_TOKENS),
+            pooling: crate::textvec::read_pooling(encoder_dir)?,
+            prompts: crate::textvec::read_prompts(encoder_dir)?,
+        },
         metrics: read_metrics(&model_dir.join("eval.json")),
         text_fields: info.text_fields.clone(),
     };
@@ -86,8 +89,8 @@ pub struct BundleMeta {
     pub dataset: String,
     pub model: String,
     pub scoring: nook_core::Scoring,
-    pub max_tokens: usize,
-    pub pooling: nook_core::encoder::Pooling,
+    /// The encoder's token limit, pooling and prompts.
+    pub encoder: EncoderInfo,
     pub metrics: Vec<MetricSnapshot>,
     pub text_fields: Vec<String>,
 }
@@ -119,7 +122,7 @@ pub fn write_bundle(
         scoring: meta.scoring,
         quant,
         model: meta.model,
-        encoder: EncoderInfo { max_tokens: meta.max_tokens, pooling: meta.pooling },
+        encoder: meta.encoder,
         text_fields: meta.text_fields,
         metrics: meta.metrics,
         files: files
@@ -259,8 +262,7 @@ pub fn scale_bundle(from: &Path, n_items: usize, query_dims: usize, out: &Path) 
         // The scaled catalogue has no sequential rules (a million items' would be ~600 MB): it
         // measures the tables, the encoder and the ranking.
         scoring: nook_core::Scoring { sequence: None, ..b.manifest.scoring },
-        max_tokens: b.manifest.encoder.max_tokens,
-        pooling: b.manifest.encoder.pooling,
+        encoder: b.manifest.encoder.clone(),
         metrics: Vec::new(),
         text_fields: b.manifest.text_fields.clone(),
     };

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use nook_core::bundle::sha256_hex;
-use nook_core::encoder::{Pooling, TextEncoder, POOLING_FILE};
+use nook_core::encoder::{Pooling, Prompts, TextEncoder, POOLING_FILE, PROMPTS_FILE};
 use nook_core::quant::{self, encode_f32};
 use std::path::{Path, PathBuf};
 
@@ -66,7 +66,8 @@ impl EncoderSource {
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
         let vb = VarBuilder::from_buffered_safetensors(read(&weights)?, DType::F32, device)
             .with_context(|| format!("loading {}", weights.display()))?;
-        Ok(TextEncoder::new(&read(&config)?, &read(&tokenizer)?, vb, self.max_tokens)?.with_pooling(self.pooling()?))
+        let encoder = TextEncoder::new(&read(&config)?, &read(&tokenizer)?, vb, self.max_tokens)?;
+        Ok(encoder.with_pooling(self.pooling()?).with_prompts(self.prompts()?))
     }
 
     /// The int8 engine over the same weights, quantised on load as an int8 bundle stores them
@@ -76,12 +77,18 @@ impl EncoderSource {
         let [config, tokenizer, weights] = self.files();
         let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
         let encoder = TextEncoder::new_int8(&read(&config)?, &read(&tokenizer)?, read(&weights)?, self.max_tokens)?;
-        Ok(encoder.with_pooling(self.pooling()?))
+        Ok(encoder.with_pooling(self.pooling()?).with_prompts(self.prompts()?))
     }
 
     /// The pooling the model's sentence-transformers config names (mean without one).
     pub fn pooling(&self) -> Result<Pooling> {
         read_pooling(&self.dir)
+    }
+
+    /// The query and document prompts the model's sentence-transformers config names (none
+    /// without one).
+    pub fn prompts(&self) -> Result<Prompts> {
+        read_prompts(&self.dir)
     }
 
     /// A hash of the model files and settings, part of the cache key.
@@ -97,6 +104,11 @@ impl EncoderSource {
         if let Pooling::Cls = self.pooling()? {
             all.extend(b"pooling=cls");
         }
+        // Prompts change every item's vector; none (all-MiniLM-L6-v2) leaves earlier keys as they were.
+        let prompts = self.prompts()?;
+        if !prompts.is_empty() {
+            all.extend(format!("prompts={:?}|{:?}", prompts.query, prompts.document).into_bytes());
+        }
         Ok(sha256_hex(&all))
     }
 }
@@ -111,9 +123,20 @@ pub fn read_pooling(dir: &Path) -> Result<Pooling> {
     }
 }
 
-/// Unit-length embeddings of `texts`, row-major `[texts.len() x dim]`.
+/// The prompts in `dir`'s `config_sentence_transformers.json`; none when there is none.
+pub fn read_prompts(dir: &Path) -> Result<Prompts> {
+    let path = dir.join(PROMPTS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Prompts::from_sentence_transformers(&bytes).with_context(|| format!("reading {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Prompts::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Unit-length embeddings of item `texts` (after the encoder's document prompt), row-major
+/// `[texts.len() x dim]`.
 pub fn embed_all(encoder: &TextEncoder, texts: &[String], label: &str) -> Result<Vec<f32>> {
-    let ids = texts.iter().map(|t| encoder.tokenize(t)).collect::<nook_core::Result<Vec<_>>>()?;
+    let ids = texts.iter().map(|t| encoder.tokenize_document(t)).collect::<nook_core::Result<Vec<_>>>()?;
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| ids[i].len());
     let dim = encoder.dim();

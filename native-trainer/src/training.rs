@@ -499,11 +499,13 @@ fn choose_similar_weight(mut h: Hybrid, split: &Split, train: &Csr) -> Hybrid {
     h
 }
 
-/// Unit-length embeddings of `queries`, one vector each.
+/// Unit-length embeddings of typed `queries` (after the encoder's query prompt), one vector each.
 pub fn embed_queries(encoder: &nook_core::encoder::TextEncoder, queries: &[String]) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(queries.len());
+    let prompts = encoder.prompts();
     for chunk in queries.chunks(64) {
-        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let prompted: Vec<_> = chunk.iter().map(|q| prompts.query(q)).collect();
+        let refs: Vec<&str> = prompted.iter().map(|q| q.as_ref()).collect();
         let flat = encoder.embed(&refs)?;
         out.extend(flat.chunks_exact(encoder.dim()).map(<[f32]>::to_vec));
     }

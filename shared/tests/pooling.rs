@@ -54,9 +54,9 @@ fn the_model_directory_names_its_pooling_and_bundles_carry_it() {
     // all-MiniLM-L6-v2's own sentence-transformers config: mean.
     assert_eq!(Pooling::from_sentence_transformers(&read(POOLING_FILE)).unwrap(), Pooling::Mean);
     // Mean is left out of a manifest (earlier bundles read, and keep their ids); [CLS] is written.
-    let mean = EncoderInfo { max_tokens: 64, pooling: Pooling::Mean };
+    let mean = EncoderInfo { max_tokens: 64, pooling: Pooling::Mean, prompts: Default::default() };
     assert_eq!(serde_json::to_string(&mean).unwrap(), r#"{"max_tokens":64}"#);
-    let cls = EncoderInfo { max_tokens: 64, pooling: Pooling::Cls };
+    let cls = EncoderInfo { max_tokens: 64, pooling: Pooling::Cls, prompts: Default::default() };
     let json = serde_json::to_string(&cls).unwrap();
     assert_eq!(json, r#"{"max_tokens":64,"pooling":"cls"}"#);
     assert_eq!(serde_json::from_str::<EncoderInfo>(&json).unwrap(), cls);

@@ -25,7 +25,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use frozen_cache::FrozenCache;
 use nook_core::bundle::sha256_hex;
-use nook_core::encoder::{block_prefix, BertConfig, Pooling, TextEncoder, POOLING_FILE};
+use nook_core::encoder::{block_prefix, BertConfig, Pooling, Prompts, TextEncoder, POOLING_FILE, PROMPTS_FILE};
 use nook_core::quant::encode_f32;
 use pairs::{Batcher, BatcherState, HardNegatives};
 use serde::{Deserialize, Serialize};
@@ -110,8 +110,9 @@ pub struct FineTuned {
     pub weights: HashMap<String, Tensor>,
     pub config_json: Vec<u8>,
     pub tokenizer_json: Vec<u8>,
-    /// The base model's pooling, kept.
+    /// The base model's pooling and prompts, kept.
     pub pooling: Pooling,
+    pub prompts: Prompts,
     /// Training loss at every step.
     pub losses: Vec<f32>,
     pub seconds: f64,
@@ -127,7 +128,8 @@ impl FineTuned {
     /// The fine-tuned encoder for inference, embedding up to `max_tokens` tokens.
     pub fn encoder(&self, max_tokens: usize, device: &Device) -> Result<TextEncoder> {
         let vb = VarBuilder::from_tensors(self.weights.clone(), DType::F32, device);
-        Ok(TextEncoder::new(&self.config_json, &self.tokenizer_json, vb, max_tokens)?.with_pooling(self.pooling))
+        let encoder = TextEncoder::new(&self.config_json, &self.tokenizer_json, vb, max_tokens)?;
+        Ok(encoder.with_pooling(self.pooling).with_prompts(self.prompts.clone()))
     }
 
     /// The int8 engine over the fine-tuned weights, quantised as an int8 bundle stores them
@@ -144,7 +146,7 @@ impl FineTuned {
             .collect::<Result<Vec<_>>>()?;
         let bytes = nook_core::quant::serialize(&tensors)?;
         let encoder = TextEncoder::new_int8(&self.config_json, &self.tokenizer_json, bytes, max_tokens)?;
-        Ok(encoder.with_pooling(self.pooling))
+        Ok(encoder.with_pooling(self.pooling).with_prompts(self.prompts.clone()))
     }
 
     /// Writes a Hugging Face layout directory (`config.json`, `tokenizer.json`, `model.safetensors`).
@@ -157,6 +159,9 @@ impl FineTuned {
             let hidden = serde_json::from_slice::<BertConfig>(&self.config_json).context("config.json")?.hidden_size;
             std::fs::create_dir_all(dir.join("1_Pooling"))?;
             std::fs::write(dir.join(POOLING_FILE), self.pooling.sentence_transformers_config(hidden))?;
+        }
+        if !self.prompts.is_empty() {
+            std::fs::write(dir.join(PROMPTS_FILE), self.prompts.sentence_transformers_config())?;
         }
         Ok(())
     }
@@ -242,15 +247,16 @@ pub fn run(
     for (n, v) in names.iter().zip(&vars) {
         weights.insert(n.clone(), v.as_tensor().clone());
     }
-    let pooling = source.pooling()?;
+    let (pooling, prompts) = (source.pooling()?, source.prompts()?);
     let encoder = TextEncoder::new(
         &config_json,
         &tokenizer_json,
         VarBuilder::from_tensors(weights.clone(), DType::F32, device),
         cfg.max_tokens,
     )?
-    .with_pooling(pooling);
-    let ids = texts.iter().map(|t| encoder.tokenize(t)).collect::<nook_core::Result<Vec<_>>>()?;
+    .with_pooling(pooling)
+    .with_prompts(prompts.clone());
+    let ids = texts.iter().map(|t| encoder.tokenize_document(t)).collect::<nook_core::Result<Vec<_>>>()?;
     let trainable: usize = vars.iter().map(|v| v.as_tensor().elem_count()).sum();
     tracing::info!(
         "fine-tuning {} of {} blocks ({trainable} weights) on {} pairs: {} steps of {} pairs",
@@ -388,6 +394,7 @@ pub fn run(
         config_json,
         tokenizer_json,
         pooling,
+        prompts,
         losses,
         seconds,
         fingerprint,

@@ -18,7 +18,7 @@ use crate::finetune::FineTuned;
 use crate::store::{read_json, read_tensors, write_tensors, ENCODER_FILES};
 use anyhow::{ensure, Context, Result};
 use nook_core::catalog::codec;
-use nook_core::encoder::POOLING_FILE;
+use nook_core::encoder::{POOLING_FILE, PROMPTS_FILE};
 use nook_core::quant::{encode_matrix, Quant};
 use nook_core::{Catalog, ItemMeta, TextLayout};
 use std::borrow::Cow;
@@ -329,6 +329,10 @@ fn copy_encoder(from: &Path, to: &Path) -> Result<()> {
     if from.join(POOLING_FILE).is_file() {
         std::fs::create_dir_all(to.join("1_Pooling"))?;
         link_or_copy(&from.join(POOLING_FILE), &to.join(POOLING_FILE))?;
+    }
+    // And its prompts: item texts were embedded after them, and queries must be.
+    if from.join(PROMPTS_FILE).is_file() {
+        link_or_copy(&from.join(PROMPTS_FILE), &to.join(PROMPTS_FILE))?;
     }
     Ok(())
 }

@@ -41,6 +41,10 @@ pub struct EncoderInfo {
     /// recorded, so their manifests and ids are unchanged).
     #[serde(default, skip_serializing_if = "crate::encoder::Pooling::is_mean")]
     pub pooling: crate::encoder::Pooling,
+    /// The prefixes the item texts were embedded after and a typed query is embedded after
+    /// (absent: none, as in bundles from before they were recorded).
+    #[serde(default, skip_serializing_if = "crate::encoder::Prompts::is_empty")]
+    pub prompts: crate::encoder::Prompts,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -141,6 +145,7 @@ impl Manifest {
                 m.encoder.max_tokens
             )));
         }
+        m.encoder.prompts.check().map_err(|e| NookError::bundle(format!("manifest.json: encoder.prompts: {e}")))?;
         if m.quant == Quant::Int8 && m.text_dim.max(m.cf_dim) > crate::score::MAX_INT8_COLS {
             return Err(NookError::bundle(format!(
                 "manifest.json: int8 tables wider than {} columns",

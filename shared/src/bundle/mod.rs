@@ -86,7 +86,8 @@ impl Bundle {
             }
         }
         .map_err(|e| NookError::bundle(format!("encoder: {e}")))?
-        .with_pooling(manifest.encoder.pooling);
+        .with_pooling(manifest.encoder.pooling)
+        .with_prompts(manifest.encoder.prompts.clone());
         if encoder.dim() != catalog.query_dim() {
             return Err(NookError::bundle(format!(
                 "encoder produces {} dims, the item text vectors expect {}",

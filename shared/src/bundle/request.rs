@@ -77,12 +77,12 @@ pub struct RecommendedItem {
 }
 
 impl Bundle {
-    /// Embeds a query with the bundle's encoder.
+    /// Embeds a query with the bundle's encoder, after its query prompt.
     pub fn embed(&self, text: &str) -> Result<Vec<f32>> {
         if text.len() > MAX_QUERY_BYTES {
             return Err(NookError::request(format!("query is {} bytes; the limit is {MAX_QUERY_BYTES}", text.len())));
         }
-        self.encoder.embed(&[text])
+        self.encoder.embed_query(text)
     }
 
     /// Ranks the catalogue for a request by ids on the CPU: the path shared by native and browser.

@@ -5,6 +5,7 @@ pub mod bert;
 pub mod int8;
 mod par;
 pub mod pooling;
+pub mod prompt;
 pub mod qmatmul;
 pub mod tape;
 pub mod train_ops;
@@ -12,6 +13,7 @@ pub mod train_ops;
 pub use bert::{block_prefix, masked_mean_pool, Bert, BertConfig, Mode};
 pub use int8::Int8Bert;
 pub use pooling::{Pooling, POOLING_FILE};
+pub use prompt::{Prompts, PROMPTS_FILE};
 pub use tape::TrainedPass;
 
 use crate::error::{NookError, Result};
@@ -44,6 +46,7 @@ pub struct TextEncoder {
     max_tokens: usize,
     device: Device,
     pooling: Pooling,
+    prompts: Prompts,
 }
 
 fn parse_config(config: &[u8]) -> Result<BertConfig> {
@@ -71,7 +74,14 @@ impl TextEncoder {
         let max_tokens = token_limit(max_tokens, &config)?;
         let bert = Bert::load(weights, &config)?;
         let tokenizer = load_tokenizer(tokenizer, max_tokens)?;
-        Ok(Self { model: Model::F32(bert), tokenizer, max_tokens, device, pooling: Pooling::Mean })
+        Ok(Self {
+            model: Model::F32(bert),
+            tokenizer,
+            max_tokens,
+            device,
+            pooling: Pooling::Mean,
+            prompts: Prompts::default(),
+        })
     }
 
     /// Builds the int8 engine from `config.json`, `tokenizer.json` and `model.safetensors`
@@ -82,7 +92,14 @@ impl TextEncoder {
         let max_tokens = token_limit(max_tokens, &config)?;
         let bert = Int8Bert::load(safetensors, "encoder/model.safetensors", &config)?;
         let tokenizer = load_tokenizer(tokenizer, max_tokens)?;
-        Ok(Self { model: Model::Int8(bert), tokenizer, max_tokens, device: Device::Cpu, pooling: Pooling::Mean })
+        Ok(Self {
+            model: Model::Int8(bert),
+            tokenizer,
+            max_tokens,
+            device: Device::Cpu,
+            pooling: Pooling::Mean,
+            prompts: Prompts::default(),
+        })
     }
 
     /// Pools with `pooling` (mean by default): read it from the model's `1_Pooling/config.json`.
@@ -93,6 +110,17 @@ impl TextEncoder {
 
     pub fn pooling(&self) -> Pooling {
         self.pooling
+    }
+
+    /// Prefixes queries and item texts with `prompts` (none by default): read them from the
+    /// model's `config_sentence_transformers.json`.
+    pub fn with_prompts(mut self, prompts: Prompts) -> Self {
+        self.prompts = prompts;
+        self
+    }
+
+    pub fn prompts(&self) -> &Prompts {
+        &self.prompts
     }
 
     /// `"f32"` or `"int8"`: the engine that embeds.
@@ -141,6 +169,16 @@ impl TextEncoder {
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.tokenizer.encode(text, true).map_err(|e| NookError::encoder(format!("tokenizer: {e}")))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// Token ids of an item's text, after the model's document prompt.
+    pub fn tokenize_document(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenize(&self.prompts.document(text))
+    }
+
+    /// The unit-length embedding of a typed query, after the model's query prompt.
+    pub fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        self.embed(&[&self.prompts.query(text)])
     }
 
     /// Pads token-id lists to the longest and builds the model's input tensors.
