@@ -2,7 +2,8 @@
 # Browser tests, in headless Debian Chromium:
 #  1. wasm-bindgen-test: the wasm client's rankings ("more like this" too) equal native
 #     `nook recommend` / `nook similar` (ids exact, scores within 1e-4), on the CPU and WebGPU,
-#     with each of its two builds (SIMD128, relaxed SIMD), on a `fused-sr` bundle (sequential rules);
+#     with each of its two builds (SIMD128, relaxed SIMD), on a `fused-sr` bundle (sequential rules),
+#     and on a `hybrid` bundle whose encoder names prompts (SIMD128);
 #  2. Playwright (playwright-core from npm, Debian's chromium): the page suite against `nook serve`
 #     (the headers users get) and its core checks against nginx with docs/deploy/nginx.conf; the
 #     browser package installed from its `npm pack` tarball on a plain page; a catalogue update
@@ -32,13 +33,22 @@ grep -q '"sequence"' "$work/bundle/manifest.json" || {
   exit 1
 }
 # Bundle B, for the catalogue-update test: another seed, and Star Wars (50), Fargo (100) and
-# Return of the Jedi (181) withdrawn from the catalogue.
+# Return of the Jedi (181) withdrawn from the catalogue. Its encoder names prompts, as e5's do
+# (all-MiniLM-L6-v2's files with a config_sentence_transformers.json), so the parity check
+# below also covers a typed query's prompt in the browser.
+prompted=$work/encoder-prompted
+mkdir -p "$prompted"
+for f in config.json tokenizer.json model.safetensors; do
+  cp -u assets/models/all-MiniLM-L6-v2/$f "$prompted/$f"
+done
+printf '{"prompts": {"query": "a film about ", "document": "film: "}}\n' >"$prompted/config_sentence_transformers.json"
 if [ ! -f "$work/bundle-b/manifest.json" ] || [ "$nook" -nt "$work/bundle-b/manifest.json" ]; then
   data_b=$work/data-b/ml-100k
   mkdir -p "$data_b"
   awk -F'\t' 'NR == 1 || ($2 != 50 && $2 != 100 && $2 != 181)' assets/data/ml-100k/ml-100k.inter >"$data_b/ml-100k.inter"
   awk -F'\t' 'NR == 1 || ($1 != 50 && $1 != 100 && $1 != 181)' assets/data/ml-100k/ml-100k.item >"$data_b/ml-100k.item"
-  "$nook" train --data "$data_b" --out "$work/model-b" --models pop,als,content,hybrid --seed 7 --log warn >/dev/null
+  "$nook" train --data "$data_b" --out "$work/model-b" --models pop,als,content,hybrid --seed 7 \
+    --encoder "$prompted" --log warn >/dev/null
   "$nook" export --model "$work/model-b" --out "$work/bundle-b" --log warn
 fi
 
@@ -49,7 +59,7 @@ add_case() { # request JSON, then nook recommend arguments
   local request=$1
   shift
   local expected
-  expected=$("$nook" recommend --bundle "$work/bundle" --json --log warn "$@")
+  expected=$("$nook" recommend --bundle "${case_bundle:-$work/bundle}" --json --log warn "$@")
   cases+="$sep{\"request\":$request,\"expected\":$expected}"
   sep=','
 }
@@ -69,6 +79,19 @@ for item in 1 50 181; do
   sep=','
 done
 similar+=']'
+# Bundle B's cases: typed queries go through its query prompt on both sides.
+grep -q '"prompts"' "$work/bundle-b/manifest.json" || { echo "bundle B carries no prompts" >&2; exit 1; }
+cases_a=$cases
+cases='['
+sep=''
+case_bundle=$work/bundle-b
+add_case '{"likes":["1","172"],"query":"a scary movie with zombies","k":10}' \
+  --like 1 --like 172 --query "a scary movie with zombies" --k 10
+add_case '{"query":"romantic comedy in paris","k":20}' --query "romantic comedy in paris" --k 20
+unset case_bundle
+cases_b="$cases]"
+cases=$cases_a
+similar_b="[{\"item\":\"1\",\"k\":10,\"expected\":$("$nook" similar --bundle "$work/bundle-b" --item 1 --k 10 --json --log warn)}]"
 
 # Serve a bundle (and the page) on a free loopback port: $1 = log file, then nook serve's options.
 serve() {
@@ -96,6 +119,10 @@ for features in "" "--features relaxed-simd"; do
   NOOK_PARITY_BUNDLE_URL="${cors_url}bundle/" NOOK_PARITY_CASES="$cases" NOOK_PARITY_SIMILAR="$similar" \
     cargo test -p nook-wasm --profile wasm --target wasm32-unknown-unknown --test parity $features
 done
+serve "$work/serve-cors-b.log" --bundle "$work/bundle-b" --cors
+echo "== wasm-bindgen-test parity against $served (bundle B: encoder prompts)" >&2
+NOOK_PARITY_BUNDLE_URL="${served}bundle/" NOOK_PARITY_CASES="$cases_b" NOOK_PARITY_SIMILAR="$similar_b" \
+  cargo test -p nook-wasm --profile wasm --target wasm32-unknown-unknown --test parity
 
 echo "== browser package: build, TypeScript types, page suite (Playwright)" >&2
 scripts/build-wasm.sh

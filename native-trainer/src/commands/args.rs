@@ -262,7 +262,10 @@ impl Default for ModelArgs {
 
 #[derive(Args, Clone, Debug, PartialEq)]
 pub struct EncoderArgs {
-    /// Text encoder: a local Hugging Face BERT directory (config.json, tokenizer.json, model.safetensors).
+    /// Text encoder: a local Hugging Face BERT directory (config.json, tokenizer.json,
+    /// model.safetensors). Its sentence-transformers files, where present, set the pooling
+    /// (`1_Pooling/config.json`: mean or [CLS]) and the prompts put before item texts and typed
+    /// queries (`config_sentence_transformers.json`, e.g. e5's `query: ` / `passage: `).
     #[arg(long, default_value = DEFAULT_ENCODER)]
     pub encoder: PathBuf,
     /// Longest item text, in tokens.
