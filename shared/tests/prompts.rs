@@ -50,5 +50,9 @@ fn manifests_without_prompts_keep_their_form_and_oversized_prompts_are_refused()
     let err = common::load(&manifest, files.clone()).err().unwrap();
     assert!(err.contains("encoder.prompts") && err.contains("query prompt"), "{err}");
     manifest["encoder"]["prompts"] = json!({"query": 7});
-    assert!(common::load(&manifest, files).is_err());
+    assert!(common::load(&manifest, files.clone()).is_err());
+    // A prompt this client does not know how to apply is refused, not skipped.
+    manifest["encoder"]["prompts"] = json!({"query": "query: ", "passage": "passage: "});
+    let err = common::load(&manifest, files).err().unwrap();
+    assert!(err.contains("passage"), "{err}");
 }

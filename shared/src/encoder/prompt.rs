@@ -19,8 +19,11 @@ const DOCUMENT_NAMES: [&str; 3] = ["document", "passage", "corpus"];
 /// Longest prompt accepted: a prefix, not a text (it costs every item and query its tokens).
 pub const MAX_PROMPT_BYTES: usize = 256;
 
-/// The prefixes put before a typed query and before an item's text (empty: none).
+/// The prefixes put before a typed query and before an item's text (empty: none). In a
+/// manifest, a key other than these two is refused rather than ignored: a prompt a client would
+/// not apply ranks every typed query wrong.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Prompts {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub query: String,
