@@ -117,6 +117,14 @@ fn train_then_eval_on_ml100k_writes_the_json_contract() {
     );
     let md = std::fs::read_to_string(model.join("report").join("report.md")).unwrap();
     assert!(md.contains("## Differences with 95% intervals"), "report.md shows the intervals");
+    // The report names the encoder the text models read with, and how it read.
+    let line = md.lines().find(|l| l.starts_with("Text encoder: ")).expect("report.md names the text encoder");
+    assert!(line.contains("all-MiniLM-L6-v2") && line.contains("mean pooling, no prompts"), "{line}");
+    let trained: Value = serde_json::from_slice(&std::fs::read(model.join("eval.json")).unwrap()).unwrap();
+    let encoder = &trained["encoder"];
+    assert!(encoder["dir"].as_str().unwrap().ends_with("all-MiniLM-L6-v2"), "{encoder}");
+    assert_eq!((&encoder["pooling"], &encoder["max_tokens"]), (&Value::from("mean"), &Value::from(256)));
+    assert!(encoder.get("prompts").is_none() && encoder["fingerprint"].as_str().unwrap().len() == 64, "{encoder}");
 }
 
 #[test]

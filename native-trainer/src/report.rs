@@ -81,6 +81,9 @@ fn markdown(report: &EvalReport, losses: Option<&[f32]>, notes: &str, plots: &[(
             false => "Final models fitted on the training part alone (no refit).",
         }
     );
+    if let Some(encoder) = &report.encoder {
+        let _ = writeln!(md, "{}\n", encoder.describe());
+    }
     for (split, size) in &report.splits {
         let _ = writeln!(
             md,

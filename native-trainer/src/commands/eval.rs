@@ -1,7 +1,7 @@
 //! `nook eval`: every model against the baselines on the warm test split and the cold items.
 
 use super::args::TrainingArgs;
-use crate::eval::results::evaluate_all;
+use crate::eval::results::{evaluate_all, EncoderUsed};
 use crate::eval::Target;
 use crate::models::hybrid::{user_vectors, HybridScorer};
 use crate::models::Scorer;
@@ -51,12 +51,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         "--on valid needs --no-refit: refitted models have seen the validation part"
     );
     let (data, split) = t.load()?;
-    let (set, cfg) = match &args.model {
+    let (set, cfg, encoder) = match &args.model {
         // A saved model's settings are those it was trained with.
-        Some(dir) => (store::load(dir, &data, &split.config)?, store::load_info(dir)?.config),
+        Some(dir) => (store::load(dir, &data, &split.config)?, store::load_info(dir)?.config, None),
         None => {
             let cfg = t.model_config(&data)?;
-            (ModelSet::train(&t.inputs(&data, &split)?, &t.entries(), &cfg)?, cfg)
+            let inputs = t.inputs(&data, &split)?;
+            let encoder = inputs.encoder.as_ref().map(EncoderUsed::of).transpose()?;
+            (ModelSet::train(&inputs, &t.entries(), &cfg)?, cfg, encoder)
         }
     };
     let imported = args
@@ -86,6 +88,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let all_k = if args.report.is_some() { report::with_curve_ks(&args.k) } else { args.k.clone() };
     let mut results = evaluate_all(&data.name, &split, &set, &extra, &cfg, &all_k, &args.on);
     results.data_rows = Some(data.skipped.clone());
+    results.encoder = encoder;
     print!("{}", results.table_for(&args.k));
     print!("{}", results.differences_table());
     if let Some(s) = &results.similar {

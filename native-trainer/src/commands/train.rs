@@ -3,7 +3,7 @@
 use super::args::TrainingArgs;
 use crate::data::Dataset;
 use crate::eval::query::QueryReport;
-use crate::eval::results::{evaluate_all, evaluate_queries};
+use crate::eval::results::{evaluate_all, evaluate_queries, EncoderUsed};
 use crate::eval::Target;
 use crate::split::Split;
 use crate::training::{ModelConfig, ModelSet};
@@ -49,6 +49,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         (!args.no_eval).then(|| evaluate_all(&data.name, &split, &set, &[], &cfg, &ks, &[Target::Warm, Target::Cold]));
     if let Some(report) = &mut report {
         report.data_rows = Some(data.skipped.clone());
+        report.encoder = inputs.encoder.as_ref().map(EncoderUsed::of).transpose()?;
         print!("{}", report.table_for(&[10, 20]));
         if let Some(s) = &report.similar {
             print!("{}", s.table());

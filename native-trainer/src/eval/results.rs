@@ -42,6 +42,48 @@ pub struct EvalReport {
     /// Rows read, and those skipped under `--skip-bad-rows` by reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_rows: Option<crate::data::SkippedRows>,
+    /// The text encoder the text models embedded with (absent when none was trained here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<EncoderUsed>,
+}
+
+/// Which encoder produced a run's text vectors, and how it read the texts: enough to tell two
+/// runs' encoders apart (the fingerprint covers the model files and these settings).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EncoderUsed {
+    pub dir: String,
+    pub fingerprint: String,
+    pub max_tokens: usize,
+    pub pooling: nook_core::encoder::Pooling,
+    #[serde(default, skip_serializing_if = "nook_core::encoder::Prompts::is_empty")]
+    pub prompts: nook_core::encoder::Prompts,
+}
+
+impl EncoderUsed {
+    pub fn of(source: &crate::textvec::EncoderSource) -> Result<Self> {
+        Ok(Self {
+            dir: source.dir.display().to_string(),
+            fingerprint: source.fingerprint()?,
+            max_tokens: source.max_tokens,
+            pooling: source.pooling()?,
+            prompts: source.prompts()?,
+        })
+    }
+
+    /// One line for the report: where the encoder came from and how it read the texts.
+    pub fn describe(&self) -> String {
+        let pooling = if self.pooling.is_mean() { "mean pooling" } else { "[CLS] pooling" };
+        let prompts = match (&self.prompts.query, &self.prompts.document) {
+            (q, d) if q.is_empty() && d.is_empty() => "no prompts".to_string(),
+            (q, d) => format!("prompts: query {q:?}, item text {d:?}"),
+        };
+        format!(
+            "Text encoder: `{}` ({pooling}, {prompts}, up to {} tokens; fingerprint {}).",
+            self.dir,
+            self.max_tokens,
+            &self.fingerprint[..12.min(self.fingerprint.len())]
+        )
+    }
 }
 
 /// Evaluates every model of `set`, then `extra` scorers, on `targets`.
@@ -98,6 +140,7 @@ pub fn evaluate_all(
         similar,
         differences,
         data_rows: None,
+        encoder: None,
     }
 }
 
@@ -262,5 +305,30 @@ impl EvalReport {
             out.push('\n');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nook_core::encoder::{Pooling, Prompts};
+
+    #[test]
+    fn the_report_line_says_how_the_encoder_read() {
+        let mut used = EncoderUsed {
+            dir: "assets/models/e5-small".into(),
+            fingerprint: "0123456789abcdef".repeat(4),
+            max_tokens: 256,
+            pooling: Pooling::Mean,
+            prompts: Prompts { query: "query: ".into(), document: "passage: ".into() },
+        };
+        assert_eq!(
+            used.describe(),
+            "Text encoder: `assets/models/e5-small` (mean pooling, prompts: query \"query: \", item text \
+             \"passage: \", up to 256 tokens; fingerprint 0123456789ab)."
+        );
+        used.prompts = Prompts::default();
+        used.pooling = Pooling::Cls;
+        assert!(used.describe().contains("([CLS] pooling, no prompts, up to 256 tokens"), "{}", used.describe());
     }
 }
